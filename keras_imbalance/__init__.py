@@ -1,0 +1,18 @@
+"""keras-imbalance: deep learning on class-imbalanced data with Keras 3.
+
+Sub-packages:
+
+- `keras_imbalance.datasets`: long-tailed profiles, loaders, tf.data pipelines.
+- `keras_imbalance.metrics`: balanced accuracy, geometric mean, reports.
+- `keras_imbalance.applications`: the backbones the papers use.
+- `keras_imbalance.layers`: layers shared by backbones and models.
+- `keras_imbalance.models`: the generative balancers (GAMO, M2m, ...).
+"""
+
+__version__ = "0.1.0"
+
+from keras_imbalance import applications  # noqa: E402
+from keras_imbalance import datasets  # noqa: E402
+from keras_imbalance import layers  # noqa: E402
+from keras_imbalance import metrics  # noqa: E402
+from keras_imbalance import models  # noqa: E402

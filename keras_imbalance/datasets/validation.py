@@ -1,0 +1,77 @@
+"""Input checks shared by loaders, pipelines and models.
+
+Every check raises a `ValueError` that names the problem, so bad data fails
+loudly before training instead of producing a silently wrong model.
+"""
+
+import numpy as np
+
+
+def check_labels(y, num_classes=None, name="y"):
+    """Validate sparse integer class labels and return them as int64 (N,).
+
+    Accepts shape (N,) or (N, 1). Raises on floats that are not integers,
+    negative labels, labels >= `num_classes`, NaN, and empty arrays.
+    """
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(
+            f"{name} must be sparse integer class ids of shape (N,) or (N, 1), got shape {y.shape}"
+            + (" (one-hot labels? pass y.argmax(-1))" if y.ndim == 2 else "")
+        )
+    if y.size == 0:
+        raise ValueError(f"{name} is empty: no samples")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"{name} contains NaN or inf labels")
+        if not np.all(y == np.round(y)):
+            raise ValueError(f"{name} must hold integer class ids, got non-integer values such as {y[y != np.round(y)][0]}")
+    elif y.dtype.kind not in "iub":
+        raise ValueError(f"{name} must hold integer class ids, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.min() < 0:
+        raise ValueError(f"{name} has negative class ids (min {y.min()}); class ids must be 0..C-1")
+    if num_classes is not None and y.max() >= num_classes:
+        raise ValueError(f"{name} has class id {y.max()} out of range for num_classes={num_classes}")
+    return y
+
+
+def check_images(x, name="x", min_rank=2):
+    """Validate a float/int array of samples: non-empty, finite, rank >= `min_rank`."""
+    x = np.asarray(x)
+    if x.ndim < min_rank:
+        raise ValueError(f"{name} must have rank >= {min_rank} (samples first), got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty: no samples")
+    if x.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be numeric, got dtype {x.dtype}")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        bad = int(np.sum(~np.isfinite(x.reshape(x.shape[0], -1)).any(axis=1)))
+        raise ValueError(f"{name} contains NaN or inf values in {bad} sample(s)")
+    return x
+
+
+def check_xy(x, y, num_classes=None):
+    """Validate a (samples, labels) pair; returns (x, y) with y as int64 (N,)."""
+    x = check_images(x)
+    y = check_labels(y, num_classes)
+    if len(x) != len(y):
+        raise ValueError(f"x and y have different lengths: {len(x)} samples vs {len(y)} labels")
+    return x, y
+
+
+def class_counts(y, num_classes=None, require_all=True):
+    """Per-class counts of sparse labels `y`, as an int64 array (C,).
+
+    With `require_all=True` a class with no samples is an error, since every
+    balancer divides by or samples from each class's count.
+    """
+    y = check_labels(y, num_classes)
+    num_classes = int(num_classes if num_classes is not None else y.max() + 1)
+    counts = np.bincount(y, minlength=num_classes).astype(np.int64)
+    if require_all and np.any(counts == 0):
+        missing = np.flatnonzero(counts == 0).tolist()
+        raise ValueError(f"class(es) {missing} have no samples; every class 0..{num_classes - 1} needs at least one")
+    return counts

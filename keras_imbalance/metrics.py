@@ -1,0 +1,205 @@
+"""Metrics for class-imbalanced classification.
+
+Streaming `keras.metrics.Metric`s accumulate a confusion matrix over an epoch
+(`BalancedAccuracy`, `GeometricMeanScore`, `ClassRecall`), and
+`classification_report` computes the evaluation protocol's numbers on arrays.
+
+Conventions (the same as scikit-learn's `balanced_accuracy_score`): a class
+with no true samples so far has an undefined recall and is left out of the
+balanced accuracy and the geometric mean. Predictions may be class ids (N,),
+probabilities or logits (N, C) (argmax), or a single sigmoid column (N, 1)
+for binary problems (threshold 0.5, or 0 with `from_logits=True`).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_imbalance.datasets.validation import check_labels
+
+
+def _predicted_ids(y_pred, from_logits=False):
+    """Class ids from ids (N,), scores (N, C) or one binary column (N, 1)."""
+    y_pred = ops.convert_to_tensor(y_pred)
+    if len(y_pred.shape) == 1:
+        return ops.cast(y_pred, "int32")
+    if y_pred.shape[-1] == 1:
+        threshold = 0.0 if from_logits else 0.5
+        return ops.cast(ops.reshape(y_pred, (-1,)) > threshold, "int32")
+    return ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+
+
+class _ConfusionMatrixMetric(keras.metrics.Metric):
+    """Base: accumulates a (C, C) confusion matrix, rows = true class."""
+
+    def __init__(self, num_classes, from_logits=False, name=None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        if int(num_classes) < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        self.num_classes = int(num_classes)
+        self.from_logits = from_logits
+        self.confusion = self.add_variable(
+            shape=(self.num_classes, self.num_classes), initializer="zeros", name="confusion", dtype="float32"
+        )
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(ops.reshape(ops.convert_to_tensor(y_true), (-1,)), "int32")
+        y_pred = _predicted_ids(y_pred, self.from_logits)
+        cells = y_true * self.num_classes + y_pred
+        weights = None if sample_weight is None else ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+        counts = ops.bincount(cells, weights=weights, minlength=self.num_classes**2)
+        counts = ops.cast(counts[: self.num_classes**2], "float32")
+        self.confusion.assign_add(ops.reshape(counts, (self.num_classes, self.num_classes)))
+
+    def _recalls(self):
+        support = ops.sum(self.confusion, axis=1)
+        diag = ops.diagonal(self.confusion)
+        present = ops.cast(support > 0, "float32")
+        recall = ops.divide_no_nan(diag, support)
+        return recall, present
+
+    def reset_state(self):
+        self.confusion.assign(ops.zeros_like(self.confusion))
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "from_logits": self.from_logits}
+
+
+@keras.saving.register_keras_serializable(package="keras_imbalance")
+class BalancedAccuracy(_ConfusionMatrixMetric):
+    """Balanced accuracy: the mean per-class recall (= ACSA = bACC).
+
+    The headline metric of GAMO (ACSA), M2m (bACC) and the LDAM line of work.
+    Classes with no true samples so far are left out of the mean.
+
+    Example:
+
+    >>> m = BalancedAccuracy(num_classes=3)
+    >>> m.update_state([0, 0, 1, 2], [[.9, .1, 0], [.1, .9, 0], [0, 1, 0], [0, 0, 1]])
+    >>> float(m.result())  # recalls 0.5, 1, 1
+    0.8333333...
+    """
+
+    def __init__(self, num_classes, from_logits=False, name="balanced_accuracy", dtype=None):
+        super().__init__(num_classes, from_logits=from_logits, name=name, dtype=dtype)
+
+    def result(self):
+        recall, present = self._recalls()
+        return ops.divide_no_nan(ops.sum(recall * present), ops.sum(present))
+
+
+@keras.saving.register_keras_serializable(package="keras_imbalance")
+class GeometricMeanScore(_ConfusionMatrixMetric):
+    """Geometric mean of the per-class recalls (GM; Kubat & Matwin 1997).
+
+    Used by GAMO and M2m (Tables 1-2). Zero as soon as one present class has
+    zero recall; classes with no true samples are left out.
+    """
+
+    def __init__(self, num_classes, from_logits=False, name="geometric_mean", dtype=None):
+        super().__init__(num_classes, from_logits=from_logits, name=name, dtype=dtype)
+
+    def result(self):
+        recall, present = self._recalls()
+        # log(0) -> -inf -> exp -> 0 is the right limit; absent classes get log(1) = 0.
+        logs = ops.where(present > 0, ops.log(ops.where(present > 0, recall, 1.0)), 0.0)
+        return ops.exp(ops.divide_no_nan(ops.sum(logs), ops.sum(present)))
+
+
+@keras.saving.register_keras_serializable(package="keras_imbalance")
+class ClassRecall(_ConfusionMatrixMetric):
+    """Per-class recall, a vector (C,); 0 for classes with no true samples yet."""
+
+    def __init__(self, num_classes, from_logits=False, name="class_recall", dtype=None):
+        super().__init__(num_classes, from_logits=from_logits, name=name, dtype=dtype)
+
+    def result(self):
+        recall, _ = self._recalls()
+        return recall
+
+
+def confusion_matrix(y_true, y_pred_or_probs, num_classes):
+    """(C, C) int64 confusion matrix of sparse labels vs ids or scores; rows = true class."""
+    y_true = check_labels(y_true, num_classes, name="y_true")
+    y_pred = np.asarray(y_pred_or_probs)
+    if y_pred.ndim == 2 and y_pred.shape[1] == 1:
+        y_pred = (y_pred[:, 0] > 0.5).astype(np.int64)
+    elif y_pred.ndim == 2:
+        if y_pred.shape[1] != num_classes:
+            raise ValueError(f"predictions have {y_pred.shape[1]} columns but num_classes={num_classes}")
+        if not np.all(np.isfinite(y_pred)):
+            raise ValueError("predictions contain NaN or inf")
+        y_pred = y_pred.argmax(axis=1)
+    else:
+        y_pred = check_labels(y_pred, num_classes, name="y_pred")
+    if len(y_pred) != len(y_true):
+        raise ValueError(f"y_true has {len(y_true)} labels but there are {len(y_pred)} predictions")
+    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def classification_report(y_true, y_pred_or_probs, num_classes, class_counts=None):
+    """The evaluation protocol's numbers for one set of predictions.
+
+    Args:
+        y_true: sparse labels (N,).
+        y_pred_or_probs: predicted ids (N,) or scores (N, C).
+        num_classes: C.
+        class_counts: optional training counts (C,); when given, the report
+            adds `minority_f1`, the F1 of the class with the fewest training
+            samples (ties: the highest class id).
+
+    Returns:
+        dict with `balanced_accuracy`, `geometric_mean`, `macro_f1`,
+        `accuracy`, and `per_class` = {`recall`, `precision`, `f1`,
+        `support`} lists of length C. Balanced accuracy and GM average over
+        classes with test samples; macro-F1 over classes present in the
+        labels or the predictions (scikit-learn's default).
+    """
+    cm = confusion_matrix(y_true, y_pred_or_probs, num_classes).astype(np.float64)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    tp = np.diag(cm)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(support > 0, tp / support, 0.0)
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = support > 0
+    seen = present | (predicted > 0)
+    with np.errstate(divide="ignore"):
+        gm = float(np.exp(np.mean(np.log(recall[present])))) if np.all(recall[present] > 0) else 0.0
+    report = {
+        "balanced_accuracy": float(recall[present].mean()),
+        "geometric_mean": gm,
+        "macro_f1": float(f1[seen].mean()),
+        "accuracy": float(tp.sum() / cm.sum()),
+        "per_class": {
+            "recall": recall.tolist(),
+            "precision": precision.tolist(),
+            "f1": f1.tolist(),
+            "support": support.astype(int).tolist(),
+        },
+    }
+    if class_counts is not None:
+        counts = np.asarray(class_counts)
+        if counts.shape != (num_classes,):
+            raise ValueError(f"class_counts must have length {num_classes}, got shape {counts.shape}")
+        minority = int(np.flatnonzero(counts == counts.min())[-1])
+        report["minority_class"] = minority
+        report["minority_f1"] = float(f1[minority])
+    return report
+
+
+def format_report(report, title=None):
+    """A plain-text table of a `classification_report` dict, for printing."""
+    lines = [title] if title else []
+    lines.append(
+        "balanced accuracy {balanced_accuracy:.4f} | geometric mean {geometric_mean:.4f} | "
+        "macro-F1 {macro_f1:.4f} | accuracy {accuracy:.4f}".format(**report)
+    )
+    if "minority_f1" in report:
+        lines.append(f"minority class {report['minority_class']} F1 {report['minority_f1']:.4f}")
+    pc = report["per_class"]
+    lines.append(f"{'class':>5} {'recall':>7} {'precision':>9} {'f1':>6} {'support':>7}")
+    for c, (r, p, f, s) in enumerate(zip(pc["recall"], pc["precision"], pc["f1"], pc["support"])):
+        lines.append(f"{c:>5} {r:>7.3f} {p:>9.3f} {f:>6.3f} {s:>7d}")
+    return "\n".join(lines)
