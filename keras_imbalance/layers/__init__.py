@@ -1,1 +1,3 @@
+"""Layers shared by the backbones and the models; each registered for serialization."""
 
+from keras_imbalance.layers.cosine_dense import CosineDense
