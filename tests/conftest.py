@@ -9,6 +9,7 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _clear_keras_session():
-    keras.utils.clear_session()
+    # free_memory=False skips a 0.2 s gc.collect per test.
+    keras.utils.clear_session(free_memory=False)
     keras.utils.set_random_seed(0)
     yield

@@ -1,0 +1,295 @@
+"""Export for TensorFlow Serving, and the request formats its clients speak.
+
+`export_for_serving` writes the layout `tensorflow_model_server` loads
+(`export_dir/<version>/saved_model.pb` + `variables/`) with a
+`serving_default` signature that takes raw images and returns class
+probabilities and ids. The request helpers build and parse the REST
+(`/v1/models/<name>:predict`) and gRPC (`PredictionService/Predict`) messages;
+`predict_rest_locally` and `predict_grpc_locally` answer them from an exported
+folder exactly as the server would decode them, so a client can be checked
+without the server binary (which these machines cannot install).
+
+Security: a SavedModel is a TensorFlow graph: loading one from an untrusted
+source runs whatever ops it holds. Treat it like code. `.keras` files load
+with `safe_mode=True` (no arbitrary Python lambdas).
+"""
+
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+SERVING_SIGNATURE = "serving_default"
+GENERATE_SIGNATURE = "generate"
+
+
+def _classifier_of(model):
+    """A method model exports its classifier; a plain model exports itself."""
+    return getattr(model, "classifier", None) or model
+
+
+def _image_shape(model, input_shape):
+    if input_shape is not None:
+        return tuple(input_shape)
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):
+        shape = None
+    if shape is None or isinstance(shape, list):
+        raise ValueError("Cannot infer the image shape of this model; pass input_shape=(H, W, C)")
+    return tuple(shape[1:])
+
+
+def export_for_serving(
+    model,
+    export_dir,
+    version=1,
+    input_dtype="uint8",
+    value_range=(0.0, 1.0),
+    input_shape=None,
+    outputs="logits",
+    overwrite=False,
+):
+    """Write `export_dir/<version>/` for TensorFlow Serving.
+
+    Signatures:
+
+    - `serving_default`: input `images`, (B, H, W, C) of `input_dtype`;
+      outputs `probabilities` float32 (B, C) and `class_id` int64 (B,). With
+      `input_dtype="uint8"` raw pixels 0..255 are scaled inside the graph to
+      `value_range` (the range the model was trained on, e.g. (0, 1) for this
+      package's loaders, (-1, 1) for GAMO's pixel space); with `"float32"` the
+      images are passed as they are (already preprocessed as in training).
+    - `generate` (models with a `generate(class_ids, seed)` method, e.g. GAMO
+      and PolarityGAN): inputs `class_ids` int32 (B,) and `seed` int32
+      scalar; output `samples`.
+    - `translate_ab` / `translate_ba` (models with those methods, e.g.
+      CycleGAN): input `images` float32; output `translated`.
+
+    Args:
+        model: a Keras classifier, or a method model (its `classifier` is exported).
+        export_dir: the model's base path (TF Serving's `base_path`).
+        version: positive int, the version folder.
+        input_dtype: `"uint8"` or `"float32"`.
+        value_range: (low, high) for uint8 scaling.
+        input_shape: (H, W, C) when the model does not know it.
+        outputs: what the classifier returns, `"logits"` (package default) or
+            `"probabilities"`.
+        overwrite: replace an existing version folder; otherwise an existing
+            one is an error (nothing already saved is lost).
+
+    Returns:
+        The path of the version folder.
+    """
+    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
+        raise ValueError(f"version must be a positive integer, got {version!r}")
+    if input_dtype not in ("uint8", "float32"):
+        raise ValueError(f"input_dtype must be 'uint8' or 'float32', got {input_dtype!r}")
+    if outputs not in ("logits", "probabilities"):
+        raise ValueError(f"outputs must be 'logits' or 'probabilities', got {outputs!r}")
+    low, high = (float(v) for v in value_range)
+    if not high > low:
+        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}")
+    version_dir = os.path.join(os.fspath(export_dir), str(int(version)))
+    if os.path.exists(version_dir):
+        if not overwrite:
+            raise FileExistsError(f"{version_dir} already exists; pass overwrite=True or a new version")
+
+    if not model.built:
+        raise ValueError("the model is not built: call it on a batch (or fit it) before exporting")
+    classifier = _classifier_of(model)
+    shape = _image_shape(classifier, input_shape)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def classify(images):
+        x = tf.cast(images, tf.float32)
+        if input_dtype == "uint8":
+            x = x / 255.0 * (high - low) + low
+        scores = tf.cast(classifier(x, training=False), tf.float32)
+        probabilities = tf.nn.softmax(scores, axis=-1) if outputs == "logits" else scores
+        return {"probabilities": probabilities, "class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int64)}
+
+    archive.add_endpoint(
+        name=SERVING_SIGNATURE,
+        fn=classify,
+        input_signature=[tf.TensorSpec((None, *shape), tf.dtypes.as_dtype(input_dtype), name="images")],
+    )
+    if callable(getattr(model, "generate", None)):
+        archive.add_endpoint(
+            name=GENERATE_SIGNATURE,
+            fn=lambda class_ids, seed: {"samples": model.generate(class_ids, seed=seed)},
+            input_signature=[tf.TensorSpec((None,), tf.int32, name="class_ids"), tf.TensorSpec((), tf.int32, name="seed")],
+        )
+    for direction in ("translate_ab", "translate_ba"):
+        if callable(getattr(model, direction, None)):
+            fn = getattr(model, direction)
+            archive.add_endpoint(
+                name=direction,
+                fn=lambda images, fn=fn: {"translated": fn(images)},
+                input_signature=[tf.TensorSpec((None, *shape), tf.float32, name="images")],
+            )
+    # Write next to the target, then move into place, so a failed export
+    # never leaves a half-written version that the server would try to load.
+    staging = version_dir + ".partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    archive.write_out(staging, verbose=False)
+    if os.path.exists(version_dir):
+        shutil.rmtree(version_dir)
+    os.replace(staging, version_dir)
+    return version_dir
+
+
+def write_models_config(models, path):
+    """Write TF Serving's `--model_config_file` for several models.
+
+    Args:
+        models: dict name -> base path (the folder holding version folders).
+        path: where to write the text-format `ModelServerConfig`.
+
+    Returns:
+        The text written.
+    """
+    if not models:
+        raise ValueError("models is empty: give at least one name -> base path")
+    lines = ["model_config_list {"]
+    for name, base_path in models.items():
+        if not name or any(ch in name for ch in ' "/\n'):
+            raise ValueError(f"model name {name!r} must be non-empty without spaces, quotes or slashes")
+        lines += [
+            "  config {",
+            f'    name: "{name}"',
+            f'    base_path: "{os.path.abspath(os.fspath(base_path))}"',
+            '    model_platform: "tensorflow"',
+            "  }",
+        ]
+    lines.append("}")
+    text = "\n".join(lines) + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+    return text
+
+
+def rest_predict_body(images, format="instances", signature_name=SERVING_SIGNATURE, input_name="images"):
+    """The JSON body of a REST `:predict` request.
+
+    `format="instances"` is the row format (`{"instances": [{"images": ...}]}`),
+    `"inputs"` the columnar one (`{"inputs": {"images": [...]}}`).
+    """
+    images = np.asarray(images)
+    if images.ndim < 2:
+        raise ValueError(f"images must be a batch (B, ...), got shape {images.shape}")
+    values = images.tolist()
+    if format == "instances":
+        body = {"instances": [{input_name: v} for v in values]}
+    elif format == "inputs":
+        body = {"inputs": {input_name: values}}
+    else:
+        raise ValueError(f"format must be 'instances' or 'inputs', got {format!r}")
+    body["signature_name"] = signature_name
+    return body
+
+
+def parse_rest_response(response):
+    """Arrays from a REST `:predict` response (row or columnar), keyed by output name."""
+    if isinstance(response, (str, bytes)):
+        response = json.loads(response)
+    if "error" in response:
+        raise RuntimeError(f"the model server answered with an error: {response['error']}")
+    if "predictions" in response:
+        rows = response["predictions"]
+        if rows and isinstance(rows[0], dict):
+            return {k: np.asarray([row[k] for row in rows]) for k in rows[0]}
+        return {"outputs": np.asarray(rows)}
+    if "outputs" in response:
+        outputs = response["outputs"]
+        if isinstance(outputs, dict):
+            return {k: np.asarray(v) for k, v in outputs.items()}
+        return {"outputs": np.asarray(outputs)}
+    raise ValueError(f"not a predict response: keys {sorted(response)}")
+
+
+def _signature(export_path, signature_name):
+    loaded = tf.saved_model.load(os.fspath(export_path))
+    if signature_name not in loaded.signatures:
+        raise ValueError(f"{export_path} has no signature {signature_name!r}; it has {sorted(loaded.signatures)}")
+    return loaded, loaded.signatures[signature_name]
+
+
+def _call_signature(signature, named_inputs):
+    specs = signature.structured_input_signature[1]
+    unknown = set(named_inputs) - set(specs)
+    if unknown:
+        raise ValueError(f"unknown input(s) {sorted(unknown)}; the signature takes {sorted(specs)}")
+    tensors = {name: tf.constant(np.asarray(value), dtype=specs[name].dtype) for name, value in named_inputs.items()}
+    return {k: v.numpy() for k, v in signature(**tensors).items()}
+
+
+def predict_rest_locally(export_path, body):
+    """Answer a REST `:predict` body from an exported version folder as the server does.
+
+    Decodes `instances` (rows) or `inputs` (columns), calls the signature
+    named in the body, and encodes the response in the matching format.
+    """
+    if isinstance(body, (str, bytes)):
+        body = json.loads(body)
+    _, signature = _signature(export_path, body.get("signature_name", SERVING_SIGNATURE))
+    if "instances" in body:
+        rows = body["instances"]
+        if not rows:
+            raise ValueError("instances is empty")
+        named = {k: [row[k] for row in rows] for k in rows[0]} if isinstance(rows[0], dict) else {
+            next(iter(signature.structured_input_signature[1])): rows}
+        outputs = _call_signature(signature, named)
+        n = len(rows)
+        return {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(n)]}
+    if "inputs" in body:
+        inputs = body["inputs"]
+        named = inputs if isinstance(inputs, dict) else {next(iter(signature.structured_input_signature[1])): inputs}
+        return {"outputs": {k: v.tolist() for k, v in _call_signature(signature, named).items()}}
+    raise ValueError("a predict body needs 'instances' or 'inputs'")
+
+
+def grpc_predict_request(model_name, images, signature_name=SERVING_SIGNATURE, input_name="images", version=None):
+    """A `tensorflow_serving.apis.predict_pb2.PredictRequest` for the classifier.
+
+    Needs the optional extra `pip install keras-imbalance[serving]`.
+    """
+    predict_pb2 = _serving_api()
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(np.asarray(images)))
+    return request
+
+
+def parse_grpc_response(response):
+    """Arrays from a `PredictResponse`, keyed by output name."""
+    return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+
+def predict_grpc_locally(export_path, request):
+    """Answer a `PredictRequest` from an exported version folder, as the server does."""
+    predict_pb2 = _serving_api()
+    _, signature = _signature(export_path, request.model_spec.signature_name or SERVING_SIGNATURE)
+    outputs = _call_signature(signature, {k: tf.make_ndarray(v) for k, v in request.inputs.items()})
+    response = predict_pb2.PredictResponse()
+    response.model_spec.CopyFrom(request.model_spec)
+    for name, value in outputs.items():
+        response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+    return response
+
+
+def _serving_api():
+    try:
+        from tensorflow_serving.apis import predict_pb2
+    except ImportError:
+        raise ImportError(
+            "gRPC requests need tensorflow-serving-api: pip install 'keras-imbalance[serving]'"
+        ) from None
+    return predict_pb2

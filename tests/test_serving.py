@@ -1,0 +1,186 @@
+"""Serving: the exported folder is checked through the same SignatureDef path
+the model server uses (tf.saved_model.load / saved_model_cli), and the REST and
+gRPC message formats go through it end to end (gRPC over a loopback socket)."""
+
+import json
+import os
+import subprocess
+import sys
+from concurrent import futures
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_imbalance import applications
+from keras_imbalance import serving
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    keras.utils.set_random_seed(1)
+    model = applications.SmallCNN((8, 8, 1), 4, filters=(4, 8), dense_units=8)
+    base = tmp_path_factory.mktemp("served") / "digits"
+    path = serving.export_for_serving(model, base, version=3)
+    images = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 1)).astype(np.uint8)
+    logits = np.asarray(model.predict(images.astype("float32") / 255.0, verbose=0))
+    expected = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return model, base, path, images, expected
+
+
+def test_layout_and_signature_contract(exported):
+    _, base, path, _, _ = exported
+    assert path == os.path.join(str(base), "3")
+    assert os.path.isfile(os.path.join(path, "saved_model.pb"))
+    assert os.path.isdir(os.path.join(path, "variables"))
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    (inputs,) = signature.structured_input_signature[1].values()
+    assert list(signature.structured_input_signature[1]) == ["images"]
+    assert inputs.dtype == tf.uint8 and inputs.shape.as_list() == [None, 8, 8, 1]
+    outputs = signature.structured_outputs
+    assert set(outputs) == {"probabilities", "class_id"}
+    assert outputs["probabilities"].dtype == tf.float32 and outputs["probabilities"].shape.as_list() == [None, 4]
+    assert outputs["class_id"].dtype == tf.int64 and outputs["class_id"].shape.as_list() == [None]
+
+
+def test_scaling_inside_the_graph_matches_training(exported):
+    _, _, path, images, expected = exported
+    out = tf.saved_model.load(path).signatures["serving_default"](images=tf.constant(images))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
+    np.testing.assert_array_equal(out["class_id"].numpy(), expected.argmax(1))
+
+
+def test_value_range_and_float_input(tmp_path):
+    model = applications.SmallCNN((8, 8, 1), 3, filters=(4,), dense_units=0)
+    images = np.arange(2 * 64, dtype=np.uint8).reshape(2, 8, 8, 1)
+    path = serving.export_for_serving(model, tmp_path / "m", value_range=(-1, 1))
+    got = tf.saved_model.load(path).signatures["serving_default"](images=tf.constant(images))["probabilities"]
+    logits = np.asarray(model(images.astype("float32") / 255.0 * 2 - 1))
+    np.testing.assert_allclose(got.numpy(), tf.nn.softmax(logits).numpy(), atol=1e-5)
+    path = serving.export_for_serving(model, tmp_path / "f", input_dtype="float32")
+    x = np.random.default_rng(0).random((2, 8, 8, 1), dtype=np.float32)
+    got = tf.saved_model.load(path).signatures["serving_default"](images=tf.constant(x))["probabilities"]
+    np.testing.assert_allclose(got.numpy(), tf.nn.softmax(np.asarray(model(x))).numpy(), atol=1e-5)
+
+
+def _cli(*args):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([cli, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_saved_model_cli_show_and_run(exported, tmp_path):
+    _, _, path, images, expected = exported
+    shown = _cli("show", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default")
+    assert shown.returncode == 0, shown.stderr
+    assert "inputs['images'] tensor_info:" in shown.stdout and "dtype: DT_UINT8" in shown.stdout
+    assert "outputs['class_id']" in shown.stdout and "outputs['probabilities']" in shown.stdout
+    np.save(tmp_path / "images.npy", images)
+    ran = _cli("run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
+               "--inputs", f"images={tmp_path / 'images.npy'}", "--outdir", str(tmp_path / "out"))
+    assert ran.returncode == 0, ran.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "probabilities.npy"), expected, atol=1e-5)
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "class_id.npy"), expected.argmax(1))
+
+
+@pytest.mark.parametrize("fmt", ["instances", "inputs"])
+def test_rest_round_trip(exported, fmt):
+    _, _, path, images, expected = exported
+    body = json.dumps(serving.rest_predict_body(images, format=fmt))
+    response = json.dumps(serving.predict_rest_locally(path, body))
+    parsed = serving.parse_rest_response(response)
+    np.testing.assert_allclose(parsed["probabilities"], expected, atol=1e-5)
+    np.testing.assert_array_equal(parsed["class_id"], expected.argmax(1))
+    assert json.loads(body)["signature_name"] == "serving_default"
+
+
+def test_rest_errors(exported):
+    _, _, path, images, _ = exported
+    with pytest.raises(ValueError, match="unknown input"):
+        serving.predict_rest_locally(path, {"instances": [{"pixels": images[0].tolist()}]})
+    with pytest.raises(ValueError, match="no signature 'nope'"):
+        serving.predict_rest_locally(path, {"signature_name": "nope", "instances": [{"images": images[0].tolist()}]})
+    with pytest.raises(RuntimeError, match="error"):
+        serving.parse_rest_response({"error": "Servable not found"})
+    with pytest.raises(ValueError, match="format"):
+        serving.rest_predict_body(images, format="csv")
+
+
+def test_grpc_round_trip_over_loopback(exported):
+    grpc = pytest.importorskip("grpc")
+    prediction_service_pb2_grpc = pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc")
+    _, _, path, images, expected = exported
+
+    class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            return serving.predict_grpc_locally(path, request)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            request = serving.grpc_predict_request("digits", images, version=3)
+            assert request.inputs["images"].dtype == tf.uint8.as_datatype_enum
+            response = stub.Predict(request, timeout=60)
+    finally:
+        server.stop(0)
+    parsed = serving.parse_grpc_response(response)
+    np.testing.assert_allclose(parsed["probabilities"], expected, atol=1e-5)
+    np.testing.assert_array_equal(parsed["class_id"], expected.argmax(1))
+    assert response.model_spec.name == "digits"
+
+
+def test_versions_are_not_overwritten_by_accident(exported, tmp_path):
+    model, _, _, _, _ = exported
+    path = serving.export_for_serving(model, tmp_path / "m", version=1)
+    marker = os.path.join(path, "marker")
+    open(marker, "w").close()
+    with pytest.raises(FileExistsError, match="already exists"):
+        serving.export_for_serving(model, tmp_path / "m", version=1)
+    assert os.path.exists(marker)  # nothing already saved is lost
+    serving.export_for_serving(model, tmp_path / "m", version=1, overwrite=True)
+    assert not os.path.exists(marker)
+    assert sorted(os.listdir(tmp_path / "m")) == ["1"]
+    with pytest.raises(ValueError, match="version"):
+        serving.export_for_serving(model, tmp_path / "m", version=0)
+    with pytest.raises(ValueError, match="input_dtype"):
+        serving.export_for_serving(model, tmp_path / "m", version=2, input_dtype="int8")
+
+
+def test_method_model_exports_its_classifier_and_generate_signature(tmp_path):
+    class TwoPlayer(keras.Model):
+        """Stand-in for a generating method model: a classifier plus a generator."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.classifier = applications.SmallCNN((8, 8, 1), 3, filters=(4,), dense_units=0)
+            self.bank = keras.Variable(np.arange(3 * 64, dtype="float32").reshape(3, 8, 8, 1), trainable=False)
+            self.built = True  # as every method model does once its players exist
+
+        def call(self, x):
+            return self.classifier(x)
+
+        def generate(self, class_ids, seed=0):
+            # A traced seed needs a stateless op: keras.random takes only Python ints.
+            noise = tf.random.stateless_uniform((tf.shape(class_ids)[0], 8, 8, 1), seed=tf.stack([seed, 0]))
+            return tf.gather(self.bank, class_ids) + 0.0 * noise
+
+    model = TwoPlayer()
+    path = serving.export_for_serving(model, tmp_path / "two")
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == {"serving_default", "generate"}
+    samples = loaded.signatures["generate"](class_ids=tf.constant([2, 0]), seed=tf.constant(7))["samples"]
+    np.testing.assert_allclose(samples.numpy(), np.asarray(model.bank)[[2, 0]])
+
+
+def test_models_config(tmp_path):
+    text = serving.write_models_config({"gamo": tmp_path / "gamo", "m2m": "/models/m2m"}, tmp_path / "models.config")
+    assert text.count("config {") == 2 and 'name: "gamo"' in text and 'base_path: "/models/m2m"' in text
+    assert 'model_platform: "tensorflow"' in text
+    assert (tmp_path / "models.config").read_text() == text
+    with pytest.raises(ValueError, match="name"):
+        serving.write_models_config({"bad name": "/x"}, tmp_path / "x.config")
