@@ -1,1 +1,2 @@
 
+from keras_imbalance.models.m2m import M2m

@@ -1,0 +1,584 @@
+"""M2m: Major-to-minor translation (Kim, Jeong & Shin, CVPR 2020).
+
+The classifier f is trained on class-balanced mini-batches in which some
+over-sampled minority samples are replaced by majority samples "translated"
+into the minority class by a frozen, separately pre-trained classifier g
+(paper Sec. 2, Algorithm 1, eqs. 2-5; supplementary Sec. B for the ablations).
+
+Per batch, after the deferred start epoch:
+
+1. each sample of class k becomes a *generation slot* with probability
+   1 - N_k / N_max (Sec. 2.3, "practical implementation via re-sampling");
+2. its seed x0 is drawn from the same batch, its class k0 with
+   Q(k0 | k) proportional to 1 - beta^((N_k0 - N_k)+) (eq. 5) and the sample
+   uniformly within k0;
+3. x* = clip(x0 + delta), delta a small random vector, then T steps of
+   x* <- clip(x* - eta * grad / ||grad||_2) on
+   L = CE(g(x*), k) + lambda * f_k0(x*) (eq. 2, Algorithm 1 lines 7-10),
+   f and g in inference mode, the gradient taken w.r.t. the input only;
+4. x* is accepted if softmax_g(x*)[k] >= gamma and a Bernoulli draw with
+   P(accept) = 1 - beta^((N_k0 - N_k)+) succeeds (eq. 3, Algorithm 1 lines
+   11-15); an accepted x* replaces its slot with label k, a rejected slot
+   keeps its real minority sample, so the batch never changes size;
+5. one optimizer step of f on the mixed batch with the compiled loss.
+"""
+
+import math
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_imbalance.datasets.validation import class_counts as _class_counts_from_labels
+
+_ACCEPTANCE_CRITERIA = ("probability", "loss")
+
+
+def _num_outputs(model, what):
+    shape = getattr(model, "output_shape", None)
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[-1], int):
+        return int(shape[-1])
+    raise ValueError(
+        f"cannot infer the number of classes from the {what} (output shape {shape!r}); "
+        "pass num_classes=... explicitly"
+    )
+
+
+def _check_counts(counts, num_classes):
+    arr = np.asarray(counts, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"class_counts must be a 1-D list of per-class sample counts, got shape {arr.shape}")
+    if len(arr) != num_classes:
+        raise ValueError(
+            f"class_counts has {len(arr)} entries but the classifier has {num_classes} classes; "
+            "give one count per class, in class-id order"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("class_counts contains NaN or inf")
+    if np.any(arr <= 0):
+        bad = np.flatnonzero(arr <= 0).tolist()
+        raise ValueError(
+            f"class_counts must be > 0 for every class; class(es) {bad} have a count <= 0 "
+            "(M2m divides by N_max and over-samples every class, so each needs a sample)"
+        )
+    return arr
+
+
+class _EpochCounter(keras.callbacks.Callback):
+    """Copies the epoch index `fit` is on into `model.current_epoch`."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.current_epoch.assign(int(epoch))
+
+
+@keras.saving.register_keras_serializable(package="keras_imbalance")
+class M2m(keras.Model):
+    """M2m: a classifier trained with major-to-minor translated over-samples.
+
+    `call(x)` is the classifier f, so `predict`, `evaluate`, `export` and
+    callbacks behave as for f alone. Only f is trained: compile with one
+    optimizer and any Keras loss on f's outputs (default: sparse categorical
+    cross-entropy on logits), e.g.
+
+    ```python
+    g = M2m.pretrain_translator(SmallCNN(), x, y, epochs=30)      # ERM on the imbalanced data
+    model = M2m(SmallCNN(), g, start_epoch=24)                     # paper: 160 of 200 epochs
+    model.adapt(y)                                                 # per-class counts N_k
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=[...])
+    model.fit(to_dataset(x, y, 128, balanced=True), epochs=30)
+    ```
+
+    Feed a class-balanced stream (`keras_imbalance.datasets.to_dataset(x, y,
+    batch_size, balanced=True)`, the paper's re-sampling): M2m then replaces
+    part of the over-sampled minority samples with translated ones. The step
+    itself works on any batch. Before `start_epoch` the step is exactly a
+    plain Keras training step on the batch (ERM on an imbalanced stream, or
+    DRS-like re-sampling on a balanced one); switch streams with two `fit`
+    calls and `initial_epoch` as for DRS.
+
+    Deferred start: `fit` adds a callback that writes the epoch index into
+    the non-trainable variable `current_epoch`; the translation branch runs
+    when `current_epoch >= start_epoch` (a `tf.cond`, so nothing retraces).
+    Outside `fit` (custom loops, `train_on_batch`) set it yourself with
+    `model.current_epoch.assign(epoch)`.
+
+    Args:
+        classifier: f, a `keras.Model` mapping (B, ...) -> (B, C) logits (or
+            cosine scores for an LDAM head); trained.
+        translator: g, the frozen pre-trained classifier with the same C
+            outputs (logits). Also accepted: a list of such models (ensemble,
+            supplementary Sec. B: the mean of their softmax outputs is used
+            both in CE(g(x), k) and in the confidence test; the paper raises
+            gamma for ensembles); `"self"` or `None` for M2m-Self (g = f, the
+            current f translates for itself; supplementary Sec. B). Frozen
+            (`trainable=False`), called with `training=False`, saved with the
+            model.
+        class_counts: per-class training counts N_k (list of C positive
+            numbers), or None and call `adapt(y or dataset)` before `fit`.
+            Any class may be the majority.
+        beta: rejection / seed-sampling hyper-parameter in [0, 1) (eqs. 3, 5).
+            Paper default 0.999 for CIFAR class sizes (hundreds to 5,000);
+            with small counts choose it by the size of N_max - N_min, since
+            1 - beta^(N_k0 - N_k) is the acceptance probability.
+        lam: weight lambda of f's seed-class logit in eq. 2 (0 = the paper's
+            "lambda = 0" ablation; also skips the forward pass of f).
+        gamma: acceptance threshold; with `acceptance_criterion="probability"`
+            accept iff softmax_g(x*)[k] >= gamma (default 0.9; 0 disables).
+        step_size: eta, the L2 length of each normalized-gradient step, in
+            input units (paper 0.1 for [0, 1] CIFAR pixels, 1.0 for Reuters).
+        attack_steps: T, the number of steps (paper 10).
+        start_epoch: first epoch (0-based, as `fit` counts) that uses the
+            translation; earlier epochs are plain training. Default 0; the
+            paper defers it to 160 of 200 epochs (Sec. 3.1).
+        input_range: (low, high) the translated inputs are clipped to after
+            the noise and after every step, or None for no clipping.
+        rejection: False = the "M2m-No-Reject" ablation (no Bernoulli
+            rejection; the confidence test still applies unless gamma = 0).
+        noise_norm: L2 norm of the random start delta (a uniformly random
+            direction). Default 0.1 input units per sample: the paper says
+            only "a small noise"; the authors' code draws noise whose
+            per-sample norm is about 0.08 on CIFAR batches of 128.
+        acceptance_criterion: `"probability"` (softmax_g(x*)[k] >= gamma, as
+            in METHODS.md and the authors' code, whose run script uses
+            gamma 0.9) or `"loss"` (CE(g(x*), k) <= gamma, the literal text of
+            Algorithm 1 line 13).
+        num_classes: C, inferred from the classifier's output shape if None.
+        seed: int seed of the model's `keras.random.SeedGenerator`.
+
+    Metrics logged by `fit` (per epoch): `acceptance_rate` (accepted /
+    generation slots) and `generation_fraction` (generation slots / samples),
+    both 0 before `start_epoch`.
+    """
+
+    def __init__(
+        self,
+        classifier,
+        translator=None,
+        class_counts=None,
+        beta=0.999,
+        lam=0.5,
+        gamma=0.9,
+        step_size=0.1,
+        attack_steps=10,
+        start_epoch=0,
+        input_range=(0.0, 1.0),
+        rejection=True,
+        noise_norm=0.1,
+        acceptance_criterion="probability",
+        num_classes=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(classifier, keras.Model):
+            raise ValueError(f"classifier must be a keras.Model, got {type(classifier).__name__}")
+        self.classifier = classifier
+        self.num_classes = int(num_classes) if num_classes is not None else _num_outputs(classifier, "classifier")
+
+        self.self_translation = translator is None or (isinstance(translator, str) and translator == "self") or translator is classifier
+        if isinstance(translator, str) and translator != "self":
+            raise ValueError(f'translator must be a keras.Model, a list of them, "self" or None; got {translator!r}')
+        if self.self_translation:
+            translators = []
+        else:
+            translators = list(translator) if isinstance(translator, (list, tuple)) else [translator]
+            if not translators:
+                raise ValueError('translator list is empty; pass a model, a list of models, or "self"')
+            for i, g in enumerate(translators):
+                if not isinstance(g, keras.Model):
+                    raise ValueError(f"translator[{i}] must be a keras.Model, got {type(g).__name__}")
+                if g is classifier:
+                    raise ValueError('a translator in the list is the classifier itself; use translator="self" for M2m-Self')
+                c = _num_outputs(g, f"translator[{i}]") if num_classes is None else self.num_classes
+                if c != self.num_classes:
+                    raise ValueError(f"translator[{i}] has {c} outputs but the classifier has {self.num_classes} classes")
+                # g is fixed during M2m training (paper Sec. 2.1): never in the optimizer.
+                g.trainable = False
+        self.translators = translators
+
+        if not 0.0 <= float(beta) < 1.0:
+            raise ValueError(f"beta must be in [0, 1), got {beta}")
+        if float(lam) < 0:
+            raise ValueError(f"lam must be >= 0, got {lam}")
+        if acceptance_criterion not in _ACCEPTANCE_CRITERIA:
+            raise ValueError(f"acceptance_criterion must be one of {_ACCEPTANCE_CRITERIA}, got {acceptance_criterion!r}")
+        if acceptance_criterion == "probability" and not 0.0 <= float(gamma) <= 1.0:
+            raise ValueError(f"gamma is a probability threshold in [0, 1] with acceptance_criterion='probability', got {gamma}")
+        if float(step_size) <= 0:
+            raise ValueError(f"step_size must be > 0, got {step_size}")
+        if int(attack_steps) != attack_steps or attack_steps < 0:
+            raise ValueError(f"attack_steps must be an integer >= 0, got {attack_steps}")
+        if int(start_epoch) != start_epoch or start_epoch < 0:
+            raise ValueError(f"start_epoch must be an integer >= 0, got {start_epoch}")
+        if float(noise_norm) < 0:
+            raise ValueError(f"noise_norm must be >= 0, got {noise_norm}")
+        if input_range is not None:
+            input_range = tuple(float(v) for v in input_range)
+            if len(input_range) != 2 or not input_range[0] < input_range[1]:
+                raise ValueError(f"input_range must be (low, high) with low < high, or None; got {input_range}")
+        self.beta = float(beta)
+        self.lam = float(lam)
+        self.gamma = float(gamma)
+        self.step_size = float(step_size)
+        self.attack_steps = int(attack_steps)
+        self.start_epoch = int(start_epoch)
+        self.input_range = input_range
+        self.rejection = bool(rejection)
+        self.noise_norm = float(noise_norm)
+        self.acceptance_criterion = acceptance_criterion
+        self.seed = seed
+
+        self.seed_generator = keras.random.SeedGenerator(seed, name="m2m_seed_generator")
+        self.current_epoch = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="current_epoch"
+        )
+        self.class_counts = self.add_weight(
+            shape=(self.num_classes,), initializer="zeros", dtype="float32", trainable=False, name="class_counts"
+        )
+        self._counts_set = False
+        if class_counts is not None:
+            self.set_class_counts(class_counts)
+
+        self.acceptance_tracker = keras.metrics.Mean(name="acceptance_rate")
+        self.generation_tracker = keras.metrics.Mean(name="generation_fraction")
+
+        input_shape = getattr(classifier, "input_shape", None)
+        if isinstance(input_shape, tuple):
+            self.build(input_shape)
+
+    # ------------------------------------------------------------------ setup
+
+    def build(self, input_shape):
+        # The players are built already; recording the shape lets export and
+        # `.keras` loading rebuild the wrapper without a call.
+        self.built = True
+
+    @property
+    def translator(self):
+        """g: the classifier itself for M2m-Self, one model, or the ensemble list."""
+        if self.self_translation:
+            return self.classifier
+        return self.translators[0] if len(self.translators) == 1 else list(self.translators)
+
+    def set_class_counts(self, counts):
+        """Set N_k (C positive numbers in class-id order)."""
+        arr = _check_counts(counts, self.num_classes)
+        self.class_counts.assign(arr.astype("float32"))
+        self._counts_set = True
+
+    def adapt(self, data, num_classes=None):
+        """Set N_k from labels: an array (N,) / (N, 1), or a dataset of `(x, y)` batches.
+
+        One-hot labels (N, C) are accepted and arg-maxed. Raises ValueError
+        when a class has no sample.
+        """
+        if isinstance(data, tf.data.Dataset):
+            parts = []
+            for element in data:
+                y = element[1] if isinstance(element, (tuple, list)) else element
+                parts.append(np.asarray(y))
+            y = np.concatenate([p.reshape(len(p), -1) for p in parts])
+        else:
+            y = np.asarray(data)
+        if y.ndim == 2 and y.shape[1] == self.num_classes and self.num_classes > 1:
+            y = y.argmax(-1)
+        counts = _class_counts_from_labels(y, num_classes or self.num_classes)
+        self.set_class_counts(counts)
+        return counts
+
+    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
+        """Keras `compile` for f; `loss=None` means cross-entropy on logits."""
+        if loss is None:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips compile on load when `compile` is overridden; ours only
+        # fills a default loss, so the stored config restores it exactly (and
+        # the optimizer variables are then loaded from the `.keras` file).
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.fit` plus the epoch counter that drives `start_epoch`."""
+        epochs = kwargs.get("epochs", 1)
+        if epochs > self.start_epoch and not self._counts_set:
+            raise ValueError(
+                "M2m needs the per-class training counts N_k before its translation epochs: "
+                "pass class_counts=... or call model.adapt(y_train) before fit"
+            )
+        if epochs <= self.start_epoch:
+            warnings.warn(
+                f"fit(epochs={epochs}) ends before start_epoch={self.start_epoch}: "
+                "this fit is plain training, no translation happens",
+                stacklevel=2,
+            )
+        callbacks = list(callbacks or []) + [_EpochCounter()]
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def call(self, inputs, training=None):
+        return self.classifier(inputs, training=training)
+
+    # ------------------------------------------------------------ translation
+
+    def _clip(self, x):
+        if self.input_range is None:
+            return x
+        return ops.clip(x, self.input_range[0], self.input_range[1])
+
+    def _translator_log_probs(self, x):
+        """log softmax of g (the ensemble's mean softmax for a list), (B, C)."""
+        models = [self.classifier] if self.self_translation else self.translators
+        logps = [ops.log_softmax(ops.cast(g(x, training=False), "float32"), axis=-1) for g in models]
+        if len(logps) == 1:
+            return logps[0]
+        stacked = ops.stack(logps, axis=0)
+        return ops.logsumexp(stacked, axis=0) - math.log(len(logps))
+
+    def _labels_1d(self, y):
+        y = ops.convert_to_tensor(y)
+        if len(y.shape) == 2 and y.shape[-1] == self.num_classes and self.num_classes > 1:
+            y = ops.argmax(y, axis=-1)
+        return ops.cast(ops.reshape(y, (-1,)), "int32")
+
+    def _translate(self, x0, target, seed_class):
+        """x0 -> x*, Algorithm 1 lines 7-10 (tensors; target / seed_class int (B,))."""
+        x = ops.cast(x0, "float32")
+        reduce_axes = tuple(range(1, len(x.shape)))
+        if self.noise_norm > 0:
+            noise = keras.random.normal(ops.shape(x), seed=self.seed_generator)
+            norm = ops.sqrt(ops.sum(ops.square(noise), axis=reduce_axes, keepdims=True))
+            x = x + self.noise_norm * noise / ops.maximum(norm, 1e-12)
+        x = self._clip(x)
+        target_oh = ops.one_hot(target, self.num_classes, dtype="float32")
+        seed_oh = ops.one_hot(seed_class, self.num_classes, dtype="float32")
+        for _ in range(self.attack_steps):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                # Summed per-sample losses: f and g run in inference mode, so
+                # sample i's gradient depends only on its own loss term.
+                ce = -ops.sum(target_oh * self._translator_log_probs(x), axis=-1)
+                loss = ops.sum(ce)
+                if self.lam > 0:
+                    f_logits = ops.cast(self.classifier(x, training=False), "float32")
+                    loss = loss + self.lam * ops.sum(f_logits * seed_oh)
+            grad = tape.gradient(loss, x)
+            grad_norm = ops.sqrt(ops.sum(ops.square(grad), axis=reduce_axes, keepdims=True))
+            x = self._clip(x - self.step_size * grad / (grad_norm + 1e-12))
+        return x
+
+    def translate(self, x_seed, target_class, seed_class=None):
+        """Translate seeds into `target_class` (eq. 2); returns x* (B, ...) float32.
+
+        Args:
+            x_seed: (B, ...) seed inputs.
+            target_class: int or int array (B,): the class k to translate to.
+            seed_class: int or int array (B,): k0 for the lambda * f_k0 term;
+                None uses f's predicted class of each seed.
+
+        The noise comes from the model's seed generator; no acceptance test
+        is applied (see `oversample_batch` or `translator_probabilities`).
+        """
+        x_seed = ops.convert_to_tensor(x_seed, dtype="float32")
+        batch = int(x_seed.shape[0])
+        target = self._broadcast_classes(target_class, batch, "target_class")
+        if seed_class is None:
+            seed = ops.cast(ops.argmax(self.classifier(x_seed, training=False), axis=-1), "int32")
+        else:
+            seed = self._broadcast_classes(seed_class, batch, "seed_class")
+        return self._translate(x_seed, target, seed)
+
+    def _broadcast_classes(self, classes, batch, name):
+        arr = np.asarray(classes)
+        if arr.ndim == 0:
+            arr = np.full((batch,), int(arr))
+        arr = arr.reshape(-1)
+        if len(arr) != batch:
+            raise ValueError(f"{name} has {len(arr)} entries for {batch} samples")
+        if np.any(arr < 0) or np.any(arr >= self.num_classes):
+            raise ValueError(f"{name} must be class ids in 0..{self.num_classes - 1}, got {arr.min()}..{arr.max()}")
+        return ops.convert_to_tensor(arr.astype("int32"))
+
+    def translator_probabilities(self, x):
+        """softmax_g(x) (the ensemble mean for a list of translators), (B, C)."""
+        return ops.exp(self._translator_log_probs(ops.convert_to_tensor(x, dtype="float32")))
+
+    def _m2m_batch(self, x, labels):
+        """The M2m mix of one batch; fixed shapes throughout (no boolean indexing)."""
+        counts = ops.convert_to_tensor(self.class_counts)
+        n_y = ops.take(counts, labels)  # (B,)
+        batch = ops.shape(labels)[0]
+
+        # Generation slots: each sample of class k with probability 1 - N_k / N_max.
+        gen_prob = 1.0 - n_y / ops.max(counts)
+        slot = keras.random.uniform((batch,), seed=self.seed_generator) < gen_prob
+
+        # Seeds from the same batch. p_acc[i, j] = 1 - beta^((N_{y_j} - N_{y_i})+)
+        # is the acceptance probability (eq. 3) of seed j for slot i. Dividing
+        # by the in-batch size of y_j makes the seed CLASS follow eq. 5's
+        # Q(k0 | k) exactly over the classes present, whatever the mix.
+        delta = ops.relu(n_y[None, :] - n_y[:, None])
+        p_acc = 1.0 - ops.power(ops.cast(self.beta, "float32"), delta)
+        in_batch = ops.sum(ops.one_hot(labels, self.num_classes, dtype="float32"), axis=0)
+        weight = p_acc / ops.take(in_batch, labels)[None, :]
+        has_seed = ops.sum(weight, axis=-1) > 0
+        logits = ops.where(weight > 0, ops.log(ops.maximum(weight, 1e-30)), -1e9)
+        logits = ops.where(has_seed[:, None], logits, 0.0)
+        seed_index = ops.cast(keras.random.categorical(logits, 1, seed=self.seed_generator)[:, 0], "int32")
+        p_seed = ops.take_along_axis(p_acc, seed_index[:, None], axis=1)[:, 0]
+        seed_class = ops.take(labels, seed_index)
+
+        translated = self._translate(ops.take(x, seed_index, axis=0), labels, seed_class)
+
+        log_p = ops.sum(ops.one_hot(labels, self.num_classes, dtype="float32") * self._translator_log_probs(translated), axis=-1)
+        if self.acceptance_criterion == "probability":
+            confident = ops.exp(log_p) >= self.gamma
+        else:
+            confident = -log_p <= self.gamma
+        accepted = ops.logical_and(ops.logical_and(slot, has_seed), confident)
+        if self.rejection:
+            draw = keras.random.uniform((batch,), seed=self.seed_generator) < p_seed
+            accepted = ops.logical_and(accepted, draw)
+        mask = ops.reshape(accepted, (-1,) + (1,) * (len(x.shape) - 1))
+        mixed = ops.where(mask, ops.cast(translated, x.dtype), x)
+        return {
+            "x": mixed,
+            "generation_slot": slot,
+            "accepted": accepted,
+            "translated": translated,
+            "seed_index": seed_index,
+            "seed_class": seed_class,
+            "accept_probability": p_seed,
+            "has_seed": has_seed,
+            "translator_confidence": ops.exp(log_p),
+        }
+
+    def oversample_batch(self, x, y):
+        """Run the M2m mix on one batch (ignores `start_epoch`); for inspection.
+
+        Returns a dict of tensors: "x" the mixed batch (same shape as x; the
+        labels are unchanged, an accepted x* takes its slot's label),
+        "generation_slot", "accepted", "has_seed" bool (B,), "translated" x*
+        for every position (only meaningful at slots), "seed_index" /
+        "seed_class" int (B,), "accept_probability" 1 - beta^((N_k0-N_k)+),
+        "translator_confidence" softmax_g(x*)[k].
+        """
+        if not self._counts_set:
+            raise ValueError("set the class counts first (class_counts=... or adapt(y))")
+        x = tf.convert_to_tensor(x)
+        if not x.dtype.is_floating:
+            x = tf.cast(x, "float32")
+        return self._m2m_batch(x, self._labels_1d(y))
+
+    # ------------------------------------------------------------- training
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if not x.dtype.is_floating:
+            x = tf.cast(x, "float32")
+        labels = self._labels_1d(y)
+        batch = tf.shape(labels)[0]
+
+        def m2m():
+            out = self._m2m_batch(x, labels)
+            return out["x"], out["generation_slot"], out["accepted"]
+
+        def plain():
+            false = tf.zeros((batch,), dtype=tf.bool)
+            return x, false, false
+
+        active = tf.logical_and(
+            tf.convert_to_tensor(self.current_epoch) >= self.start_epoch,
+            tf.reduce_max(tf.convert_to_tensor(self.class_counts)) > 0,
+        )
+        x_mixed, slot, accepted = tf.cond(active, m2m, plain)
+        slot_f = tf.cast(slot, "float32")
+        self.acceptance_tracker.update_state(tf.cast(accepted, "float32"), sample_weight=slot_f)
+        self.generation_tracker.update_state(slot_f)
+        return super().train_step((x_mixed, y, sample_weight))
+
+    # ---------------------------------------------------------- translator g
+
+    @staticmethod
+    def pretrain_translator(architecture, x, y=None, optimizer=None, loss=None, epochs=10, batch_size=128, metrics=None, verbose=0, **fit_kwargs):
+        """Train g by ERM on the (imbalanced) training data (paper Sec. 3.1).
+
+        Args:
+            architecture: a `keras.Model` (cloned with fresh weights, so the
+                argument itself is untouched) or a zero-argument callable that
+                returns a new model.
+            x, y: arrays, or a dataset in `x` with `y=None`.
+            optimizer: optimizer (instance, name or config; an instance is
+                copied from its config so it is never shared). Default SGD
+                0.1, momentum 0.9, as in the paper.
+            loss: default sparse cross-entropy on logits.
+            epochs, batch_size, metrics, verbose, **fit_kwargs: for `fit`.
+
+        Returns:
+            The trained model, ready to pass as `translator` (M2m freezes it).
+        """
+        if isinstance(architecture, keras.Model):
+            g = keras.models.clone_model(architecture)
+        elif callable(architecture):
+            g = architecture()
+        else:
+            raise ValueError(f"architecture must be a keras.Model or a callable returning one, got {type(architecture).__name__}")
+        if optimizer is None:
+            optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+        elif isinstance(optimizer, keras.optimizers.Optimizer):
+            optimizer = optimizer.__class__.from_config(optimizer.get_config())
+        if loss is None:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        g.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        if isinstance(x, tf.data.Dataset):
+            g.fit(x, epochs=epochs, verbose=verbose, **fit_kwargs)
+        else:
+            g.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, **fit_kwargs)
+        return g
+
+    # -------------------------------------------------------- serialization
+
+    def get_config(self):
+        config = super().get_config()
+        if self.self_translation:
+            translator = "self"
+        elif len(self.translators) == 1:
+            translator = keras.saving.serialize_keras_object(self.translators[0])
+        else:
+            translator = [keras.saving.serialize_keras_object(g) for g in self.translators]
+        counts = None
+        if self._counts_set:
+            counts = [float(v) for v in keras.ops.convert_to_numpy(self.class_counts)]
+        config.update(
+            classifier=keras.saving.serialize_keras_object(self.classifier),
+            translator=translator,
+            class_counts=counts,
+            beta=self.beta,
+            lam=self.lam,
+            gamma=self.gamma,
+            step_size=self.step_size,
+            attack_steps=self.attack_steps,
+            start_epoch=self.start_epoch,
+            input_range=list(self.input_range) if self.input_range is not None else None,
+            rejection=self.rejection,
+            noise_norm=self.noise_norm,
+            acceptance_criterion=self.acceptance_criterion,
+            num_classes=self.num_classes,
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["classifier"] = keras.saving.deserialize_keras_object(config["classifier"], custom_objects=custom_objects)
+        translator = config.get("translator")
+        if isinstance(translator, list):
+            config["translator"] = [keras.saving.deserialize_keras_object(t, custom_objects=custom_objects) for t in translator]
+        elif isinstance(translator, dict):
+            config["translator"] = keras.saving.deserialize_keras_object(translator, custom_objects=custom_objects)
+        return cls(**config)
