@@ -127,6 +127,7 @@ def run_seed(seed, args, data):
     m2m = M2m(
         continue_from_warm("m2m"), g, class_counts=counts, beta=args.beta, lam=args.lam, gamma=args.gamma,
         step_size=args.step_size, attack_steps=args.attack_steps, start_epoch=start, seed=seed,
+        acceptance_criterion=args.acceptance_criterion,
     )
     _compile(m2m)
     restore_optimizer(m2m)
@@ -150,6 +151,8 @@ def main():
     parser.add_argument("--gamma", type=float, default=0.9)
     parser.add_argument("--step-size", type=float, default=0.1)
     parser.add_argument("--attack-steps", type=int, default=10)
+    parser.add_argument("--acceptance-criterion", choices=["loss", "probability"], default="loss",
+                        help="loss: CE(g(x*), k) <= gamma (the paper); probability: p_g(k | x*) >= gamma (authors' code)")
     args = parser.parse_args()
 
     data = ki.datasets.load_digits()

@@ -36,7 +36,7 @@ def test_m2m_passes_the_model_harness_and_g_round_trips(tmp_path):
     y = np.array([0, 1, 2] * 4)
 
     def build():
-        return M2m(_cnn(), _cnn(name="g"), class_counts=[30, 8, 2], beta=0.9, gamma=0.0, attack_steps=2, seed=1)
+        return M2m(_cnn(), _cnn(name="g"), class_counts=[30, 8, 2], beta=0.9, gamma=0.0, acceptance_criterion="probability", attack_steps=2, seed=1)
 
     def extra(original, reloaded):
         assert reloaded.translator is not reloaded.classifier
@@ -101,7 +101,8 @@ def test_accepted_samples_are_confident_and_rejected_slots_keep_real_samples():
     rng = np.random.default_rng(3)
     wg = rng.normal(size=(64, 3)) * 3.0
     g = _linear(wg, (8, 8, 1), "g")
-    model = M2m(_cnn(), g, class_counts=[40, 10, 2], beta=0.9, gamma=0.9, step_size=1.0, attack_steps=5, seed=3)
+    model = M2m(_cnn(), g, class_counts=[40, 10, 2], beta=0.9, gamma=0.9, step_size=1.0, attack_steps=5, seed=3,
+                acceptance_criterion="probability")
     x = rng.random((60, 8, 8, 1), dtype=np.float32)
     y = np.repeat([0, 1, 2], 20)
     out = {k: np.asarray(v) for k, v in model.oversample_batch(x, y).items()}
@@ -121,13 +122,39 @@ def test_accepted_samples_are_confident_and_rejected_slots_keep_real_samples():
     np.testing.assert_array_equal(out["x"][~acc], x[~acc])
 
 
+def test_default_acceptance_is_the_papers_loss_threshold():
+    """Algorithm 1: accept only if CE(g(x*), k) <= gamma; gamma = inf accepts every seeded slot."""
+    rng = np.random.default_rng(4)
+    wg = rng.normal(size=(64, 3)) * 3.0
+    g = _linear(wg, (8, 8, 1), "g")
+    x = rng.random((60, 8, 8, 1), dtype=np.float32)
+    y = np.repeat([0, 1, 2], 20)
+    kwargs = dict(class_counts=[40, 10, 2], beta=0.9, step_size=0.2, attack_steps=1, seed=3, rejection=False)
+
+    def ce_of(out):
+        return -np.log(_softmax(out["translated"].reshape(60, -1) @ wg)[np.arange(60), y])
+
+    loose = M2m(_cnn(), g, gamma=float("inf"), **kwargs)
+    assert loose.acceptance_criterion == "loss"
+    out = {k: np.asarray(v) for k, v in loose.oversample_batch(x, y).items()}
+    np.testing.assert_array_equal(out["accepted"], out["generation_slot"] & out["has_seed"])
+    # A threshold at the median loss of the translations splits the slots.
+    gamma = float(np.median(ce_of(out)[out["accepted"]]))
+    strict = M2m(_cnn(), g, gamma=gamma, **kwargs)
+    out = {k: np.asarray(v) for k, v in strict.oversample_batch(x, y).items()}
+    acc, seeded = out["accepted"], out["generation_slot"] & out["has_seed"]
+    ce = ce_of(out)
+    assert acc.sum() > 0 and (seeded & ~acc).sum() > 0
+    assert np.all(ce[acc] <= gamma + 1e-4) and np.all(ce[seeded & ~acc] > gamma - 1e-4)
+
+
 def test_seed_classes_follow_q_and_slots_follow_the_counts():
     """Eq. 5 seed classes (chi-square), 1 - N_k/N_max slots, 1 - beta^delta acceptance."""
     counts = np.array([20, 100, 3, 10, 5])  # class 1 is the majority, not class 0
     beta = 0.9
     per_class = 400
     g = _linear(np.zeros((4, 5)), (2, 2, 1), "g")  # uniform softmax; gamma = 0 accepts all
-    model = M2m(_linear(np.zeros((4, 5)), (2, 2, 1), "f"), g, class_counts=counts, beta=beta, gamma=0.0, attack_steps=0, seed=7)
+    model = M2m(_linear(np.zeros((4, 5)), (2, 2, 1), "f"), g, class_counts=counts, beta=beta, gamma=0.0, acceptance_criterion="probability", attack_steps=0, seed=7)
     # An unbalanced batch: Q must not depend on how many of each class it holds.
     sizes = np.array([per_class, 50, per_class, 120, per_class])
     y = np.repeat(np.arange(5), sizes)
@@ -161,7 +188,7 @@ def test_translator_stays_frozen_and_translation_starts_at_start_epoch():
     y = np.array([0, 1, 2] * 8)
     g = _cnn(name="g")
     g_before = [w.copy() for w in g.get_weights()]
-    model = M2m(_cnn(), g, class_counts=[30, 8, 2], beta=0.9, gamma=0.0, attack_steps=2, start_epoch=1, seed=0)
+    model = M2m(_cnn(), g, class_counts=[30, 8, 2], beta=0.9, gamma=0.0, acceptance_criterion="probability", attack_steps=2, start_epoch=1, seed=0)
     f_before = [w.copy() for w in model.classifier.get_weights()]
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     history = model.fit(x, y, batch_size=12, epochs=2, verbose=0)
