@@ -79,7 +79,6 @@ def test_harness_resnet20_fit_round_trip_and_savedmodel(tmp_path):
         compile_kwargs={"optimizer": "sgd", "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
         tmp_path=tmp_path,
         expected_output_shape=(8, 10),
-        atol=1e-5,
     )
 
 
@@ -100,3 +99,19 @@ def test_local_weights_and_errors(tmp_path):
         ResNet20(input_shape=(2, 2, 3))
     with pytest.raises(ValueError, match="num_classes"):
         ResNet20(num_classes=0)
+
+
+def test_strided_conv_is_centred_on_the_shortcut_samples():
+    """A centre-tap identity kernel in the stride-2 conv must reproduce the option-A shortcut
+    exactly (PyTorch's symmetric padding=1); Keras "same" padding would shift it by a pixel."""
+    model = ResNet20(input_shape=(8, 8, 3))
+    conv = model.get_layer("stage2_block1_conv1")
+    kernel = np.zeros(conv.kernel.shape, "float32")
+    for c in range(16):
+        kernel[1, 1, c, c + 8] = 1.0
+    conv.set_weights([kernel])
+    probe = keras.Model(model.input, [conv.output, model.get_layer("stage2_block1_shortcut").output])
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    conv_out, shortcut_out = (np.asarray(t) for t in probe(x))
+    assert np.abs(shortcut_out).max() > 0
+    np.testing.assert_allclose(conv_out, shortcut_out, atol=1e-6)
