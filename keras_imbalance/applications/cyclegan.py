@@ -120,7 +120,6 @@ def _patchgan_trunk(x, filters, num_layers, output_channels):
     x = layers.ZeroPadding2D(1, name="conv1_pad")(x)
     x = _conv(x, filters, 4, 2, "conv1")
     x = layers.LeakyReLU(0.2, name="conv1_lrelu")(x)
-    mult = 1
     for n in range(1, num_layers + 1):
         mult = min(2**n, 8)
         # The last of these keeps stride 1 (pix2pix's C512 before the output conv).
@@ -134,11 +133,9 @@ def _patchgan_trunk(x, filters, num_layers, output_channels):
 
 
 def _patchgan_min_size(num_layers):
-    # Sizes go s -> floor(s/2) for num_layers stride-2 convs (k4, pad 1), then -1 twice.
-    size = 3
-    for _ in range(num_layers):
-        size = 2 * size
-    return size
+    # A 4x4 conv with padding 1 maps s -> floor(s / 2) at stride 2 and s -> s - 1 at
+    # stride 1; num_layers stride-2 convs then two stride-1 convs must leave >= 1 pixel.
+    return 3 * 2**num_layers
 
 
 def PatchGANDiscriminator(input_shape=(256, 256, 3), filters=64, num_layers=3, weights=None,
