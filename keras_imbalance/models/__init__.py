@@ -1,1 +1,6 @@
 
+from keras_imbalance.models.base import MultiPlayerModel
+from keras_imbalance.models.gamo import GAMO
+from keras_imbalance.models.gamo import GAMO2Pix
+from keras_imbalance.models.gamo import GAMO2PixVAE
+from keras_imbalance.models.gamo import RefreshFeatureBank
