@@ -183,5 +183,22 @@ class MultiPlayerModel(keras.Model):
             self.update_compiled_metrics(y, self(x, training=False))
         return self.metrics_result()
 
+    # The seed generator's state is not a layer variable, so Keras would not
+    # save it; storing it makes a reloaded model draw the same random numbers
+    # as the original would have (exact resume).
+
+    def save_own_variables(self, store):
+        own = self._trainable_variables + self._non_trainable_variables
+        for i, v in enumerate(own):
+            store[f"{i}"] = v
+        store["seed_generator_state"] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        own = self._trainable_variables + self._non_trainable_variables
+        for i, v in enumerate(own):
+            v.assign(store[f"{i}"])
+        if "seed_generator_state" in list(store.keys()):
+            self.seed_generator.state.assign(store["seed_generator_state"])
+
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
