@@ -68,7 +68,8 @@ class GAMO(MultiPlayerModel):
        mode; M on the fakes with their one-hot labels; D on the fakes with
        targets U(0, 0.1).
     3. B labels drawn uniformly over the minority classes (Alg. 1 line 13);
-       G against frozen M with target 1 - one-hot(i) (eq. 6, L_i7 + L_i8), then
+       G against frozen M with target 1 - one-hot(i) on the minority outputs
+       (eq. 6, L_i7 + L_i8; see `majority_in_generator_target`), then
        G against frozen D with target 1 (L_i9). G's gradients never reach F.
 
     Each update is a separate optimizer step, as the code's `train_on_batch`
@@ -102,6 +103,9 @@ class GAMO(MultiPlayerModel):
         latent_dim: dimension of z (100).
         loss: `"least_squares"` or `"cross_entropy"`.
         label_noise: width of the U(0, noise) target smoothing for D (0.1).
+        majority_in_generator_target: False (paper, eq. 6): G's loss against
+            M covers the minority classes' outputs only; True (authors' code):
+            target 1 - onehot(i) on all C outputs, the majority's included.
         seed: int or None, for the model's random draws.
 
     Call: x (B, *input_shape) -> logits (B, C).
@@ -126,10 +130,12 @@ class GAMO(MultiPlayerModel):
         latent_dim=100,
         loss="least_squares",
         label_noise=0.1,
+        majority_in_generator_target=False,
         seed=None,
         **kwargs,
     ):
         super().__init__(seed=seed, **kwargs)
+        self.majority_in_generator_target = bool(majority_in_generator_target)
         if loss not in _LOSSES:
             raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
         self.loss_variant = loss
@@ -202,6 +208,11 @@ class GAMO(MultiPlayerModel):
         # number rather than -inf for zero-deficit classes.
         self._deficit_logits = np.where(deficit > 0, np.log(np.maximum(deficit, 1e-12) / deficit.sum()), -1e9).astype("float32")
         self._minority = np.asarray(layer.minority_classes, "int32")
+        # Eq. 6 sums L_i7 + L_i8 over minority outputs i only (j in C \ {i, c}):
+        # G is not asked to make its samples look like the majority class. The
+        # code's target 1 - onehot also scores the majority output.
+        columns = np.isin(np.arange(self.num_classes), self._minority) | bool(self.majority_in_generator_target)
+        self._generator_columns = columns.astype("float32")
 
     def adapt(self, x, y=None):
         """Derive the class counts from the data and store each minority class's samples.
@@ -285,11 +296,16 @@ class GAMO(MultiPlayerModel):
 
     # Training ---------------------------------------------------------------
 
-    def _class_loss(self, target, logits):
+    def _class_loss(self, target, logits, columns=None):
+        """Mean over the batch and the (selected) outputs of the per-output loss."""
         probs = ops.softmax(logits, axis=-1)
         if self.loss_variant == "least_squares":
-            return ops.mean(ops.square(probs - target))
-        return ops.mean(keras.losses.binary_crossentropy(target[..., None], probs[..., None]))
+            per_output = ops.square(probs - target)
+        else:
+            per_output = keras.losses.binary_crossentropy(target[..., None], probs[..., None])
+        if columns is None:
+            return ops.mean(per_output)
+        return ops.mean(ops.sum(per_output * columns, axis=-1) / ops.sum(columns))
 
     def _adversarial_loss(self, target, logit):
         if self.loss_variant == "least_squares":
@@ -340,7 +356,9 @@ class GAMO(MultiPlayerModel):
         g_onehot = ops.one_hot(g_labels, self.num_classes)
         z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
         with tf.GradientTape() as tape:
-            loss_g_m = self._class_loss(1.0 - g_onehot, M(G([z, g_labels], training=True), training=False))
+            loss_g_m = self._class_loss(
+                1.0 - g_onehot, M(G([z, g_labels], training=True), training=False), columns=self._generator_columns
+            )
         self.apply_player_gradients("generator", tape, loss_g_m)
         if D is not None:
             with tf.GradientTape() as tape:
@@ -369,6 +387,7 @@ class GAMO(MultiPlayerModel):
             "latent_dim": self.latent_dim,
             "loss": self.loss_variant,
             "label_noise": self.label_noise,
+            "majority_in_generator_target": self.majority_in_generator_target,
         }
 
     @classmethod

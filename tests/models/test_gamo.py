@@ -188,3 +188,15 @@ def test_adapt_accepts_a_dataset():
     x, y = _toy()
     model = GAMO(applications.GAMOClassifier((8, 8, 1), 3), latent_dim=4).adapt(datasets.to_dataset(x, y, 5))
     assert model.class_counts == COUNTS
+
+
+def test_generator_loss_against_m_follows_eq6():
+    x, y = _toy()  # majority is class 1
+    model = _pixel_gamo(x, y)
+    logits = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    target = 1.0 - np.eye(3, dtype="float32")[[0, 2, 2, 0, 0]]
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    eq6 = np.mean(((p - target) ** 2)[:, [0, 2]].sum(1) / 2)  # minority outputs only
+    np.testing.assert_allclose(float(model._class_loss(target, logits, columns=model._generator_columns)), eq6, rtol=1e-5)
+    code = GAMO(model.classifier, majority_in_generator_target=True, latent_dim=4).adapt(x, y)
+    np.testing.assert_allclose(float(code._class_loss(target, logits, columns=code._generator_columns)), np.mean((p - target) ** 2), rtol=1e-5)
