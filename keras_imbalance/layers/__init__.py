@@ -1,5 +1,6 @@
 """Layers shared by the backbones and the models; each registered for serialization."""
 
+from keras_imbalance.layers.convex_generator import ConvexGenerator
 from keras_imbalance.layers.cosine_dense import CosineDense
 from keras_imbalance.layers.instance_norm import InstanceNormalization
 from keras_imbalance.layers.reflection_padding import ReflectionPadding2D

@@ -1,2 +1,8 @@
+"""The generative balancers: each a `keras.Model` whose `call(x)` is the classifier."""
 
+from keras_imbalance.models.base import MultiPlayerModel
+from keras_imbalance.models.gamo import GAMO
+from keras_imbalance.models.gamo import GAMO2Pix
+from keras_imbalance.models.gamo import GAMO2PixVAE
+from keras_imbalance.models.gamo import RefreshFeatureBank
 from keras_imbalance.models.m2m import M2m

@@ -1,0 +1,204 @@
+"""Shared plumbing for models with several players (GANs and their kin).
+
+`MultiPlayerModel` is a `keras.Model` whose `call(x)` is one network's forward
+pass (usually the classifier) and whose `train_step` updates several
+*players*, each a Keras model stored as an attribute with its own optimizer.
+It implements the "Conventions for multi-player models" of DESIGN.md once, so
+that GAMO, ImbalanceCycleGAN and PolarityGAN only write their `train_step`:
+
+- `compile(optimizers={name: optimizer}, **kwargs)` (subclasses expose named
+  keyword arguments and forward them) calls `super().compile(optimizer=None,
+  ...)` so Keras does not create and save an unused RMSprop, and builds each
+  optimizer on its player's trainable variables (the first step under
+  `tf.distribute` fails otherwise);
+- one `keras.metrics.Mean` per player, named `<player>_loss`, listed by the
+  `metrics` property so `fit` resets them every epoch;
+- `seed_generator` for `keras.random.*(seed=self.seed_generator)`;
+- `get_compile_config` / `compile_from_config` serialize every optimizer, and
+  each optimizer is an attribute (`<player>_optimizer`), so the `.keras` file
+  stores its iterations and slot variables and a reloaded model resumes
+  training exactly;
+- `scale_loss` divides a hand-written loss by the replica count, since under
+  `tf.distribute` gradients are summed across replicas;
+- `apply_player_gradients` is the one place where a tape meets an optimizer.
+
+Subclasses set `player_names` (class attribute, tuple of attribute names)
+and implement `default_optimizer(name)`; a player attribute may be `None`
+(an optional player such as GAMO's discriminator) and is then skipped.
+"""
+
+import keras
+import tensorflow as tf
+
+_RESERVED_COMPILE_KEYS = ("optimizer", "loss")
+
+
+@keras.saving.register_keras_serializable(package="keras_imbalance")
+class MultiPlayerModel(keras.Model):
+    """Base class: several players, one optimizer and one loss tracker each.
+
+    Args:
+        seed: int or None, seeds `self.seed_generator` (all randomness inside
+            `train_step` goes through it, so runs are reproducible).
+        **kwargs: passed to `keras.Model` (name, dtype, ...).
+    """
+
+    player_names = ()
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        self.loss_trackers = {name: keras.metrics.Mean(name=f"{name}_loss") for name in self.player_names}
+        for name in self.player_names:
+            setattr(self, f"{name}_optimizer", None)
+
+    # Players -----------------------------------------------------------
+
+    def player(self, name):
+        if name not in self.player_names:
+            raise ValueError(f"Unknown player {name!r}; players are {self.player_names}")
+        return getattr(self, name, None)
+
+    def active_players(self):
+        """Names of the players that exist (optional players may be None)."""
+        return [name for name in self.player_names if self.player(name) is not None]
+
+    def default_optimizer(self, name):
+        """The paper's default optimizer for player `name` (override)."""
+        return keras.optimizers.Adam(learning_rate=1e-3)
+
+    def mark_built(self, input_shape):
+        """Mark the model built once its players exist; `input_shape` (no batch axis) is `call`'s input.
+
+        Recording the shape lets `model.export` infer the serving signature
+        of a subclassed model.
+        """
+        self._build_shapes_dict = {"input_shape": (None, *tuple(input_shape))}
+        self.built = True
+
+    # Compile / restore --------------------------------------------------
+
+    def compile(self, optimizers=None, **kwargs):
+        """Compile with one optimizer per player.
+
+        Args:
+            optimizers: dict {player name: optimizer, string or config};
+                missing players get `default_optimizer(name)`.
+            **kwargs: `keras.Model.compile` arguments other than `optimizer`
+                and `loss` (e.g. `metrics` for the classifier's outputs,
+                `run_eagerly`, `jit_compile`).
+        """
+        optimizers = dict(optimizers or {})
+        unknown = set(optimizers) - set(self.player_names)
+        if unknown:
+            raise ValueError(f"Optimizers given for unknown players {sorted(unknown)}; players are {self.player_names}")
+        for key in _RESERVED_COMPILE_KEYS:
+            if key in kwargs:
+                raise ValueError(
+                    f"{type(self).__name__}.compile takes one optimizer per player "
+                    f"({', '.join(n + '_optimizer' for n in self.player_names)}); '{key}' is not accepted"
+                )
+        super().compile(optimizer=None, **kwargs)
+        self._player_compile_kwargs = dict(kwargs)
+        for name in self.player_names:
+            opt = optimizers.get(name)
+            opt = self.default_optimizer(name) if opt is None else keras.optimizers.get(opt)
+            setattr(self, f"{name}_optimizer", opt)
+        self.build_optimizers()
+
+    def build_optimizers(self):
+        """Create each optimizer's variables on its player's weights (idempotent)."""
+        for name in self.active_players():
+            opt = getattr(self, f"{name}_optimizer", None)
+            if opt is not None and not opt.built:
+                opt.build(self.player_variables(name))
+
+    def player_variables(self, name):
+        """The variables player `name`'s optimizer updates (override to share or split)."""
+        return self.player(name).trainable_variables
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        config = {
+            "optimizers": {
+                name: keras.optimizers.serialize(getattr(self, f"{name}_optimizer"))
+                for name in self.player_names
+                if getattr(self, f"{name}_optimizer", None) is not None
+            }
+        }
+        for key, value in getattr(self, "_player_compile_kwargs", {}).items():
+            config[key] = keras.saving.serialize_keras_object(value)
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        optimizers = {name: keras.optimizers.deserialize(c) for name, c in config.pop("optimizers", {}).items()}
+        kwargs = {key: keras.saving.deserialize_keras_object(value) for key, value in config.items()}
+        # The base signature, since subclasses rename the optimizer arguments.
+        MultiPlayerModel.compile(self, optimizers=optimizers, **kwargs)
+
+    # Training helpers ---------------------------------------------------
+
+    @property
+    def metrics(self):
+        trackers = [self.loss_trackers[name] for name in self.active_players()]
+        compiled = [self._compile_metrics] if getattr(self, "_compile_metrics", None) is not None else []
+        return trackers + compiled
+
+    def scale_loss(self, loss):
+        """Divide a hand-written (ops.mean) loss by the number of replicas."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return loss / replicas if replicas > 1 else loss
+
+    def apply_player_gradients(self, name, tape, loss, variables=None):
+        """One optimizer step of player `name` on `loss` (recorded on `tape`).
+
+        The loss is scaled by the replica count for the gradient; the
+        unscaled value is recorded in the player's loss tracker.
+        """
+        variables = self.player_variables(name) if variables is None else variables
+        grads = tape.gradient(self.scale_loss(loss), variables)
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        if pairs:
+            getattr(self, f"{name}_optimizer").apply_gradients(pairs)
+        self.loss_trackers[name].update_state(loss)
+
+    def metrics_result(self):
+        """{tracker name: value} for every active player, plus compiled metrics."""
+        result = {self.loss_trackers[name].name: self.loss_trackers[name].result() for name in self.active_players()}
+        if getattr(self, "_compile_metrics", None) is not None:
+            result.update(self._compile_metrics.result())
+        return result
+
+    def update_compiled_metrics(self, y, y_pred):
+        if getattr(self, "_compile_metrics", None) is not None:
+            self._compile_metrics.update_state(y, y_pred)
+
+    def test_step(self, data):
+        """Evaluate the `call` network with the compiled metrics only."""
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if y is not None:
+            self.update_compiled_metrics(y, self(x, training=False))
+        return self.metrics_result()
+
+    # The seed generator's state is not a layer variable, so Keras would not
+    # save it; storing it makes a reloaded model draw the same random numbers
+    # as the original would have (exact resume).
+
+    def save_own_variables(self, store):
+        own = self._trainable_variables + self._non_trainable_variables
+        for i, v in enumerate(own):
+            store[f"{i}"] = v
+        store["seed_generator_state"] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        own = self._trainable_variables + self._non_trainable_variables
+        for i, v in enumerate(own):
+            v.assign(store[f"{i}"])
+        if "seed_generator_state" in list(store.keys()):
+            self.seed_generator.state.assign(store["seed_generator_state"])
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}

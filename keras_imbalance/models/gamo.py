@@ -1,0 +1,564 @@
+"""GAMO: Generative Adversarial Minority Oversampling (Mullick, Datta, Das; ICCV 2019).
+
+Three players (Sec. 3, Algorithm 1): a classifier M, a conditional
+discriminator D(x | i) and a convex generator G whose samples are convex
+combinations of the real samples of a minority class (eq. 1), plus, in the
+feature-space variant, a convolutional feature extractor F trained with M on
+real data. `GAMO2Pix` (Sec. 5) maps feature-space samples back to images.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_imbalance.applications.gamo import GAMO2PixDecoder, GAMOGenerator
+from keras_imbalance.datasets.validation import check_images, check_labels, check_xy, class_counts
+from keras_imbalance.layers.convex_generator import ConvexGenerator
+from keras_imbalance.models.base import MultiPlayerModel
+
+_LOSSES = ("least_squares", "cross_entropy")
+
+
+def _paper_adam():
+    # Adam(2e-4, beta_1 = 0.5): the authors' setting for every player.
+    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
+
+
+def _collect(data):
+    """(x, y) numpy arrays from a dataset / iterable of (x, y) batches."""
+    xs, ys = [], []
+    for batch in data:
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise ValueError("adapt(dataset) needs a dataset of (x, y) batches")
+        xs.append(np.asarray(batch[0]))
+        ys.append(np.asarray(batch[1]).reshape(-1))
+    if not xs:
+        raise ValueError("adapt got an empty dataset")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _convex_layer(generator):
+    for layer in generator._flatten_layers(include_self=True):
+        if isinstance(layer, ConvexGenerator):
+            return layer
+    raise ValueError(f"generator {generator.name!r} contains no ConvexGenerator layer")
+
+
+class RefreshFeatureBank(keras.callbacks.Callback):
+    """Recompute a feature-space GAMO's sample banks with the current F at each epoch start.
+
+    `GAMO.fit` adds it by itself when the model has a feature extractor.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.refresh_bank()
+
+
+@keras.saving.register_keras_serializable(package="keras_imbalance")
+class GAMO(MultiPlayerModel):
+    """GAMO (Mullick et al., ICCV 2019): adversarial convex oversampling inside the classifier's training.
+
+    One `train_step` runs one minibatch of Algorithm 1 in the authors' code order:
+
+    1. M (and F, if any) on the real batch with one-hot targets; D on the
+       real batch (F's output held fixed) with targets 1 - U(0, 0.1).
+    2. B labels drawn with probability proportional to the deficit
+       n_max - n_i (Sec. 3.5), B samples generated with G's BN in inference
+       mode; M on the fakes with their one-hot labels; D on the fakes with
+       targets U(0, 0.1).
+    3. B labels drawn uniformly over the minority classes (Alg. 1 line 13);
+       G against frozen M with target 1 - one-hot(i) on the minority outputs
+       (eq. 6, L_i7 + L_i8; see `majority_in_generator_target`), then
+       G against frozen D with target 1 (L_i9). G's gradients never reach F.
+
+    Each update is a separate optimizer step, as the code's `train_on_batch`
+    calls are. Losses (`loss`):
+
+    - `"least_squares"` (Sec. 3.4, eqs. 4-6; the default, the paper's better
+      variant): mean squared error between M's softmax (D's sigmoid) and
+      the targets above.
+    - `"cross_entropy"` (eqs. 2-3): eq. 2 scores every output M_i as a
+      one-vs-rest probability (log M_i for the true class, log(1 - M_j) for
+      the others), i.e. a binary cross-entropy on each softmax output; D's
+      terms Q_i1, Q_i2 are the usual binary cross-entropy. G's terms use the
+      same targets as the least-squares variant (the non-saturating form:
+      G maximizes log(1 - M_i) of its own class and log M_j of the others, and
+      log D).
+
+    `discriminator=None` is the GAMO\\D ablation. Pixel space: M consumes the
+    inputs as they are (images or flat vectors) and G combines stored inputs.
+    Feature space (`feature_extractor` given): M consumes F(x), the banks hold
+    F's features, recomputed each epoch by `RefreshFeatureBank`.
+
+    Args:
+        classifier: Keras model, (B, *sample_shape) -> (B, C) logits, C >= 2
+            (e.g. `applications.GAMOClassifier`). `call(x)` returns its logits.
+        discriminator: Keras model `[samples, onehot (B, C)] -> (B, 1)` logit
+            (e.g. `applications.GAMODiscriminator`), or None.
+        feature_extractor: Keras model images -> features, or None (pixel space).
+        generator: Keras model `[z, labels] -> samples` containing a
+            `layers.ConvexGenerator` (`applications.GAMOGenerator`); None
+            builds the default one in `adapt`.
+        latent_dim: dimension of z (100).
+        loss: `"least_squares"` or `"cross_entropy"`.
+        label_noise: width of the U(0, noise) target smoothing for D (0.1).
+        majority_in_generator_target: False (paper, eq. 6): G's loss against
+            M covers the minority classes' outputs only; True (authors' code):
+            target 1 - onehot(i) on all C outputs, the majority's included.
+        seed: int or None, for the model's random draws.
+
+    Call: x (B, *input_shape) -> logits (B, C).
+
+    Example:
+
+    >>> model = GAMO(applications.GAMOClassifier((8, 8, 1), 10),
+    ...              applications.GAMODiscriminator((8, 8, 1), 10))
+    >>> model.adapt(x_train, y_train)
+    >>> model.compile(metrics=[metrics.BalancedAccuracy(10)])
+    >>> model.fit(x_train, y_train, batch_size=32, epochs=10)
+    """
+
+    player_names = ("feature_extractor", "classifier", "discriminator", "generator")
+
+    def __init__(
+        self,
+        classifier,
+        discriminator=None,
+        feature_extractor=None,
+        generator=None,
+        latent_dim=100,
+        loss="least_squares",
+        label_noise=0.1,
+        majority_in_generator_target=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(seed=seed, **kwargs)
+        self.majority_in_generator_target = bool(majority_in_generator_target)
+        if loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
+        self.loss_variant = loss
+        self.latent_dim = int(latent_dim)
+        self.label_noise = float(label_noise)
+        self.classifier = classifier
+        self.discriminator = discriminator
+        self.feature_extractor = feature_extractor
+        self.num_classes = int(classifier.output_shape[-1])
+        if self.num_classes < 2:
+            raise ValueError(f"the classifier must output C >= 2 class scores, got {classifier.output_shape}")
+        front = feature_extractor if feature_extractor is not None else classifier
+        self.input_sample_shape = tuple(front.input_shape[1:])
+        self.sample_shape = tuple(feature_extractor.output_shape[1:]) if feature_extractor is not None else self.input_sample_shape
+        if feature_extractor is not None and tuple(classifier.input_shape[1:]) != self.sample_shape:
+            raise ValueError(
+                f"the classifier takes {classifier.input_shape[1:]} but the feature extractor outputs {self.sample_shape}"
+            )
+        self.generator = None
+        self._bank_source = None
+        if generator is not None:
+            self._set_generator(generator)
+        self.mark_built(self.input_sample_shape)
+
+    # Set-up ----------------------------------------------------------------
+
+    def default_optimizer(self, name):
+        return _paper_adam()
+
+    def compile(
+        self,
+        classifier_optimizer=None,
+        generator_optimizer=None,
+        discriminator_optimizer=None,
+        feature_extractor_optimizer=None,
+        **kwargs,
+    ):
+        """One Adam(2e-4, beta_1=0.5) per player by default (the authors' setting).
+
+        `feature_extractor_optimizer` updates F on the real-batch loss (Alg. 1,
+        line 4). Other keyword arguments (e.g. `metrics`) go to `keras.Model.compile`;
+        metrics are computed on M's logits for the real batch.
+        """
+        super().compile(
+            optimizers={
+                "classifier": classifier_optimizer,
+                "generator": generator_optimizer,
+                "discriminator": discriminator_optimizer,
+                "feature_extractor": feature_extractor_optimizer,
+            },
+            **kwargs,
+        )
+
+    def _set_generator(self, generator):
+        layer = _convex_layer(generator)
+        if layer.num_classes != self.num_classes:
+            raise ValueError(f"generator has {layer.num_classes} classes, the classifier {self.num_classes}")
+        if layer.sample_shape != self.sample_shape:
+            raise ValueError(f"generator makes samples of shape {layer.sample_shape}, the classifier takes {self.sample_shape}")
+        if layer.latent_dim != self.latent_dim:
+            raise ValueError(f"generator has latent_dim {layer.latent_dim}, the model {self.latent_dim}")
+        self.generator = generator
+        self.convex_generator = layer
+        counts = np.asarray(layer.class_counts, "float64")
+        self.class_counts = [int(c) for c in counts]
+        deficit = counts.max() - counts
+        if deficit.sum() <= 0:
+            raise ValueError(f"the classes are balanced ({self.class_counts}); GAMO has no minority class to oversample")
+        # Log-probabilities for keras.random.categorical; a large negative
+        # number rather than -inf for zero-deficit classes.
+        self._deficit_logits = np.where(deficit > 0, np.log(np.maximum(deficit, 1e-12) / deficit.sum()), -1e9).astype("float32")
+        self._minority = np.asarray(layer.minority_classes, "int32")
+        # Eq. 6 sums L_i7 + L_i8 over minority outputs i only (j in C \ {i, c}):
+        # G is not asked to make its samples look like the majority class. The
+        # code's target 1 - onehot also scores the majority output.
+        columns = np.isin(np.arange(self.num_classes), self._minority) | bool(self.majority_in_generator_target)
+        self._generator_columns = columns.astype("float32")
+
+    def adapt(self, x, y=None):
+        """Derive the class counts from the data and store each minority class's samples.
+
+        Args:
+            x: samples (N, *input_shape) with `y` (N,) sparse labels, or a
+               dataset / iterable of `(x, y)` batches with `y=None`.
+
+        Class ids are the user's: the majority is the largest class, wherever
+        it is. Every class 0..C-1 of the classifier must occur, the data must
+        not be balanced, and a generator given at construction must have been
+        built for these counts.
+        """
+        if y is None:
+            x, y = _collect(x)
+        x, y = check_xy(x, y, num_classes=self.num_classes)
+        if tuple(x.shape[1:]) != self.input_sample_shape:
+            raise ValueError(f"samples have shape {x.shape[1:]}, the model takes {self.input_sample_shape}")
+        counts = class_counts(y, self.num_classes)
+        if self.generator is None:
+            if np.all(counts == counts[0]):
+                raise ValueError(f"the classes are balanced ({counts.tolist()}); GAMO has no minority class to oversample")
+            self._set_generator(GAMOGenerator(counts.tolist(), self.sample_shape, latent_dim=self.latent_dim))
+            if self.compiled:
+                self.build_optimizers()
+        elif list(counts) != self.class_counts:
+            raise ValueError(f"the data has class counts {counts.tolist()}, the generator was built for {self.class_counts}")
+        keep = np.isin(y, self._minority)
+        self._bank_source = (x[keep].astype("float32"), y[keep])
+        self.refresh_bank()
+        return self
+
+    def refresh_bank(self, batch_size=256):
+        """Refill the banks from the adapted samples (through F in feature space)."""
+        if self._bank_source is None:
+            return
+        x, y = self._bank_source
+        if self.feature_extractor is not None:
+            x = np.concatenate(
+                [np.asarray(self.feature_extractor(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
+            )
+        self.convex_generator.set_banks(x, y)
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        if self.generator is None or self._bank_source is None and not self._has_bank():
+            raise ValueError("call adapt(x, y) (or adapt(dataset)) before fit: GAMO needs the class counts and samples")
+        callbacks = list(callbacks or [])
+        if self.feature_extractor is not None and not any(isinstance(c, RefreshFeatureBank) for c in callbacks):
+            callbacks.append(RefreshFeatureBank())
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def _has_bank(self):
+        return any(float(ops.max(ops.abs(b))) > 0 for b in self.convex_generator.banks)
+
+    # Forward ----------------------------------------------------------------
+
+    def features(self, x, training=False):
+        return self.feature_extractor(x, training=training) if self.feature_extractor is not None else x
+
+    def call(self, x, training=False):
+        return self.classifier(self.features(x, training=training), training=training)
+
+    def generate(self, labels, seed=None):
+        """Samples of the given minority classes, (n, *sample_shape) numpy.
+
+        `seed` (int) makes the draw reproducible; None uses the model's seed
+        generator. In feature space these are feature vectors (see `GAMO2Pix`).
+        """
+        if self.generator is None:
+            raise ValueError("the model is not adapted: call adapt(x, y) first")
+        labels = check_labels(labels, self.num_classes, name="labels").astype("int32")
+        bad = sorted(set(labels.tolist()) - set(self._minority.tolist()))
+        if bad:
+            raise ValueError(f"class(es) {bad} have no generator unit; minority classes are {self._minority.tolist()}")
+        z = keras.random.normal((len(labels), self.latent_dim), seed=seed if seed is not None else self.seed_generator)
+        return np.asarray(self.generator([z, ops.convert_to_tensor(labels)], training=False))
+
+    def sample(self, n, class_id, seed=None):
+        """n generated samples of one minority class."""
+        return self.generate(np.full((int(n),), int(class_id)), seed=seed)
+
+    # Training ---------------------------------------------------------------
+
+    def _class_loss(self, target, logits, columns=None):
+        """Mean over the batch and the (selected) outputs of the per-output loss."""
+        probs = ops.softmax(logits, axis=-1)
+        if self.loss_variant == "least_squares":
+            per_output = ops.square(probs - target)
+        else:
+            per_output = keras.losses.binary_crossentropy(target[..., None], probs[..., None])
+        if columns is None:
+            return ops.mean(per_output)
+        return ops.mean(ops.sum(per_output * columns, axis=-1) / ops.sum(columns))
+
+    def _adversarial_loss(self, target, logit):
+        if self.loss_variant == "least_squares":
+            return ops.mean(ops.square(ops.sigmoid(logit) - target))
+        return ops.mean(keras.losses.binary_crossentropy(target, logit, from_logits=True))
+
+    def train_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        y = ops.cast(ops.reshape(y, (-1,)), "int32")
+        batch = ops.shape(y)[0]
+        onehot = ops.one_hot(y, self.num_classes)
+        M, D, F, G = self.classifier, self.discriminator, self.feature_extractor, self.generator
+
+        # 1. M (and F) on the real batch, then D on it.
+        with tf.GradientTape(persistent=True) as tape:
+            feats = self.features(x, training=True)
+            logits = M(feats, training=True)
+            loss_real = self._class_loss(onehot, logits)
+        if F is not None:
+            self.apply_player_gradients("feature_extractor", tape, loss_real)
+        self.apply_player_gradients("classifier", tape, loss_real)
+        del tape
+        self.update_compiled_metrics(y, logits)
+        feats = ops.stop_gradient(feats)
+        if D is not None:
+            real_target = 1.0 - keras.random.uniform((batch, 1), 0.0, self.label_noise, seed=self.seed_generator)
+            with tf.GradientTape() as tape:
+                loss_d_real = self._adversarial_loss(real_target, D([feats, onehot], training=True))
+            self.apply_player_gradients("discriminator", tape, loss_d_real)
+
+        # 2. Deficit-proportional fakes for M and D, G's BN in inference mode.
+        fake_labels = self.draw_fake_labels(batch)
+        fake_onehot = ops.one_hot(fake_labels, self.num_classes)
+        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        fakes = ops.stop_gradient(G([z, fake_labels], training=False))
+        with tf.GradientTape() as tape:
+            loss_fake = self._class_loss(fake_onehot, M(fakes, training=True))
+        self.apply_player_gradients("classifier", tape, loss_fake)
+        if D is not None:
+            fake_target = keras.random.uniform((batch, 1), 0.0, self.label_noise, seed=self.seed_generator)
+            with tf.GradientTape() as tape:
+                loss_d_fake = self._adversarial_loss(fake_target, D([fakes, fake_onehot], training=True))
+            self.apply_player_gradients("discriminator", tape, loss_d_fake)
+
+        # 3. G against frozen M, then against frozen D (uniform minority labels).
+        pick = keras.random.randint((batch,), 0, len(self._minority), seed=self.seed_generator)
+        g_labels = ops.take(ops.convert_to_tensor(self._minority), pick)
+        g_onehot = ops.one_hot(g_labels, self.num_classes)
+        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        with tf.GradientTape() as tape:
+            loss_g_m = self._class_loss(
+                1.0 - g_onehot, M(G([z, g_labels], training=True), training=False), columns=self._generator_columns
+            )
+        self.apply_player_gradients("generator", tape, loss_g_m)
+        if D is not None:
+            with tf.GradientTape() as tape:
+                d_out = D([G([z, g_labels], training=True), g_onehot], training=False)
+                loss_g_d = self._adversarial_loss(ops.ones_like(d_out), d_out)
+            self.apply_player_gradients("generator", tape, loss_g_d)
+        return self.metrics_result()
+
+    def draw_fake_labels(self, n, seed=None):
+        """n labels with P(i) proportional to n_max - n_i (Alg. 1 line 10), int32 (n,)."""
+        draws = keras.random.categorical(
+            ops.convert_to_tensor(self._deficit_logits)[None, :], n, seed=seed if seed is not None else self.seed_generator
+        )
+        return ops.cast(ops.reshape(draws, (-1,)), "int32")
+
+    # Serialization ------------------------------------------------------------
+
+    def get_config(self):
+        ser = keras.saving.serialize_keras_object
+        return {
+            **super().get_config(),
+            "classifier": ser(self.classifier),
+            "discriminator": None if self.discriminator is None else ser(self.discriminator),
+            "feature_extractor": None if self.feature_extractor is None else ser(self.feature_extractor),
+            "generator": None if self.generator is None else ser(self.generator),
+            "latent_dim": self.latent_dim,
+            "loss": self.loss_variant,
+            "label_noise": self.label_noise,
+            "majority_in_generator_target": self.majority_in_generator_target,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("classifier", "discriminator", "feature_extractor", "generator"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_imbalance")
+class GAMO2Pix(MultiPlayerModel):
+    """GAMO2pix (Sec. 5, Fig. 5a): per-class VAEs that turn GAMO's feature vectors into images.
+
+    For every class k, a VAE whose encoder is the frozen feature extractor F
+    followed by two Dense heads (mean and log-variance of a `latent_dim`
+    Gaussian) and whose decoder is `applications.GAMO2PixDecoder`. A sample
+    of class k trains only class k's VAE (per-class networks, as in the
+    paper). Loss per sample: squared pixel error summed over pixels (the
+    code's MSE scaled by the pixel count) + KL(N(mu, exp(logvar)) || N(0, I)),
+    with the log-variance used consistently in the reparameterization
+    z = mu + exp(logvar / 2) * eps and in the KL (the authors' code samples
+    with exp(z_sigma) while its KL treats z_sigma as a log-variance; not copied).
+
+    Images are expected in [-1, 1] (the decoder ends in tanh), like GAMO's pixels.
+
+    Args:
+        feature_extractor: GAMO's F, images -> features; never trained here.
+        num_classes: C.
+        generator: GAMO's (feature-space) generator model, used by
+            `generate_images`; optional.
+        latent_dim: VAE latent size (32; the paper does not give it).
+        filters: decoder width (32, the code's).
+        seed: int or None.
+
+    Call: images x (B, H, W, ch) -> reconstructions by every class's VAE from
+    its mean code, (B, C, H, W, ch) (deterministic, so it can be served).
+    `fit(x, y)` trains the VAEs; `generate_images(class_id, n)` decodes GAMO samples.
+    """
+
+    player_names = ("vaes",)
+
+    def __init__(self, feature_extractor, num_classes, generator=None, latent_dim=32, filters=32, seed=None, vaes=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.feature_extractor = feature_extractor
+        self.num_classes = int(num_classes)
+        self.generator = generator
+        self.latent_dim = int(latent_dim)
+        self.filters = int(filters)
+        self.image_shape = tuple(feature_extractor.input_shape[1:])
+        if len(self.image_shape) != 3:
+            raise ValueError(f"GAMO2Pix needs an image feature extractor (H, W, C), got input {self.image_shape}")
+        feature_dim = int(np.prod(feature_extractor.output_shape[1:]))
+        self.vaes = vaes if vaes is not None else [self._make_vae(k, feature_dim) for k in range(self.num_classes)]
+        if len(self.vaes) != self.num_classes:
+            raise ValueError(f"expected {self.num_classes} VAEs, got {len(self.vaes)}")
+        self.mark_built(self.image_shape)
+
+    def _make_vae(self, k, feature_dim):
+        feats = keras.Input((feature_dim,), name="features")
+        eps = keras.Input((self.latent_dim,), name="eps")
+        mu = keras.layers.Dense(self.latent_dim, name="mean")(feats)
+        logvar = keras.layers.Dense(self.latent_dim, name="log_var")(feats)
+        decoder = GAMO2PixDecoder(self.latent_dim, self.image_shape, filters=self.filters, name=f"decoder_{k}")
+        return GAMO2PixVAE(mu_head=keras.Model(feats, [mu, logvar], name=f"encoder_head_{k}"), decoder=decoder, name=f"vae_{k}")
+
+    def default_optimizer(self, name):
+        return keras.optimizers.Adam(learning_rate=1e-3)
+
+    def compile(self, vae_optimizer=None, **kwargs):
+        super().compile(optimizers={"vaes": vae_optimizer}, **kwargs)
+
+    def player_variables(self, name):
+        return [v for vae in self.vaes for v in vae.trainable_variables]
+
+    def _features(self, x):
+        f = ops.stop_gradient(self.feature_extractor(x, training=False))
+        return ops.reshape(f, (ops.shape(f)[0], -1))
+
+    def call(self, x, training=False):
+        f = self._features(x)
+        return ops.stack([vae.decoder(vae.mu_head(f)[0], training=training) for vae in self.vaes], axis=1)
+
+    def train_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        y = ops.cast(ops.reshape(y, (-1,)), "int32")
+        f = self._features(x)
+        eps = keras.random.normal((ops.shape(f)[0], self.latent_dim), seed=self.seed_generator)
+        with tf.GradientTape() as tape:
+            total = 0.0
+            for k, vae in enumerate(self.vaes):
+                mu, logvar = vae.mu_head(f)
+                recon = vae.decoder(mu + ops.exp(0.5 * logvar) * eps, training=True)
+                pixel = ops.sum(ops.reshape(ops.square(recon - x), (ops.shape(x)[0], -1)), axis=-1)
+                kl = -0.5 * ops.sum(1.0 + logvar - ops.square(mu) - ops.exp(logvar), axis=-1)
+                mask = ops.cast(ops.equal(y, k), "float32")
+                total = total + ops.mean(mask * (pixel + kl))
+        self.apply_player_gradients("vaes", tape, total)
+        return self.metrics_result()
+
+    def decode(self, features, class_id, seed=None):
+        """Images from feature vectors through class `class_id`'s VAE (sampled latent), numpy."""
+        k = int(class_id)
+        if not 0 <= k < self.num_classes:
+            raise ValueError(f"class_id {class_id} out of range for {self.num_classes} classes")
+        f = ops.reshape(ops.convert_to_tensor(features, "float32"), (len(features), -1))
+        mu, logvar = self.vaes[k].mu_head(f)
+        eps = keras.random.normal(ops.shape(mu), seed=seed if seed is not None else self.seed_generator)
+        return np.asarray(self.vaes[k].decoder(mu + ops.exp(0.5 * logvar) * eps, training=False))
+
+    def generate_images(self, class_id, n, seed=None):
+        """n images of a minority class: GAMO feature samples decoded by that class's VAE."""
+        if self.generator is None:
+            raise ValueError("GAMO2Pix has no generator; pass GAMO's generator (GAMO2Pix.from_gamo)")
+        layer = _convex_layer(self.generator)
+        if int(class_id) not in layer.minority_classes:
+            raise ValueError(f"class {class_id} has no generator unit; minority classes are {layer.minority_classes}")
+        z = keras.random.normal((int(n), layer.latent_dim), seed=seed if seed is not None else self.seed_generator)
+        feats = self.generator([z, ops.full((int(n),), int(class_id), dtype="int32")], training=False)
+        return self.decode(np.asarray(feats), class_id, seed=None if seed is None else seed + 1)
+
+    @classmethod
+    def from_gamo(cls, gamo, **kwargs):
+        """A GAMO2Pix on a feature-space GAMO's F and generator."""
+        if gamo.feature_extractor is None:
+            raise ValueError("GAMO2Pix needs a feature-space GAMO (with a feature_extractor)")
+        return cls(gamo.feature_extractor, gamo.num_classes, generator=gamo.generator, **kwargs)
+
+    def get_config(self):
+        ser = keras.saving.serialize_keras_object
+        return {
+            **super().get_config(),
+            "feature_extractor": ser(self.feature_extractor),
+            "num_classes": self.num_classes,
+            "generator": None if self.generator is None else ser(self.generator),
+            "latent_dim": self.latent_dim,
+            "filters": self.filters,
+            "vaes": [ser(v) for v in self.vaes],
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("feature_extractor", "generator"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        config["vaes"] = [keras.saving.deserialize_keras_object(v) for v in config["vaes"]]
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_imbalance")
+class GAMO2PixVAE(keras.layers.Layer):
+    """One class's GAMO2pix VAE: encoder heads (mean, log-variance) and decoder."""
+
+    def __init__(self, mu_head, decoder, **kwargs):
+        super().__init__(**kwargs)
+        self.mu_head = mu_head
+        self.decoder = decoder
+        self.built = True
+
+    def call(self, features):
+        return self.decoder(self.mu_head(features)[0])
+
+    def get_config(self):
+        ser = keras.saving.serialize_keras_object
+        return {**super().get_config(), "mu_head": ser(self.mu_head), "decoder": ser(self.decoder)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["mu_head"] = keras.saving.deserialize_keras_object(config["mu_head"])
+        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        return cls(**config)
