@@ -63,9 +63,10 @@ def export_for_serving(
       `value_range` (the range the model was trained on, e.g. (0, 1) for this
       package's loaders, (-1, 1) for GAMO's pixel space); with `"float32"` the
       images are passed as they are (already preprocessed as in training).
-    - `generate` (models with a `generate(class_ids, seed)` method, e.g. GAMO
-      and PolarityGAN): inputs `class_ids` int32 (B,) and `seed` int32
-      scalar; output `samples`.
+    - `generate` (models with a `generator` player called as
+      `generator([z, class_ids])` and a `latent_dim`, e.g. GAMO and
+      PolarityGAN): inputs `class_ids` int32 (B,) and `seed` int32 scalar
+      (z ~ N(0, I) drawn statelessly from it); output `samples`.
     - `translate_ab` / `translate_ba` (models with those methods, e.g.
       CycleGAN): input `images` float32; output `translated`.
 
@@ -118,10 +119,17 @@ def export_for_serving(
         fn=classify,
         input_signature=[tf.TensorSpec((None, *shape), tf.dtypes.as_dtype(input_dtype), name="images")],
     )
-    if callable(getattr(model, "generate", None)):
+    generator, latent_dim = getattr(model, "generator", None), getattr(model, "latent_dim", None)
+    if generator is not None and latent_dim:
+        # Stateless draws: the seed arrives as a tensor, and the same seed must
+        # give the same samples on every call.
+        def generate(class_ids, seed):
+            z = tf.random.stateless_normal((tf.shape(class_ids)[0], int(latent_dim)), seed=tf.stack([seed, 0]))
+            return {"samples": generator([z, class_ids], training=False)}
+
         archive.add_endpoint(
             name=GENERATE_SIGNATURE,
-            fn=lambda class_ids, seed: {"samples": model.generate(class_ids, seed=seed)},
+            fn=generate,
             input_signature=[tf.TensorSpec((None,), tf.int32, name="class_ids"), tf.TensorSpec((), tf.int32, name="seed")],
         )
     for direction in ("translate_ab", "translate_ba"):

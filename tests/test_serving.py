@@ -153,28 +153,30 @@ def test_versions_are_not_overwritten_by_accident(exported, tmp_path):
 
 def test_method_model_exports_its_classifier_and_generate_signature(tmp_path):
     class TwoPlayer(keras.Model):
-        """Stand-in for a generating method model: a classifier plus a generator."""
+        """Stand-in for a generating method model: a classifier plus a generator([z, labels])."""
+
+        latent_dim = 3
 
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self.classifier = applications.SmallCNN((8, 8, 1), 3, filters=(4,), dense_units=0)
-            self.bank = keras.Variable(np.arange(3 * 64, dtype="float32").reshape(3, 8, 8, 1), trainable=False)
+            z = keras.Input((3,))
+            labels = keras.Input((), dtype="int32")
+            bank = keras.layers.Embedding(3, 64, embeddings_initializer="uniform")(labels)
+            samples = keras.layers.Reshape((8, 8, 1))(bank + 0.0 * keras.layers.Dense(64)(z))
+            self.generator = keras.Model([z, labels], samples)
             self.built = True  # as every method model does once its players exist
 
         def call(self, x):
             return self.classifier(x)
-
-        def generate(self, class_ids, seed=0):
-            # A traced seed needs a stateless op: keras.random takes only Python ints.
-            noise = tf.random.stateless_uniform((tf.shape(class_ids)[0], 8, 8, 1), seed=tf.stack([seed, 0]))
-            return tf.gather(self.bank, class_ids) + 0.0 * noise
 
     model = TwoPlayer()
     path = serving.export_for_serving(model, tmp_path / "two")
     loaded = tf.saved_model.load(path)
     assert set(loaded.signatures) == {"serving_default", "generate"}
     samples = loaded.signatures["generate"](class_ids=tf.constant([2, 0]), seed=tf.constant(7))["samples"]
-    np.testing.assert_allclose(samples.numpy(), np.asarray(model.bank)[[2, 0]])
+    expected = model.generator([np.zeros((2, 3), "float32"), np.array([2, 0])])
+    np.testing.assert_allclose(samples.numpy(), np.asarray(expected), atol=1e-6)
 
 
 def test_models_config(tmp_path):
@@ -184,3 +186,31 @@ def test_models_config(tmp_path):
     assert (tmp_path / "models.config").read_text() == text
     with pytest.raises(ValueError, match="name"):
         serving.write_models_config({"bad name": "/x"}, tmp_path / "x.config")
+
+
+def test_gamo_exports_classifier_and_generate_signature(tmp_path):
+    from keras_imbalance.models import GAMO
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], [6, 3, 1])
+    x = rng.uniform(-1, 1, (len(y), 8, 8, 1)).astype("float32")
+    model = GAMO(applications.GAMOClassifier((8, 8, 1), 3, hidden_units=(8,)),
+                 applications.GAMODiscriminator((8, 8, 1), 3, hidden_units=(8,)), latent_dim=4, seed=0).adapt(x, y)
+    model.compile()
+    model.fit(x, y, batch_size=10, epochs=1, verbose=0)
+    path = serving.export_for_serving(model, tmp_path / "gamo", value_range=(-1, 1))
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == {"serving_default", "generate"}
+    images = rng.integers(0, 256, (3, 8, 8, 1)).astype(np.uint8)
+    probs = loaded.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
+    logits = np.asarray(model.predict(images.astype("float32") / 255 * 2 - 1, verbose=0))
+    np.testing.assert_allclose(probs, tf.nn.softmax(logits).numpy(), atol=1e-5)
+    generate = loaded.signatures["generate"]
+    samples = generate(class_ids=tf.constant([1, 1, 2]), seed=tf.constant(3))["samples"].numpy()
+    again = generate(class_ids=tf.constant([1, 1, 2]), seed=tf.constant(3))["samples"].numpy()
+    np.testing.assert_array_equal(samples, again)  # same seed, same samples
+    # Each sample is a convex combination of its class's stored samples: inside the bank's bounding box,
+    # and the single sample of class 2 comes back exactly.
+    bank1 = x[y == 1]
+    assert np.all(samples[:2] >= bank1.min(0) - 1e-5) and np.all(samples[:2] <= bank1.max(0) + 1e-5)
+    np.testing.assert_allclose(samples[2], x[y == 2][0], atol=1e-5)
