@@ -16,3 +16,7 @@ from keras_imbalance import datasets  # noqa: E402
 from keras_imbalance import layers  # noqa: E402
 from keras_imbalance import metrics  # noqa: E402
 from keras_imbalance import models  # noqa: E402
+from keras_imbalance import baselines  # noqa: E402
+from keras_imbalance import callbacks  # noqa: E402
+from keras_imbalance import losses  # noqa: E402
+from keras_imbalance import optimizers  # noqa: E402
