@@ -169,7 +169,9 @@ def _cosine_head(model, num_classes):
         )
     features = last.input
     outputs = CosineDense(num_classes, name="cosine_predictions")(features)
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_cosine")
+    # A single input tensor (not a one-element list) keeps a plain signature for export.
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=f"{model.name}_cosine")
 
 
 class Recipe(BaseRecipe):
@@ -360,6 +362,7 @@ class Recipe(BaseRecipe):
         self.history_ = model.fit(
             data,
             epochs=epochs,
+            shuffle=False,  # the tf.data pipeline shuffles / samples itself
             verbose=verbose,
             validation_data=validation_data,
             callbacks=recipe_callbacks + list(callbacks or []),
