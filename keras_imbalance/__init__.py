@@ -7,12 +7,20 @@ Sub-packages:
 - `keras_imbalance.applications`: the backbones the papers use.
 - `keras_imbalance.layers`: layers shared by backbones and models.
 - `keras_imbalance.models`: the generative balancers (GAMO, M2m, ...).
+- `keras_imbalance.baselines`, `losses`, `callbacks`, `optimizers`: the baselines the papers compare against.
+- `keras_imbalance.serving`, `presets`: TF Serving export and pretrained balancers.
 """
 
 __version__ = "0.1.0"
 
 from keras_imbalance import applications  # noqa: E402
+from keras_imbalance import baselines  # noqa: E402
+from keras_imbalance import callbacks  # noqa: E402
 from keras_imbalance import datasets  # noqa: E402
 from keras_imbalance import layers  # noqa: E402
+from keras_imbalance import losses  # noqa: E402
 from keras_imbalance import metrics  # noqa: E402
 from keras_imbalance import models  # noqa: E402
+from keras_imbalance import optimizers  # noqa: E402
+from keras_imbalance import presets  # noqa: E402
+from keras_imbalance import serving  # noqa: E402

@@ -3,5 +3,7 @@
 from keras_imbalance.layers.convex_generator import ConvexGenerator
 from keras_imbalance.layers.cosine_dense import CosineDense
 from keras_imbalance.layers.instance_norm import InstanceNormalization
+from keras_imbalance.layers.logit_adjustment import LogitAdjustment
+from keras_imbalance.layers.logit_adjustment import logit_adjusted
 from keras_imbalance.layers.reflection_padding import ReflectionPadding2D
 from keras_imbalance.layers.shortcuts import SubsampleZeroPadShortcut

@@ -1,0 +1,428 @@
+"""The baselines the papers compare against, as recipes behind one interface.
+
+>>> recipe = baselines.get("ldam-drw")
+>>> clf = recipe.fit(lambda s, c: applications.SmallCNN(s, c), x, y, epochs=30, batch_size=32, seed=0)
+>>> logits = clf.predict(x_test)
+
+Every recipe has `name`, `get_config()` and
+
+    fit(backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None,
+        verbose=0, num_classes=None, lr_schedule="auto", validation_data=None,
+        callbacks=None) -> keras.Model
+
+returning a trained classifier whose outputs are logits (B, C), trained with
+Keras `fit`. Class counts are taken from `y` (every class 0..C-1 needs a
+sample). `recipe.history_` keeps the `History` of the last fit.
+
+Backbone contract: `backbone_fn(input_shape, num_classes)` returns a
+`keras.Model` mapping (B, *input_shape) -> logits (B, num_classes), e.g.
+`lambda s, c: applications.SmallCNN(s, c)`. The LDAM recipes need a cosine
+head: they take a *functional* backbone whose last layer is its `Dense`
+classifier and replace that layer by `layers.CosineDense(num_classes)` on the
+same features (SmallCNN, the ResNets and any `keras.Sequential` ending in
+`Dense` qualify); a backbone that already ends in `CosineDense` is used as is.
+
+Training defaults (when `optimizer=None`): the papers' CIFAR recipe,
+`optimizers.CoupledSGD(0.1, momentum 0.9, coupled L2 2e-4)` with
+`callbacks.PaperLRSchedule` (linear warm-up, x0.01 at 80% and again at 90%
+of the epochs); deferred schedules (DRS, DRW, LDAM-DRW) switch at 80% of the
+epochs (epoch 160 of 200 in the papers) unless `defer_epoch` is given. With a
+user optimizer the LR schedule is off unless `lr_schedule="paper"`.
+
+Names (`available()`):
+
+- erm: cross-entropy on the data as is.
+- rs: class-aware re-sampling from the start (`datasets.to_dataset(balanced=True)`).
+- us / os: random under- / over-sampling to the smallest / largest class count, once before training.
+- smote: SMOTE (imbalanced-learn) on flattened inputs, reshaped back (`pip install keras-imbalance[smote]`).
+- rw / cs: cross-entropy weighted by inverse class frequency (M2m's RW; ImbalanceCycleGAN's CS).
+- cb-rw: weighted by class-balanced weights, beta = 0.9999 (Cui et al. 2019).
+- drs / drw: re-sampling / CB re-weighting switched on at the deferred epoch (Cao et al. 2019).
+- focal: focal loss, gamma = 1 (the value of the LDAM-DRW / M2m comparisons).
+- ldam / ldam-drw: LDAM loss (margin 0.5, s = 30) on a cosine head, without / with DRW.
+- ts: ERM, then logits - tau * log(prior) at prediction (tau = 1).
+- os+cs / us+cs: over- / under-sampling plus inverse-frequency weights of the
+  *original* counts (ImbalanceCycleGAN, Table 1; the paper does not say which
+  counts; using the resampled, balanced ones would make CS a no-op).
+"""
+
+import copy
+
+import keras
+import numpy as np
+
+from keras_imbalance.callbacks import DeferredReweighting, DeferredResampling, PaperLRSchedule, scale_epoch
+from keras_imbalance.datasets.pipeline import to_dataset
+from keras_imbalance.datasets.validation import check_xy, class_counts as _class_counts
+from keras_imbalance.layers.cosine_dense import CosineDense
+from keras_imbalance.layers.logit_adjustment import logit_adjusted
+from keras_imbalance.losses import (
+    LDAMLoss,
+    SparseFocalLoss,
+    WeightedSparseCategoricalCrossentropy,
+    class_balanced_weights,
+    inverse_frequency_weights,
+)
+from keras_imbalance.optimizers import CoupledSGD
+
+# ---------------------------------------------------------------- sampling
+
+
+def random_under_sample(x, y, seed=0, num_classes=None):
+    """Random under-sampling: every class cut to the smallest class count, without replacement.
+
+    Returns `(x, y)` ordered by class, y int64.
+    """
+    x, y = check_xy(x, y, num_classes)
+    counts = _class_counts(y, num_classes)
+    rng = np.random.default_rng(seed)
+    n = int(counts.min())
+    idx = np.concatenate([np.sort(rng.choice(np.flatnonzero(y == c), size=n, replace=False)) for c in range(len(counts))])
+    return x[idx], y[idx]
+
+
+def random_over_sample(x, y, seed=0, num_classes=None):
+    """Random over-sampling: every class topped up to the largest count by drawing its samples with replacement.
+
+    The originals are all kept (as imbalanced-learn's `RandomOverSampler`).
+    Returns `(x, y)`, originals first, then the copies; y int64.
+    """
+    x, y = check_xy(x, y, num_classes)
+    counts = _class_counts(y, num_classes)
+    rng = np.random.default_rng(seed)
+    n = int(counts.max())
+    extra = [rng.choice(np.flatnonzero(y == c), size=n - int(k), replace=True) for c, k in enumerate(counts)]
+    idx = np.concatenate([np.arange(len(y))] + extra)
+    return x[idx], y[idx]
+
+
+def smote(x, y, seed=0, k_neighbors=5, num_classes=None):
+    """SMOTE (Chawla et al. 2002) on flattened inputs, reshaped back to the input shape.
+
+    Every class is over-sampled to the largest count with imbalanced-learn's
+    `SMOTE`; `k_neighbors` is lowered to (smallest count - 1) when a class is
+    smaller than k + 1.
+
+    Raises:
+        ImportError: imbalanced-learn is not installed.
+        ValueError: a class has fewer than 2 samples (SMOTE interpolates between neighbours).
+    """
+    try:
+        from imblearn.over_sampling import SMOTE
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("the SMOTE baseline needs imbalanced-learn: pip install keras-imbalance[smote]") from e
+    x, y = check_xy(x, y, num_classes)
+    counts = _class_counts(y, num_classes)
+    if counts.min() < 2:
+        raise ValueError(f"SMOTE needs at least 2 samples per class; class {int(counts.argmin())} has {int(counts.min())}")
+    k = int(min(k_neighbors, counts.min() - 1))
+    flat = x.reshape(len(x), -1)
+    xs, ys = SMOTE(k_neighbors=k, random_state=seed).fit_resample(flat, y)
+    return xs.reshape((-1,) + x.shape[1:]).astype(x.dtype, copy=False), ys.astype(np.int64)
+
+
+# ---------------------------------------------------------------- recipes
+
+
+class BaseRecipe:
+    """The interface every training recipe (baseline or method) follows.
+
+    Subclasses set `name` and implement `fit`, returning a `keras.Model` whose
+    outputs are logits.
+    """
+
+    name = None
+
+    def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, **kwargs):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": self.name}
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.get_config()})"
+
+
+def _resolve_optimizer(optimizer):
+    if optimizer is None:
+        return CoupledSGD(learning_rate=0.1, momentum=0.9, l2=2e-4)
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        if optimizer.built:
+            raise ValueError("the optimizer was already used for another model; pass a fresh one, a name, or a zero-argument factory")
+        return optimizer
+    if isinstance(optimizer, (str, dict)):
+        return keras.optimizers.get(optimizer)
+    if callable(optimizer):
+        return _resolve_optimizer(optimizer())
+    raise ValueError(f"optimizer must be None, a keras optimizer, a name or a factory, got {optimizer!r}")
+
+
+def _cosine_head(model, num_classes):
+    last = model.layers[-1] if model.layers else None
+    if isinstance(last, CosineDense):
+        return model
+    if not isinstance(last, keras.layers.Dense):
+        raise ValueError(
+            "the LDAM recipes replace the backbone's final Dense classifier by a CosineDense head; "
+            f"backbone {model.name!r} ends in {type(last).__name__}, not Dense. Return a functional model whose last layer "
+            "is its Dense classifier, or one that already ends in keras_imbalance.layers.CosineDense"
+        )
+    features = last.input
+    outputs = CosineDense(num_classes, name="cosine_predictions")(features)
+    # A single input tensor (not a one-element list) keeps a plain signature for export.
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=f"{model.name}_cosine")
+
+
+class Recipe(BaseRecipe):
+    """A baseline: data-level sampling x loss x class weights x deferral x post-hoc adjustment.
+
+    Usually made by `baselines.get(name, **options)`; every option below can be
+    overridden there.
+
+    Args:
+        name: the recipe's name.
+        sampling: "none", "balanced" (class-aware sampling), "under", "over" or "smote".
+        loss: "ce", "focal" or "ldam" (cosine head).
+        weights: "none", "inverse" (1 / n_c) or "class_balanced" (Cui et al., `beta`).
+        beta: class-balanced beta (0.9999).
+        deferred: apply `sampling="balanced"` / `weights` only from the deferred epoch (DRS / DRW).
+        defer_epoch: the 0-based deferred epoch; default round(0.8 * epochs).
+        focal_gamma: focal gamma (1.0).
+        max_margin, scale: LDAM margin (0.5) and scale (30).
+        tau: logit-adjustment scale at prediction time, or None for none.
+        weighted_mean: weighted losses reduce by sum(w l) / sum(w) (True) or by batch size.
+        k_neighbors: SMOTE neighbours (5).
+    """
+
+    _SAMPLING = ("none", "balanced", "under", "over", "smote")
+    _LOSSES = ("ce", "focal", "ldam")
+    _WEIGHTS = ("none", "inverse", "class_balanced")
+
+    def __init__(
+        self,
+        name="custom",
+        sampling="none",
+        loss="ce",
+        weights="none",
+        beta=0.9999,
+        deferred=False,
+        defer_epoch=None,
+        focal_gamma=1.0,
+        max_margin=0.5,
+        scale=30.0,
+        tau=None,
+        weighted_mean=True,
+        k_neighbors=5,
+    ):
+        for value, allowed, what in ((sampling, self._SAMPLING, "sampling"), (loss, self._LOSSES, "loss"), (weights, self._WEIGHTS, "weights")):
+            if value not in allowed:
+                raise ValueError(f"{what} must be one of {list(allowed)}, got {value!r}")
+        if deferred and sampling != "balanced" and weights == "none":
+            raise ValueError("deferred=True needs sampling='balanced' (DRS) or class weights (DRW) to defer")
+        if deferred and sampling == "balanced" and weights != "none":
+            raise ValueError("defer either the sampling or the weights, not both")
+        if defer_epoch is not None and (isinstance(defer_epoch, bool) or not isinstance(defer_epoch, (int, np.integer)) or defer_epoch < 0):
+            raise ValueError(f"defer_epoch must be an integer >= 0 or None, got {defer_epoch!r}")
+        self.name = str(name)
+        self.sampling = sampling
+        self.loss = loss
+        self.weights = weights
+        self.beta = float(beta)
+        self.deferred = bool(deferred)
+        self.defer_epoch = None if defer_epoch is None else int(defer_epoch)
+        self.focal_gamma = float(focal_gamma)
+        self.max_margin = float(max_margin)
+        self.scale = float(scale)
+        self.tau = None if tau is None else float(tau)
+        self.weighted_mean = bool(weighted_mean)
+        self.k_neighbors = int(k_neighbors)
+        self.history_ = None
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "sampling": self.sampling,
+            "loss": self.loss,
+            "weights": self.weights,
+            "beta": self.beta,
+            "deferred": self.deferred,
+            "defer_epoch": self.defer_epoch,
+            "focal_gamma": self.focal_gamma,
+            "max_margin": self.max_margin,
+            "scale": self.scale,
+            "tau": self.tau,
+            "weighted_mean": self.weighted_mean,
+            "k_neighbors": self.k_neighbors,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def class_weights(self, counts):
+        """The per-class weights this recipe uses (from the original counts), or None."""
+        if self.weights == "inverse":
+            return inverse_frequency_weights(counts)
+        if self.weights == "class_balanced":
+            return class_balanced_weights(counts, self.beta)
+        return None
+
+    def _make_loss(self, counts, weights):
+        c = len(counts)
+        if self.loss == "ldam":
+            return LDAMLoss(counts, max_margin=self.max_margin, scale=self.scale, class_weights=weights, weighted_mean=self.weighted_mean)
+        if self.loss == "focal":
+            return SparseFocalLoss(gamma=self.focal_gamma, class_weights=weights, num_classes=c, weighted_mean=self.weighted_mean)
+        return WeightedSparseCategoricalCrossentropy(class_weights=weights, num_classes=c, weighted_mean=self.weighted_mean)
+
+    def fit(
+        self,
+        backbone_fn,
+        x,
+        y,
+        epochs=30,
+        batch_size=32,
+        seed=0,
+        optimizer=None,
+        verbose=0,
+        num_classes=None,
+        lr_schedule="auto",
+        validation_data=None,
+        callbacks=None,
+    ):
+        """Train a classifier with this recipe; returns a `keras.Model` outputting logits.
+
+        Args:
+            backbone_fn: `(input_shape, num_classes) -> keras.Model` of logits (see module doc).
+            x, y: training samples (N, ...) and sparse labels (N,).
+            epochs, batch_size: the budget (same for every recipe in a comparison).
+            seed: seeds Keras/NumPy/TF and every sampler.
+            optimizer: None (the papers' CoupledSGD), a fresh optimizer, a name, or a factory.
+            verbose: passed to `fit`.
+            num_classes: default max(y) + 1.
+            lr_schedule: "auto" (paper schedule iff `optimizer` is None), "paper" or None.
+            validation_data, callbacks: passed to `fit` (extra callbacks run after the recipe's).
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        if lr_schedule not in ("auto", "paper", None):
+            raise ValueError(f"lr_schedule must be 'auto', 'paper' or None, got {lr_schedule!r}")
+        seed = int(seed)
+        keras.utils.set_random_seed(seed)
+        x, y = check_xy(x, y, num_classes)
+        counts = _class_counts(y, num_classes)
+        c = len(counts)
+        input_shape = tuple(x.shape[1:])
+        if x.dtype != np.float32:
+            x = x.astype(np.float32)
+
+        if self.sampling == "under":
+            x, y = random_under_sample(x, y, seed=seed, num_classes=c)
+        elif self.sampling == "over":
+            x, y = random_over_sample(x, y, seed=seed, num_classes=c)
+        elif self.sampling == "smote":
+            x, y = smote(x, y, seed=seed, k_neighbors=self.k_neighbors, num_classes=c)
+
+        defer_epoch = self.defer_epoch if self.defer_epoch is not None else scale_epoch(160, epochs)
+        recipe_callbacks = []
+        if self.sampling == "balanced" and self.deferred:
+            drs = DeferredResampling(defer_epoch)
+            data = drs.make_dataset(x, y, batch_size, seed=seed, num_classes=c)
+            recipe_callbacks.append(drs)
+        else:
+            data = to_dataset(x, y, batch_size, shuffle=True, balanced=self.sampling == "balanced", seed=seed, num_classes=c)
+
+        weights = self.class_weights(counts)
+        if weights is not None and self.deferred:
+            loss = self._make_loss(counts, None)
+            recipe_callbacks.append(DeferredReweighting(loss, weights, defer_epoch))
+        else:
+            loss = self._make_loss(counts, weights)
+
+        model = backbone_fn(input_shape, c)
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"backbone_fn must return a keras.Model, got {type(model).__name__}")
+        if self.loss == "ldam":
+            model = _cosine_head(model, c)
+        else:
+            last = model.layers[-1] if model.layers else None
+            act = getattr(last, "activation", None)
+            if isinstance(last, keras.layers.Dense) and act is not None and getattr(act, "__name__", "") != "linear":
+                raise ValueError(f"backbone {model.name!r} ends in a Dense layer with activation {act.__name__}; the recipes need logits (classifier_activation=None)")
+        out_dim = model.output_shape[-1]
+        if out_dim != c:
+            raise ValueError(f"backbone outputs {out_dim} values per sample but the data has {c} classes")
+
+        use_schedule = lr_schedule == "paper" or (lr_schedule == "auto" and optimizer is None)
+        opt = _resolve_optimizer(optimizer)
+        if use_schedule:
+            recipe_callbacks.insert(0, PaperLRSchedule(epochs))
+        model.compile(optimizer=opt, loss=loss)
+        self.history_ = model.fit(
+            data,
+            epochs=epochs,
+            shuffle=False,  # the tf.data pipeline shuffles / samples itself
+            verbose=verbose,
+            validation_data=validation_data,
+            callbacks=recipe_callbacks + list(callbacks or []),
+        )
+        if self.tau is not None:
+            model = logit_adjusted(model, counts, tau=self.tau)
+        return model
+
+
+_PRESETS = {
+    "erm": {},
+    "rs": {"sampling": "balanced"},
+    "us": {"sampling": "under"},
+    "os": {"sampling": "over"},
+    "smote": {"sampling": "smote"},
+    "rw": {"weights": "inverse"},
+    "cb-rw": {"weights": "class_balanced"},
+    "cs": {"weights": "inverse"},
+    "drs": {"sampling": "balanced", "deferred": True},
+    "drw": {"weights": "class_balanced", "deferred": True},
+    "focal": {"loss": "focal"},
+    "ldam": {"loss": "ldam"},
+    "ldam-drw": {"loss": "ldam", "weights": "class_balanced", "deferred": True},
+    "ts": {"tau": 1.0},
+    "os+cs": {"sampling": "over", "weights": "inverse"},
+    "us+cs": {"sampling": "under", "weights": "inverse"},
+}
+
+
+def available():
+    """The names `get` accepts, in a fixed order."""
+    return list(_PRESETS)
+
+
+def get(name, **options):
+    """The recipe called `name` (see `available()`), with `options` overriding its defaults.
+
+    A dict (a recipe's `get_config()`) is also accepted.
+
+    Raises:
+        ValueError: unknown name or option.
+    """
+    if isinstance(name, dict):
+        return Recipe.from_config({**name, **options})
+    key = str(name).strip().lower()
+    if key not in _PRESETS:
+        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(available())}")
+    config = {**copy.deepcopy(_PRESETS[key]), **options}
+    try:
+        return Recipe(name=key, **config)
+    except TypeError as e:
+        raise ValueError(f"bad option for baseline {key!r}: {e}") from None
+
+
+__all__ = [
+    "BaseRecipe",
+    "Recipe",
+    "available",
+    "get",
+    "random_over_sample",
+    "random_under_sample",
+    "smote",
+]

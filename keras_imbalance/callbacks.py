@@ -1,0 +1,218 @@
+"""Training schedules as Keras callbacks: deferred re-weighting / re-sampling, the papers' LR.
+
+- `DeferredReweighting` (DRW, Cao et al. 2019, Sec. 3.3): train with the loss's
+  initial class weights (ones), switch to new weights (class-balanced) at
+  epoch E.
+- `DeferredResampling` (DRS, same paper): train on the data as it is, switch
+  to class-aware (class-balanced) sampling at epoch E. The callback owns a
+  boolean `tf.Variable`; `make_dataset` builds a `tf.data` pipeline that reads
+  it when each epoch's iterator starts, so one `fit` call switches its data.
+- `PaperLRSchedule`: linear warm-up, then step decay, scaled to a total number
+  of epochs (M2m / LDAM-DRW CIFAR recipe).
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_imbalance.datasets.pipeline import to_dataset
+from keras_imbalance.datasets.validation import check_xy
+from keras_imbalance.losses import class_balanced_weights
+
+
+def _check_epoch(start_epoch):
+    if isinstance(start_epoch, bool) or not isinstance(start_epoch, (int, np.integer)) or start_epoch < 0:
+        raise ValueError(f"start_epoch must be an integer >= 0, got {start_epoch!r}")
+    return int(start_epoch)
+
+
+@keras.saving.register_keras_serializable(package="keras_imbalance")
+class DeferredReweighting(keras.callbacks.Callback):
+    """DRW: switch a loss's per-class weights at epoch `start_epoch`.
+
+    Works with any loss of `keras_imbalance.losses` that holds its weights in
+    `loss.class_weights` (weighted cross-entropy, focal, LDAM). Before
+    `start_epoch` the loss uses `initial_weights` (default: ones, i.e. the
+    plain loss), from `start_epoch` on it uses `weights`. The choice is made at
+    every epoch begin, so resuming with `fit(initial_epoch=...)` is consistent.
+
+    In LDAM-DRW and M2m the deferred weights are class-balanced with
+    beta = 0.9999 and the switch happens at epoch 160 of 200 (use
+    `DeferredReweighting.class_balanced(loss, counts, start_epoch)`).
+
+    Args:
+        loss: the loss object given to `compile` (has `set_class_weights`).
+        weights: per-class weights (C,) from `start_epoch` on.
+        start_epoch: 0-based epoch index of the switch.
+        initial_weights: weights before the switch (default ones).
+
+    Attributes:
+        switched_at: the epoch at which the deferred weights were first
+            assigned during the last `fit`, or None.
+    """
+
+    def __init__(self, loss, weights, start_epoch, initial_weights=None):
+        super().__init__()
+        if not hasattr(loss, "set_class_weights"):
+            raise ValueError(f"loss {loss!r} has no class weights to switch; use a keras_imbalance.losses loss")
+        self.loss = loss
+        self.weights = np.asarray(weights, np.float32)
+        n = loss.num_classes
+        if self.weights.shape != (n,):
+            raise ValueError(f"weights must have shape ({n},) to match the loss, got {self.weights.shape}")
+        self.initial_weights = np.ones(n, np.float32) if initial_weights is None else np.asarray(initial_weights, np.float32)
+        if self.initial_weights.shape != (n,):
+            raise ValueError(f"initial_weights must have shape ({n},), got {self.initial_weights.shape}")
+        self.start_epoch = _check_epoch(start_epoch)
+        self.switched_at = None
+
+    @classmethod
+    def class_balanced(cls, loss, class_counts, start_epoch, beta=0.9999):
+        """DRW with the class-balanced weights of Cui et al. (2019) (LDAM-DRW's choice)."""
+        return cls(loss, class_balanced_weights(class_counts, beta), start_epoch)
+
+    def on_train_begin(self, logs=None):
+        self.switched_at = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        deferred = epoch >= self.start_epoch
+        self.loss.set_class_weights(self.weights if deferred else self.initial_weights)
+        if deferred and self.switched_at is None:
+            self.switched_at = int(epoch)
+
+    def get_config(self):
+        # The loss is not part of the config: pass it again when rebuilding.
+        return {"weights": self.weights.tolist(), "start_epoch": self.start_epoch, "initial_weights": self.initial_weights.tolist()}
+
+
+@keras.saving.register_keras_serializable(package="keras_imbalance")
+class DeferredResampling(keras.callbacks.Callback):
+    """DRS: switch the training data to class-aware sampling at epoch `start_epoch`.
+
+    Usage:
+
+    >>> drs = DeferredResampling(start_epoch=160)
+    >>> ds = drs.make_dataset(x, y, batch_size=128, seed=0)
+    >>> model.fit(ds, epochs=200, callbacks=[drs])
+
+    The dataset holds two pipelines built by `datasets.to_dataset`: the plain
+    shuffled one (every sample once per epoch) and the class-balanced one
+    (`balanced=True`, same number of batches). A selector reads the callback's
+    flag for every batch, and the flag changes only in `on_epoch_begin`. Keras
+    starts a fresh iterator for each epoch of a finite dataset *after*
+    `on_epoch_begin`, so prefetching never mixes the two regimes; do not pass
+    `steps_per_epoch` to `fit` with this dataset (then Keras keeps one
+    iterator across epochs and the first batches after the switch may have
+    been prefetched under the old regime).
+
+    Args:
+        start_epoch: 0-based epoch index of the switch.
+    """
+
+    def __init__(self, start_epoch):
+        super().__init__()
+        self.start_epoch = _check_epoch(start_epoch)
+        self.balanced = tf.Variable(False, trainable=False, name="drs_balanced")
+        self.switched_at = None
+
+    def make_dataset(self, x, y, batch_size, seed=0, num_classes=None):
+        """The switchable `tf.data.Dataset` of `(x, y)` batches for this callback."""
+        x, y = check_xy(x, y, num_classes)
+        plain = to_dataset(x, y, batch_size, shuffle=True, seed=seed, num_classes=num_classes)
+        balanced = to_dataset(x, y, batch_size, balanced=True, seed=seed + 1, num_classes=num_classes)
+        num_batches = math.ceil(len(y) / batch_size)
+        flag = self.balanced
+        selector = tf.data.Dataset.range(num_batches).map(lambda _: tf.cast(flag.read_value(), tf.int64))
+        ds = tf.data.Dataset.choose_from_datasets([plain, balanced], selector, stop_on_empty_dataset=True)
+        # Known length: Keras then counts steps and opens a new iterator per epoch.
+        ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def on_train_begin(self, logs=None):
+        self.switched_at = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        deferred = epoch >= self.start_epoch
+        self.balanced.assign(deferred)
+        if deferred and self.switched_at is None:
+            self.switched_at = int(epoch)
+
+    def get_config(self):
+        return {"start_epoch": self.start_epoch}
+
+
+def scale_epoch(epoch, total_epochs, reference_epochs=200):
+    """An epoch index of the 200-epoch CIFAR recipe mapped to `total_epochs` (rounded)."""
+    return int(round(epoch * total_epochs / reference_epochs))
+
+
+@keras.saving.register_keras_serializable(package="keras_imbalance")
+class PaperLRSchedule(keras.callbacks.Callback):
+    """Linear warm-up then step decay, per epoch (M2m / LDAM-DRW CIFAR recipe).
+
+    lr(e) = base * (e + 1) / W            for e < W (0-based epochs)
+    lr(e) = base * factor ** k(e)         otherwise, k(e) = #milestones <= e
+
+    The paper defaults (Kim et al. 2020, Sec. 4 and supp. A: 200 epochs,
+    initial LR 0.1, "decay it by a factor of 100 at 160-th and 180-th epoch",
+    5-epoch linear warm-up) give 0.1 -> 1e-3 at epoch 160 -> 1e-5 at 180; the
+    M2m and LDAM-DRW reference code does the same (x0.01 at 160, x0.0001 at
+    180 relative to the base). `warmup_epochs` and `milestones` are given for
+    `reference_epochs` and scaled to `total_epochs` (rounded; a non-zero
+    warm-up stays >= 1 epoch), so a 30-epoch run keeps the proportions.
+
+    Args:
+        total_epochs: epochs of this run.
+        base_lr: initial LR; default: the optimizer's LR at `on_train_begin`.
+        warmup_epochs: warm-up length for `reference_epochs` (5).
+        milestones: decay epochs for `reference_epochs` ((160, 180)).
+        factor: multiplicative decay at each milestone (0.01).
+        reference_epochs: the epoch count the above are given for (200).
+    """
+
+    def __init__(self, total_epochs, base_lr=None, warmup_epochs=5, milestones=(160, 180), factor=0.01, reference_epochs=200):
+        super().__init__()
+        if isinstance(total_epochs, bool) or not isinstance(total_epochs, (int, np.integer)) or total_epochs < 1:
+            raise ValueError(f"total_epochs must be an integer >= 1, got {total_epochs!r}")
+        if not factor > 0:
+            raise ValueError(f"factor must be > 0, got {factor}")
+        self.total_epochs = int(total_epochs)
+        self.base_lr = None if base_lr is None else float(base_lr)
+        self.warmup_epochs = int(warmup_epochs)
+        self.milestones = tuple(int(m) for m in milestones)
+        self.factor = float(factor)
+        self.reference_epochs = int(reference_epochs)
+        w = scale_epoch(self.warmup_epochs, self.total_epochs, self.reference_epochs)
+        self.scaled_warmup = max(1, w) if self.warmup_epochs > 0 else 0
+        self.scaled_milestones = tuple(scale_epoch(m, self.total_epochs, self.reference_epochs) for m in self.milestones)
+        self._base = self.base_lr
+
+    def multiplier(self, epoch):
+        """The LR multiplier of 0-based `epoch`."""
+        if epoch < self.scaled_warmup:
+            return (epoch + 1) / self.scaled_warmup
+        return self.factor ** sum(1 for m in self.scaled_milestones if epoch >= m)
+
+    def on_train_begin(self, logs=None):
+        # Captured once, so a second `fit` (e.g. resuming) keeps the same base.
+        if self._base is None:
+            self._base = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate = self._base * self.multiplier(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def get_config(self):
+        return {
+            "total_epochs": self.total_epochs,
+            "base_lr": self.base_lr,
+            "warmup_epochs": self.warmup_epochs,
+            "milestones": list(self.milestones),
+            "factor": self.factor,
+            "reference_epochs": self.reference_epochs,
+        }
