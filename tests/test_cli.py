@@ -1,9 +1,50 @@
+"""The `keras-imbalance` command: compare, fit, export, predict, presets, errors."""
+
+import json
+import os
+
+import keras
+import numpy as np
+
 from keras_imbalance import cli
 
 
-def test_demo_runs_and_prints_report(capsys):
-    assert cli.main(["demo", "--epochs", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "long-tailed training set" in out
-    assert "balanced accuracy" in out and "geometric mean" in out
-    assert out.count("\n") > 12
+def test_compare_fit_export_predict(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert cli.main(["compare", "--methods", "erm,drw", "--seeds", "1", "--epochs", "1", "--out", str(out), "--verbose", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "(1/2) erm seed 0: training" in text and "| drw |" in text and (out / "report.md").exists()
+
+    run = tmp_path / "run"
+    assert cli.main(["fit", "rw", "--epochs", "1", "--out", str(run), "--verbose", "0"]) == 0
+    meta = json.load(open(run / "run.json"))
+    assert meta["method"] == "rw" and "balanced_accuracy" in meta["report"]
+    assert (run / "model.keras").exists() and (run / "serving" / "1" / "saved_model.pb").exists()
+
+    assert cli.main(["export", str(run), "--to", str(tmp_path / "served"), "--version", "2"]) == 0
+    assert (tmp_path / "served" / "2" / "saved_model.pb").exists()
+    assert cli.main(["export", str(run), "--to", str(tmp_path / "served"), "--version", "2"]) == 2  # no silent overwrite
+    assert "already exists" in capsys.readouterr().err
+
+    images = []
+    for i in range(2):
+        path = str(tmp_path / f"digit{i}.png")
+        keras.utils.save_img(path, np.full((8, 8, 1), 40 * i, "uint8"))
+        images.append(path)
+    capsys.readouterr()
+    assert cli.main(["predict", str(run / "model.keras"), *images]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and "class " in lines[0] and len(lines[0].split("probabilities")[1].split()) == 10
+
+
+def test_errors_are_clear(tmp_path, capsys):
+    assert cli.main(["compare", "--methods", "erm,bogus", "--out", str(tmp_path)]) == 2
+    assert "unknown method 'bogus'" in capsys.readouterr().err
+    assert cli.main(["compare", "--dataset", "mnist", "--data-path", str(tmp_path / "none.npz"), "--out", str(tmp_path)]) == 2
+    assert "none.npz" in capsys.readouterr().err
+    assert cli.main(["presets", "show", "no-such-preset"]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+
+
+def test_presets_list(capsys):
+    assert cli.main(["presets", "list"]) == 0

@@ -290,6 +290,11 @@ class GAMO(MultiPlayerModel):
         z = keras.random.normal((len(labels), self.latent_dim), seed=seed if seed is not None else self.seed_generator)
         return np.asarray(self.generator([z, ops.convert_to_tensor(labels)], training=False))
 
+    @property
+    def minority_classes(self):
+        """The class ids that have a generator unit (every class but the largest)."""
+        return [] if self.generator is None else self._minority.tolist()
+
     def sample(self, n, class_id, seed=None):
         """n generated samples of one minority class."""
         return self.generate(np.full((int(n),), int(class_id)), seed=seed)

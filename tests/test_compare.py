@@ -1,0 +1,82 @@
+"""`compare`: one split, every method, report + plots, resume after interruption."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_imbalance import compare
+from keras_imbalance import recipes
+
+
+def test_compare_writes_report_results_and_plots_and_resumes(tmp_path):
+    out = str(tmp_path / "cmp")
+    lines = []
+    results = compare.run_compare(methods="erm,ts,gamo,m2m", seeds=[0], epochs=1, out=out, verbose=0, log=lines.append)
+    for name in ("report.md", "results.json", "per_class_recall.png", "confusion_matrices.png", "samples_gamo.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    report = open(os.path.join(out, "report.md")).read()
+    assert "| gamo |" in report and "| m2m |" in report and "balanced acc." in report
+    saved = json.load(open(os.path.join(out, "results.json")))
+    assert saved["setup"]["class_counts"] == results["setup"]["class_counts"]
+    for m in ("erm", "ts", "gamo", "m2m"):
+        run = saved["runs"][m][0]
+        cm = np.array(run["confusion_matrix"])
+        assert cm.sum() == 500 and np.allclose(np.diag(cm) / cm.sum(1), run["report"]["per_class"]["recall"])
+        assert saved["summary"][m]["balanced_accuracy"]["mean"] == pytest.approx(run["report"]["balanced_accuracy"])
+    assert sum(line.endswith("training") for line in lines) == 4
+
+    # An interrupted comparison: one run's file is gone; only that run trains again.
+    os.remove(os.path.join(out, "runs", "ts", "seed_0.json"))
+    lines.clear()
+    compare.run_compare(methods="erm,ts,gamo,m2m", seeds=[0], epochs=1, out=out, verbose=0, plots=False, log=lines.append)
+    trained = [line for line in lines if line.endswith("training")]
+    assert len(trained) == 1 and " ts seed 0" in trained[0]
+    assert sum("already done" in line for line in lines) == 3
+
+
+def test_unknown_method_fails_before_training(tmp_path):
+    with pytest.raises(ValueError, match="unknown method 'nope'.*erm"):
+        compare.run_compare(methods="erm,nope", out=str(tmp_path), log=lambda m: None)
+    assert not os.path.exists(tmp_path / "runs")
+    with pytest.raises(ValueError, match="unknown backbone"):
+        compare.run_compare(methods="erm", backbone="vgg", out=str(tmp_path), log=lambda m: None)
+    with pytest.raises(ValueError, match="unknown data set"):
+        compare.load_data("imagenet")
+
+
+def test_training_counts_profiles():
+    pool = np.array([130] * 10)
+    assert compare.training_counts(pool, "exp", 50) == [int(130 * (1 / 50) ** (i / 9)) for i in range(10)]
+    assert compare.training_counts(pool, "step", 10) == [130] * 5 + [13] * 5
+    logs = []
+    scaled = compare.training_counts(pool, "gamo-mnist", log=logs.append)
+    assert scaled == [max(1, int(c * 130 / 4000)) for c in [4000, 2000, 1000, 750, 500, 350, 200, 100, 60, 40]]
+    assert "scaled" in logs[0]
+    with pytest.raises(ValueError, match="5 classes"):
+        compare.training_counts(pool, "celeba-5")
+    with pytest.raises(ValueError, match="fewer pool samples"):
+        compare.training_counts(pool, "exp", 10, n_max=200)
+
+
+def test_every_method_recipe_follows_the_interface():
+    for name in recipes.available():
+        recipe = recipes.get(name)
+        assert recipe.get_config()["name"] == name
+    with pytest.raises(ValueError, match="bad option"):
+        recipes.get("m2m", nonsense=1)
+
+
+def test_image_folder_data_set(tmp_path):
+    import keras
+
+    rng = np.random.default_rng(0)
+    for cls, n in (("a", 12), ("b", 6)):
+        (tmp_path / cls).mkdir()
+        for i in range(n):
+            keras.utils.save_img(str(tmp_path / cls / f"{i}.png"), rng.integers(0, 256, (8, 8, 3)).astype("uint8"))
+    with pytest.raises(ValueError, match="image-size"):
+        compare.load_data(str(tmp_path))
+    (x, y), (xt, yt), names = compare.load_data(str(tmp_path), image_size=(8, 8), test_per_class=2)
+    assert names == ["a", "b"] and np.bincount(yt).tolist() == [2, 2] and np.bincount(y).tolist() == [10, 4]
