@@ -22,5 +22,6 @@ from keras_imbalance import losses  # noqa: E402
 from keras_imbalance import metrics  # noqa: E402
 from keras_imbalance import models  # noqa: E402
 from keras_imbalance import optimizers  # noqa: E402
+from keras_imbalance import plots  # noqa: E402
 from keras_imbalance import presets  # noqa: E402
 from keras_imbalance import serving  # noqa: E402

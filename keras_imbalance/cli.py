@@ -157,7 +157,7 @@ def _demo(args):
     _say("demo: compare baselines and methods on long-tailed scikit-learn digits (8x8, 10 classes, imbalance ratio 50)")
     from keras_imbalance import recipes
 
-    methods = ["erm", "rw", "drw", "ldam-drw"] + [m for m in ("gamo", "m2m") if m in recipes.available()]
+    methods = ["erm", "rw", "drw", "ldam-drw"] + [m for m in ("gamo", "m2m", "polarity-gan") if m in recipes.available()]
     compare.run_compare(dataset="digits", methods=methods, seeds=args.seeds, epochs=args.epochs, batch_size=32,
                         imbalance_ratio=args.imbalance_ratio, out=args.out, verbose=0, log=lambda m: print(m, flush=True))
     _say(f"report, results.json and plots in {args.out}")
@@ -206,7 +206,7 @@ def build_parser():
 
     p = sub.add_parser("demo", help="a small comparison on long-tailed digits (a few minutes on a CPU)")
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--imbalance-ratio", type=float, default=50.0)
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(func=_demo)

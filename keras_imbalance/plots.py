@@ -38,7 +38,7 @@ def plot_per_class_recall(recalls, path, class_counts=None, title="Per-class rec
     ax.set_ylabel("recall")
     ax.set_ylim(0, 1.05)
     ax.set_title(title)
-    ax.legend(fontsize=8, ncol=min(len(methods), 4), loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
