@@ -30,11 +30,13 @@ and implement `default_optimizer(name)`; a player attribute may be `None`
 import keras
 import tensorflow as tf
 
+from keras_imbalance.models.preset_loading import PresetLoadingMixin
+
 _RESERVED_COMPILE_KEYS = ("optimizer", "loss")
 
 
 @keras.saving.register_keras_serializable(package="keras_imbalance")
-class MultiPlayerModel(keras.Model):
+class MultiPlayerModel(PresetLoadingMixin, keras.Model):
     """Base class: several players, one optimizer and one loss tracker each.
 
     Args:

@@ -33,6 +33,8 @@ from keras import ops
 
 from keras_imbalance.datasets.validation import class_counts as _class_counts_from_labels
 
+from keras_imbalance.models.preset_loading import PresetLoadingMixin
+
 _ACCEPTANCE_CRITERIA = ("probability", "loss")
 
 
@@ -74,7 +76,7 @@ class _EpochCounter(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="keras_imbalance")
-class M2m(keras.Model):
+class M2m(PresetLoadingMixin, keras.Model):
     """M2m: a classifier trained with major-to-minor translated over-samples.
 
     `call(x)` is the classifier f, so `predict`, `evaluate`, `export` and
