@@ -9,6 +9,10 @@
   it when each epoch's iterator starts, so one `fit` call switches its data.
 - `PaperLRSchedule`: linear warm-up, then step decay, scaled to a total number
   of epochs (M2m / LDAM-DRW CIFAR recipe).
+- `LinearLRDecay`: constant LR, then linear decay towards zero (CycleGAN's
+  recipe), for every optimizer of a single- or multi-player model.
+- `AlternatingPhases`: switch a model between training phases every few
+  epochs (ImbalanceCycleGAN's ALT mode).
 """
 
 import math
@@ -216,3 +220,113 @@ class PaperLRSchedule(keras.callbacks.Callback):
             "factor": self.factor,
             "reference_epochs": self.reference_epochs,
         }
+
+
+def _model_optimizers(model):
+    """The optimizers of a model: one per player of a multi-player model, else `model.optimizer`."""
+    names = getattr(model, "player_names", None)
+    if names:
+        opts = [getattr(model, f"{n}_optimizer", None) for n in names]
+        return [o for o in opts if o is not None]
+    return [model.optimizer] if getattr(model, "optimizer", None) is not None else []
+
+
+@keras.saving.register_keras_serializable(package="keras_imbalance")
+class LinearLRDecay(keras.callbacks.Callback):
+    """Constant learning rate for `constant_epochs`, then linear decay over `decay_epochs` (CycleGAN).
+
+    lr(e) = base * (1 - max(0, e + 1 - constant_epochs) / (decay_epochs + 1)) for the 0-based epoch e,
+    the rule of the CycleGAN reference code (Zhu et al. 2017: 100 + 100
+    epochs; ImbalanceCycleGAN Appendix A.2: 50 constant + 150 decay): the last
+    epoch runs at base / (decay_epochs + 1) and the next would reach zero.
+    Applied to every optimizer of the model (all four of a `CycleGAN`, or
+    `model.optimizer` for an ordinary model), each relative to its own base
+    learning rate.
+
+    Args:
+        constant_epochs: epochs at the base learning rate.
+        decay_epochs: epochs of linear decay after them.
+        base_learning_rate: None (each optimizer's LR when training first
+            begins with this callback, kept across later `fit` calls) or a
+            float for all of them (pass it when resuming a decayed model with
+            a new callback).
+    """
+
+    def __init__(self, constant_epochs, decay_epochs, base_learning_rate=None):
+        super().__init__()
+        for value, what in ((constant_epochs, "constant_epochs"), (decay_epochs, "decay_epochs")):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{what} must be an integer >= 0, got {value!r}")
+        self.constant_epochs = int(constant_epochs)
+        self.decay_epochs = int(decay_epochs)
+        self.base_learning_rate = None if base_learning_rate is None else float(base_learning_rate)
+        self._bases = None
+
+    def multiplier(self, epoch):
+        """The LR multiplier of 0-based `epoch`."""
+        return 1.0 - max(0, epoch + 1 - self.constant_epochs) / float(self.decay_epochs + 1)
+
+    def on_train_begin(self, logs=None):
+        optimizers = _model_optimizers(self.model)
+        if not optimizers:
+            raise ValueError("LinearLRDecay: the model has no optimizer; compile it first")
+        if self._bases is None:
+            self._bases = [
+                self.base_learning_rate if self.base_learning_rate is not None
+                else float(keras.ops.convert_to_numpy(o.learning_rate)) for o in optimizers
+            ]
+        self._optimizers = optimizers
+
+    def on_epoch_begin(self, epoch, logs=None):
+        factor = max(0.0, self.multiplier(epoch))
+        for opt, base in zip(self._optimizers, self._bases):
+            opt.learning_rate = base * factor
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self._optimizers:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self._optimizers[0].learning_rate))
+
+    def get_config(self):
+        return {"constant_epochs": self.constant_epochs, "decay_epochs": self.decay_epochs,
+                "base_learning_rate": self.base_learning_rate}
+
+
+@keras.saving.register_keras_serializable(package="keras_imbalance")
+class AlternatingPhases(keras.callbacks.Callback):
+    """Switch a model between `num_phases` training phases every `switch_every` epochs.
+
+    At each epoch begin it calls `model.set_phase((epoch // switch_every) % num_phases)`
+    (ImbalanceCycleGAN's ALT mode, Appendix A.1: 5 epochs of classifier
+    training, then 5 of CycleGAN training, and so on). The phase depends only
+    on the epoch index, so resuming with `fit(initial_epoch=...)` continues
+    the same schedule.
+
+    Attributes:
+        phases: the phase set at each epoch of the last `fit`.
+    """
+
+    def __init__(self, switch_every=5, num_phases=2):
+        super().__init__()
+        if isinstance(switch_every, bool) or not isinstance(switch_every, (int, np.integer)) or switch_every < 1:
+            raise ValueError(f"switch_every must be an integer >= 1, got {switch_every!r}")
+        if isinstance(num_phases, bool) or not isinstance(num_phases, (int, np.integer)) or num_phases < 1:
+            raise ValueError(f"num_phases must be an integer >= 1, got {num_phases!r}")
+        self.switch_every = int(switch_every)
+        self.num_phases = int(num_phases)
+        self.phases = []
+
+    def phase(self, epoch):
+        return (int(epoch) // self.switch_every) % self.num_phases
+
+    def on_train_begin(self, logs=None):
+        if not callable(getattr(self.model, "set_phase", None)):
+            raise ValueError(f"AlternatingPhases needs a model with a set_phase(phase) method; {type(self.model).__name__} has none")
+        self.phases = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        p = self.phase(epoch)
+        self.model.set_phase(p)
+        self.phases.append(p)
+
+    def get_config(self):
+        return {"switch_every": self.switch_every, "num_phases": self.num_phases}

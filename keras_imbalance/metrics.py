@@ -203,3 +203,49 @@ def format_report(report, title=None):
     for c, (r, p, f, s) in enumerate(zip(pc["recall"], pc["precision"], pc["f1"], pc["support"])):
         lines.append(f"{c:>5} {r:>7.3f} {p:>9.3f} {f:>6.3f} {s:>7d}")
     return "\n".join(lines)
+
+
+def inception_accuracy(classifier, images, labels, batch_size=256, from_logits=False):
+    """The "inception accuracy" of a translation model (ImbalanceCycleGAN, Sec. 4).
+
+    The accuracy that `classifier`, trained on real, balanced data of the two
+    domains (the paper fine-tunes an ImageNet Inception-v3 with two outputs),
+    gets on translated images, each labelled with the class it was
+    translated INTO: for a CycleGAN, `images = G_AB(a)` with `labels` = B's
+    id and `G_BA(b)` with A's id. Higher means the translations look more
+    like their target class to an independent judge.
+
+    Args:
+        classifier: a Keras model or callable, images -> scores (N, C)
+            (logits or probabilities: argmax), one sigmoid/logit column (N, 1)
+            (threshold 0.5, or 0 with `from_logits=True`), or class ids (N,).
+        images: translated images (N, ...), numpy or tensor.
+        labels: target class ids (N,), or one int for all images.
+        batch_size: prediction batch size.
+        from_logits: whether a single output column holds logits.
+
+    Returns:
+        float in [0, 1].
+    """
+    images = np.asarray(images)
+    if images.ndim < 2 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty batch (N, ...), got shape {images.shape}")
+    if np.ndim(labels) == 0:
+        labels = np.full((len(images),), int(labels))
+    labels = check_labels(labels, name="labels")
+    if len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    if hasattr(classifier, "predict"):
+        scores = np.asarray(classifier.predict(images, batch_size=batch_size, verbose=0))
+    else:
+        scores = np.concatenate([np.asarray(classifier(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
+    if scores.ndim == 2 and scores.shape[1] == 1:
+        threshold = 0.0 if from_logits else 0.5
+        predicted = (scores[:, 0] > threshold).astype(np.int64)
+    elif scores.ndim == 2:
+        if not np.all(np.isfinite(scores)):
+            raise ValueError("the classifier's scores contain NaN or inf")
+        predicted = scores.argmax(axis=1)
+    else:
+        predicted = check_labels(scores, name="predictions")
+    return float(np.mean(predicted == labels))

@@ -17,8 +17,11 @@ import keras
 import numpy as np
 
 from keras_imbalance import baselines
+from keras_imbalance.applications.cyclegan import PatchGANDiscriminator
+from keras_imbalance.applications.cyclegan import ResnetGenerator
 from keras_imbalance.applications.gamo import GAMODiscriminator
 from keras_imbalance.callbacks import DeferredResampling
+from keras_imbalance.callbacks import LinearLRDecay
 from keras_imbalance.callbacks import PaperLRSchedule
 from keras_imbalance.callbacks import scale_epoch
 from keras_imbalance.datasets.pipeline import to_dataset
@@ -26,6 +29,9 @@ from keras_imbalance.datasets.validation import check_xy
 from keras_imbalance.datasets.validation import class_counts as _class_counts
 from keras_imbalance.losses import LDAMLoss
 from keras_imbalance.models.gamo import GAMO
+from keras_imbalance.models.imbalance_cyclegan import CycleGAN
+from keras_imbalance.models.imbalance_cyclegan import ImbalanceCycleGAN
+from keras_imbalance.models.imbalance_cyclegan import binary_only_error
 from keras_imbalance.models.m2m import M2m
 from keras_imbalance.optimizers import CoupledSGD
 
@@ -193,3 +199,126 @@ class LDAMM2mRecipe(M2mRecipe):
 
     def _loss_and_classifier(self, backbone_fn, shape, counts):
         return LDAMLoss(counts, max_margin=0.5, scale=30.0), baselines._cosine_head(backbone_fn(shape, len(counts)), len(counts))
+
+
+@register
+class ImbalanceCycleGANRecipe(_MethodRecipe):
+    """ImbalanceCycleGAN (Sahoo et al. 2020) with the comparison's backbone as the classifier z.
+
+    Binary data only (a majority A and a minority B; `check_data` raises
+    otherwise). Two stages, as in the paper (Appendix A.2):
+
+    1. A `CycleGAN` is trained on the majority (A) and minority (B) training
+       images for `gan_epochs` epochs (default: the same number as the
+       classifier's `epochs`), each epoch ceil(max(N_A, N_B) / batch_size)
+       unpaired batches, LR constant for the first half and decayed linearly
+       for the second (`callbacks.LinearLRDecay`; the paper's CUB recipe is
+       50 + 150 epochs), four Adam(2e-4, beta_1=0.5).
+    2. The classifier `backbone_fn(input_shape, 2)` is trained by
+       `ImbalanceCycleGAN` in `mode` ("aug": CycleGAN frozen; "alt":
+       alternating every `switch_every` epochs, starting with the classifier)
+       for `epochs` epochs of ceil(N_A / batch_size) pair batches.
+
+    Budget: the classifier gets the comparison's `epochs`, like every
+    baseline (in ALT mode half of them are CycleGAN phases, as in the
+    paper); the CycleGAN pre-training is the method's extra cost on top
+    (pass `gan_epochs` to change it). Networks are sized for small images:
+    `applications.ResnetGenerator` with `generator_filters` (16) and
+    `residual_blocks` (3), `PatchGANDiscriminator` with `discriminator_filters`
+    (16) and the most stride-2 layers (up to 3) the image size allows. Image
+    height and width must be divisible by 4 and >= 8 (the generator's two
+    down-samplings). The classifier's optimizer is `optimizer` or
+    Adam(2e-4, beta_1=0.5).
+    """
+
+    name = "imbalance-cyclegan"
+    default_mode = "aug"
+
+    def __init__(self, mode=None, switch_every=5, gan_epochs=None, generator_filters=16, residual_blocks=3,
+                 discriminator_filters=16, pool_size=50, cycle_weight=10.0, identity_weight=5.0):
+        self.mode = mode or self.default_mode
+        if self.mode not in ("aug", "alt"):
+            raise ValueError(f"mode must be 'aug' or 'alt', got {self.mode!r}")
+        self.switch_every = int(switch_every)
+        self.gan_epochs = None if gan_epochs is None else int(gan_epochs)
+        self.generator_filters = int(generator_filters)
+        self.residual_blocks = int(residual_blocks)
+        self.discriminator_filters = int(discriminator_filters)
+        self.pool_size = int(pool_size)
+        self.cycle_weight = float(cycle_weight)
+        self.identity_weight = float(identity_weight)
+        self.examples_ = None
+
+    def get_config(self):
+        return {"name": self.name, "mode": self.mode, "switch_every": self.switch_every, "gan_epochs": self.gan_epochs,
+                "generator_filters": self.generator_filters, "residual_blocks": self.residual_blocks,
+                "discriminator_filters": self.discriminator_filters, "pool_size": self.pool_size,
+                "cycle_weight": self.cycle_weight, "identity_weight": self.identity_weight}
+
+    def check_data(self, num_classes):
+        if int(num_classes) != 2:
+            raise binary_only_error(num_classes)
+
+    def build_cycle_gan(self, shape, value_range, seed):
+        """The recipe's CycleGAN for images of `shape` in `value_range`."""
+        h, w = shape[:2]
+        if h % 4 or w % 4 or min(h, w) < 8:
+            raise ValueError(f"ImbalanceCycleGAN's generator needs image height and width divisible by 4 and >= 8; "
+                             f"got {shape[:2]} (pad or resize the images)")
+        layers_ = max(n for n in range(0, 4) if 3 * 2**n <= min(h, w))
+
+        def gen(name):
+            return ResnetGenerator(shape, filters=self.generator_filters, num_residual_blocks=self.residual_blocks, name=name)
+
+        def disc(name):
+            return PatchGANDiscriminator(shape, filters=self.discriminator_filters, num_layers=layers_, name=name)
+
+        return CycleGAN(gen("generator_ab"), gen("generator_ba"), disc("discriminator_a"), disc("discriminator_b"),
+                        cycle_weight=self.cycle_weight, identity_weight=self.identity_weight, pool_size=self.pool_size,
+                        value_range=value_range, seed=int(seed))
+
+    def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None, **fit_kwargs):
+        if num_classes is None:
+            num_classes = int(np.max(check_xy(x, y)[1])) + 1
+        self.check_data(num_classes)
+        x, y, counts = _prepare(x, y, 2, seed)
+        shape = tuple(x.shape[1:])
+        lo, hi = float(np.min(x)), float(np.max(x))
+        value_range = (lo, hi) if hi > lo else (0.0, 1.0)
+        majority = int(np.argmax(counts))
+        a, b = x[y == majority], x[y != majority]
+        cycle_gan = self.build_cycle_gan(shape, value_range, seed)
+        cycle_gan.compile()
+        gan_epochs = self.gan_epochs if self.gan_epochs is not None else int(epochs)
+        if gan_epochs > 0:
+            constant = (gan_epochs + 1) // 2
+            self.gan_history_ = cycle_gan.fit(a, b, batch_size=batch_size, epochs=gan_epochs, verbose=verbose,
+                                              shuffle_seed=int(seed), callbacks=[LinearLRDecay(constant, gan_epochs - constant)])
+        keras.utils.set_random_seed(int(seed) + 1)
+        model = ImbalanceCycleGAN(backbone_fn(shape, 2), cycle_gan, mode=self.mode, switch_every=self.switch_every,
+                                  class_counts=counts, seed=int(seed))
+        clf_opt = baselines._resolve_optimizer(optimizer) if optimizer is not None else keras.optimizers.Adam(2e-4, beta_1=0.5)
+        model.compile(classifier_optimizer=clf_opt)
+        self.history_ = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, shuffle_seed=int(seed), **fit_kwargs)
+        # A few real images of each class for `sample_grid`.
+        self.examples_ = (a[:8], b[:8], value_range)
+        return model
+
+    def sample_grid(self, model, num_classes, per_row=8):
+        """Rows: real A, G_AB(A), real B, G_BA(B); ((4, K, H, W, C), row labels, value range)."""
+        if self.examples_ is None:
+            raise ValueError("sample_grid needs the images of the last fit; call fit first")
+        a, b, value_range = self.examples_
+        k = min(per_row, len(a), len(b))
+        a, b = a[:k], b[:k]
+        rows = [a, np.asarray(model.translate_ab(a)), b, np.asarray(model.translate_ba(b))]
+        labels = [f"A (class {model.majority_class})", "A -> B", f"B (class {model.minority_class})", "B -> A"]
+        return np.stack(rows), labels, value_range
+
+
+@register
+class ImbalanceCycleGANAltRecipe(ImbalanceCycleGANRecipe):
+    """ImbalanceCycleGAN in ALT mode (classifier and CycleGAN phases alternate every `switch_every` epochs)."""
+
+    name = "imbalance-cyclegan-alt"
+    default_mode = "alt"

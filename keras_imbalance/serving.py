@@ -132,12 +132,19 @@ def export_for_serving(
             fn=generate,
             input_signature=[tf.TensorSpec((None,), tf.int32, name="class_ids"), tf.TensorSpec((), tf.int32, name="seed")],
         )
+    def _translation(fn):
+        # A closure, not a lambda with a default argument: tf.function would
+        # take the default (a bound method) for an input it cannot encode.
+        def translate(images):
+            return {"translated": fn(images)}
+
+        return translate
+
     for direction in ("translate_ab", "translate_ba"):
         if callable(getattr(model, direction, None)):
-            fn = getattr(model, direction)
             archive.add_endpoint(
                 name=direction,
-                fn=lambda images, fn=fn: {"translated": fn(images)},
+                fn=_translation(getattr(model, direction)),
                 input_signature=[tf.TensorSpec((None, *shape), tf.float32, name="images")],
             )
     # Write next to the target, then move into place, so a failed export

@@ -6,3 +6,7 @@ from keras_imbalance.models.gamo import GAMO2Pix
 from keras_imbalance.models.gamo import GAMO2PixVAE
 from keras_imbalance.models.gamo import RefreshFeatureBank
 from keras_imbalance.models.m2m import M2m
+from keras_imbalance.models.imbalance_cyclegan import CycleGAN
+from keras_imbalance.models.imbalance_cyclegan import ImageHistoryPool
+from keras_imbalance.models.imbalance_cyclegan import ImbalanceCycleGAN
+from keras_imbalance.models.imbalance_cyclegan import unpaired_dataset
