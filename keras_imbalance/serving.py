@@ -39,6 +39,10 @@ def _image_shape(model, input_shape):
     except (AttributeError, ValueError):
         shape = None
     if shape is None or isinstance(shape, list):
+        # A translation model takes the images its A -> B generator takes.
+        generator_ab = getattr(model, "generator_ab", None)
+        if generator_ab is not None:
+            return tuple(generator_ab.input_shape[1:])
         raise ValueError("Cannot infer the image shape of this model; pass input_shape=(H, W, C)")
     return tuple(shape[1:])
 
@@ -68,7 +72,9 @@ def export_for_serving(
       PolarityGAN): inputs `class_ids` int32 (B,) and `seed` int32 scalar
       (z ~ N(0, I) drawn statelessly from it); output `samples`.
     - `translate_ab` / `translate_ba` (models with those methods, e.g.
-      CycleGAN): input `images` float32; output `translated`.
+      CycleGAN): input `images` float32; output `translated`. A model with
+      translations and no `classifier` (a bare CycleGAN) serves
+      `translate_ab` as its `serving_default`.
 
     Args:
         model: a Keras classifier, or a method model (its `classifier` is exported).
@@ -114,11 +120,16 @@ def export_for_serving(
         probabilities = tf.nn.softmax(scores, axis=-1) if outputs == "logits" else scores
         return {"probabilities": probabilities, "class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int64)}
 
-    archive.add_endpoint(
-        name=SERVING_SIGNATURE,
-        fn=classify,
-        input_signature=[tf.TensorSpec((None, *shape), tf.dtypes.as_dtype(input_dtype), name="images")],
-    )
+    translators = [d for d in ("translate_ab", "translate_ba") if callable(getattr(model, d, None))]
+    # A pure translation model (CycleGAN) has no classifier: its default
+    # signature is the A -> B translation rather than a softmax over pixels.
+    translation_only = getattr(model, "classifier", None) is None and bool(translators)
+    if not translation_only:
+        archive.add_endpoint(
+            name=SERVING_SIGNATURE,
+            fn=classify,
+            input_signature=[tf.TensorSpec((None, *shape), tf.dtypes.as_dtype(input_dtype), name="images")],
+        )
     generator, latent_dim = getattr(model, "generator", None), getattr(model, "latent_dim", None)
     if generator is not None and latent_dim:
         # Stateless draws: the seed arrives as a tensor, and the same seed must
@@ -140,10 +151,11 @@ def export_for_serving(
 
         return translate
 
-    for direction in ("translate_ab", "translate_ba"):
-        if callable(getattr(model, direction, None)):
+    for direction in translators:
+        names = [direction] + ([SERVING_SIGNATURE] if translation_only and direction == "translate_ab" else [])
+        for name in names:
             archive.add_endpoint(
-                name=direction,
+                name=name,
                 fn=_translation(getattr(model, direction)),
                 input_signature=[tf.TensorSpec((None, *shape), tf.float32, name="images")],
             )

@@ -344,3 +344,14 @@ def test_recipe_trains_both_stages_and_returns_a_sample_grid():
     assert grid.shape == (4, 4, *SHAPE) and len(labels) == 4 and value_range[1] > value_range[0]
     np.testing.assert_array_equal(grid[0], x[y == 1][:4])
     assert recipes.get("imbalance-cyclegan-alt").mode == "alt"
+
+
+def test_bare_cycle_gan_serves_its_translation_by_default(tmp_path):
+    x, _ = _data()
+    cycle_gan = _cycle_gan()
+    cycle_gan(x[:1])
+    path = serving.export_for_serving(cycle_gan, tmp_path / "cg", input_dtype="float32")
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == {"serving_default", "translate_ab", "translate_ba"}
+    out = loaded.signatures["serving_default"](images=tf.constant(x[:3]))["translated"].numpy()
+    np.testing.assert_allclose(out, np.asarray(cycle_gan.translate_ab(x[:3])), atol=1e-5)
