@@ -103,7 +103,7 @@ def plot_image_grid(images, path, row_labels=None, title=None, value_range=(0.0,
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0 and row_labels is not None:
-                ax.set_ylabel(str(row_labels[i]), fontsize=8, rotation=0, labelpad=14, va="center")
+                ax.set_ylabel(str(row_labels[i]), fontsize=8, rotation=0, ha="right", va="center")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
