@@ -6,3 +6,4 @@ from keras_imbalance.models.gamo import GAMO2Pix
 from keras_imbalance.models.gamo import GAMO2PixVAE
 from keras_imbalance.models.gamo import RefreshFeatureBank
 from keras_imbalance.models.m2m import M2m
+from keras_imbalance.models.polarity_gan import PolarityGAN
