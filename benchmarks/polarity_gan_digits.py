@@ -57,6 +57,24 @@ def run(method, x, y, seed, epochs, batch_size):
                                    optimizer=optimizer(), num_classes=10)
 
 
+def diversity_ratio(model, x, y, n=100, seed=0):
+    """Mean over generated classes with >= 2 samples of (mean pairwise L2 distance of n generated
+    samples) / (mean pairwise L2 distance of the class's real training samples); 1 = as spread as the data."""
+    ratios = []
+    for k in model.minority_classes:
+        real = x[y == k].reshape(int(np.sum(y == k)), -1)
+        if len(real) < 2:
+            continue
+        fake = np.asarray(model.sample(n, k, seed=seed + k)).reshape(n, -1)
+        ratios.append(pairwise(fake) / pairwise(real))
+    return float(np.mean(ratios))
+
+
+def pairwise(a):
+    d = np.sqrt(((a[:, None, :] - a[None, :, :]) ** 2).sum(-1))
+    return d[np.triu_indices(len(a), 1)].mean()
+
+
 def gamo_uncertainty(model, n=100, seed=0):
     labels = np.repeat(model.minority_classes, n)
     fake = model.generate(labels, seed=seed)
@@ -80,6 +98,7 @@ def main():
     print(f"counts {counts}, epochs {args.epochs}, seeds {args.seeds}, methods {methods}", flush=True)
     scores = {m: [] for m in methods}
     uncertainty = {"generated": [], "real train": [], "real test": [], "GAMO generated (GAMO's M)": []}
+    diversity = {"polarity-gan": [], "gamo": []}
     for seed in range(args.seeds):
         x, y = datasets.make_imbalanced(x_train, y_train, counts, seed=seed)
         for method in methods:
@@ -89,6 +108,9 @@ def main():
             scores[method].append((report["balanced_accuracy"], report["geometric_mean"], report["macro_f1"]))
             print(f"seed {seed} {method:13s} bACC {report['balanced_accuracy']:.4f} GM {report['geometric_mean']:.4f} "
                   f"F1 {report['macro_f1']:.4f} ({time.time() - t:.0f} s)", flush=True)
+            if method in diversity:
+                diversity[method].append(diversity_ratio(model, x, y, seed=seed))
+                print(f"   diversity ratio (generated / real pairwise distance) {diversity[method][-1]:.3f}", flush=True)
             if method == "polarity-gan":
                 train = model.uncertainty_report(100, seed=seed)
                 test = model.uncertainty_report(100, x_test, y_test, seed=seed)
@@ -100,7 +122,7 @@ def main():
                       "real test", {k: round(v, 3) for k, v in test["real"].items()}, flush=True)
                 if seed == 0 and args.samples_png:
                     grid, labels, value_range = recipes.get("polarity-gan").sample_grid(model, 10, per_class=8)
-                    labels = [f"{lab} (n={counts[k]})" for lab, k in zip(labels, model.minority_classes)]
+                    labels = [f"{k}: n={counts[k]}" for k in model.minority_classes]
                     os.makedirs(os.path.dirname(args.samples_png), exist_ok=True)
                     plots.plot_image_grid(grid, args.samples_png, row_labels=labels, value_range=value_range,
                                           title="PolarityGAN samples, long-tailed digits (seed 0)")
@@ -117,6 +139,9 @@ def main():
         if rows:
             cells = " | ".join(f"{np.mean([r[m] for r in rows]):.3f} ± {np.std([r[m] for r in rows]):.3f}" for m in MEASURES)
             print(f"| {name} | {cells} |")
+    for method, vals in diversity.items():
+        if vals:
+            print(f"diversity ratio {method}: {np.mean(vals):.3f} ± {np.std(vals):.3f}")
     print(f"\nwall time {time.time() - start:.0f} s")
 
 

@@ -85,6 +85,12 @@ class PolarityGAN(MultiPlayerModel):
        reuses step 2's), with the gradient penalty of Gulrajani et al.
        (2017): lambda E[(||grad D(x_hat | i)|| - 1)^2] on
        x_hat = a x + (1 - a) G(z | i), a ~ U(0, 1) per sample.
+       Algorithm 1's "for j steps" loop encloses lines 4-11, G's updates
+       included, which would make j full rounds per batch; we read it as
+       WGAN's n_critic (METHODS.md: several critic steps per generator step),
+       so C and G are updated once per step and D `critic_steps` times. The
+       critic steps reuse the step's batch (they draw their real samples from
+       the stored class samples, see below), keeping shapes fixed.
     4. Lines 8-11: B labels uniform over the generated classes (line 9);
        G against frozen C (line 10), then against frozen D (line 11), two
        optimizer steps. G's gradients never reach F.
