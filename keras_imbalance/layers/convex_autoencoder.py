@@ -99,6 +99,23 @@ class ConvexDecoder(keras.layers.Layer):
             raise ValueError("samples contain NaN or inf")
         self.bank.assign(x.reshape(self.num_samples, self.sample_dim))
 
+    def recalibrate_batchnorm(self, codes):
+        """Set each BN layer's moving mean and variance to the exact statistics of its inputs over `codes`.
+
+        After a short training run the moving averages (momentum 0.99) still
+        hold much of their initial 0 / 1, so the decoder in inference mode,
+        and a generator copied from it, would differ from the decoder that
+        was trained (in training mode, on batch statistics). Recomputing them
+        over all codes makes inference mode match full-batch training mode.
+        """
+        h = ops.convert_to_tensor(np.asarray(codes, "float32"))
+        h = ops.concatenate([h, ops.zeros((ops.shape(h)[0], self.num_classes), dtype=h.dtype)], axis=-1)
+        for layer in self.ctmu:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.moving_mean.assign(ops.mean(h, axis=0))
+                layer.moving_variance.assign(ops.var(h, axis=0))
+            h = layer(h, training=False)
+
     def transient(self, codes, training=None):
         h = ops.cast(codes, self.compute_dtype)
         h = ops.concatenate([h, ops.zeros((ops.shape(h)[0], self.num_classes), dtype=self.compute_dtype)], axis=-1)

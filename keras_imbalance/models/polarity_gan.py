@@ -66,7 +66,11 @@ class PolarityGAN(MultiPlayerModel):
     covariance); Q's weights are copied into G with the class-input rows of
     its first kernel zeroed (the decoder saw zeros there), and each class head
     P_k starts from the decoder head's columns of the class-k samples. So G
-    starts as the decoder restricted to class k, fed class-k codes.
+    starts as the decoder restricted to class k, fed class-k codes. Before
+    the copy, Q's BN moving statistics are set to the exact statistics over
+    all training codes (`ConvexDecoder.recalibrate_batchnorm`): after a short
+    stage 1 the moving averages are far from them, and the copied G would
+    not reproduce the decoder that was trained.
 
     **Stage 2** (`train_step`, Algorithm 1, one step per real batch of B):
 
@@ -356,6 +360,7 @@ class PolarityGAN(MultiPlayerModel):
         self._stage1.history = history
 
         codes = np.asarray(encoder.predict(x, batch_size=256, verbose=0), "float64")
+        decoder_layer.recalibrate_batchnorm(codes)
         means, scales = self.class_gaussians(codes, y)
         cg.set_latent_gaussians(means, scales)
         cg.initialize_from_decoder(decoder_layer, y)

@@ -121,6 +121,9 @@ def test_autoencoder_initialization_copies_decoder_into_generator():
         np.testing.assert_array_equal(cg.igus[k].get_weights()[1], head_bias[cols])
     # Class Gaussians from the encoder's codes.
     codes = np.asarray(model.encoder.predict(x, verbose=0), "float64")
+    # Q's BN statistics are those of all codes: inference mode = full-batch training mode.
+    full = np.asarray(dec(codes.astype("float32"), training=True))
+    np.testing.assert_allclose(np.asarray(dec(codes.astype("float32"), training=False)), full, atol=1e-4)
     ridge = 1e-3 * np.mean(np.var(codes, axis=0))
     for c in range(3):
         np.testing.assert_allclose(np.asarray(cg.latent_mean)[c], codes[y == c].mean(0), atol=1e-5)
