@@ -249,3 +249,80 @@ def inception_accuracy(classifier, images, labels, batch_size=256, from_logits=F
     else:
         predicted = check_labels(scores, name="predictions")
     return float(np.mean(predicted == labels))
+
+# Uncertainty measures -----------------------------------------------------
+#
+# PolarityGAN (Deepshikha & Naman 2021, Sec. 5.2, eqs. 7-10) scores how
+# uncertain a classifier is about samples with four measures from the
+# uncertainty-sampling literature, each normalized to [0, 1] (0 = certain,
+# 1 = maximally uncertain). With y* and y** the largest and second largest of
+# m class probabilities:
+#
+#   least confidence      m (1 - y*) / (m - 1)                 (eq. 7)
+#   margin of confidence  1 - (y* - y**)                       (eq. 8)
+#   ratio of confidence   y** / y*                             (eq. 9)
+#   entropy               -sum_c y_c log2 y_c / log2 m         (eq. 10)
+#
+# The paper writes each as a sum over the n samples; its Table 3 reports
+# values in [0, 1], i.e. per-sample means, so `uncertainty_scores` averages.
+# The per-sample functions return one value per row.
+
+
+def _check_probabilities(probs, atol=1e-3):
+    p = np.asarray(probs, dtype="float64")
+    if p.ndim != 2:
+        raise ValueError(f"probabilities must have shape (N, m), got {p.shape}")
+    if p.shape[0] == 0:
+        raise ValueError("probabilities are empty: no samples")
+    if p.shape[1] < 2:
+        raise ValueError(f"uncertainty needs m >= 2 classes, got {p.shape[1]}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError("probabilities contain NaN or inf")
+    if np.any(p < -atol) or np.any(np.abs(p.sum(axis=1) - 1.0) > atol):
+        raise ValueError("rows must be probabilities (>= 0, summing to 1); for logits apply a softmax first")
+    return np.clip(p, 0.0, 1.0)
+
+
+def _top_two(p):
+    top = np.sort(p, axis=1)[:, ::-1]
+    return top[:, 0], top[:, 1]
+
+
+def least_confidence(probs):
+    """Eq. 7: m (1 - y*) / (m - 1) per sample, (N,) in [0, 1]."""
+    p = _check_probabilities(probs)
+    m = p.shape[1]
+    return m * (1.0 - p.max(axis=1)) / (m - 1)
+
+
+def margin_of_confidence(probs):
+    """Eq. 8: 1 - (y* - y**) per sample, (N,) in [0, 1]."""
+    first, second = _top_two(_check_probabilities(probs))
+    return 1.0 - (first - second)
+
+
+def ratio_of_confidence(probs):
+    """Eq. 9: y** / y* per sample, (N,) in [0, 1]."""
+    first, second = _top_two(_check_probabilities(probs))
+    return second / np.maximum(first, 1e-300)
+
+
+def normalized_entropy(probs):
+    """Eq. 10: -sum_c y_c log2 y_c / log2 m per sample (0 log 0 = 0), (N,) in [0, 1]."""
+    p = _check_probabilities(probs)
+    terms = np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
+    return -terms.sum(axis=1) / np.log2(p.shape[1])
+
+
+UNCERTAINTY_MEASURES = {
+    "least_confidence": least_confidence,
+    "margin_of_confidence": margin_of_confidence,
+    "ratio_of_confidence": ratio_of_confidence,
+    "entropy": normalized_entropy,
+}
+
+
+def uncertainty_scores(probs):
+    """The four measures of eqs. 7-10 averaged over the samples: dict name -> float."""
+    p = _check_probabilities(probs)
+    return {name: float(np.mean(fn(p))) for name, fn in UNCERTAINTY_MEASURES.items()}

@@ -20,6 +20,7 @@ from keras_imbalance import baselines
 from keras_imbalance.applications.cyclegan import PatchGANDiscriminator
 from keras_imbalance.applications.cyclegan import ResnetGenerator
 from keras_imbalance.applications.gamo import GAMODiscriminator
+from keras_imbalance.applications.polarity_gan import PolarityCritic
 from keras_imbalance.callbacks import DeferredResampling
 from keras_imbalance.callbacks import LinearLRDecay
 from keras_imbalance.callbacks import PaperLRSchedule
@@ -33,6 +34,7 @@ from keras_imbalance.models.imbalance_cyclegan import CycleGAN
 from keras_imbalance.models.imbalance_cyclegan import ImbalanceCycleGAN
 from keras_imbalance.models.imbalance_cyclegan import binary_only_error
 from keras_imbalance.models.m2m import M2m
+from keras_imbalance.models.polarity_gan import PolarityGAN
 from keras_imbalance.optimizers import CoupledSGD
 
 _RECIPES = {}
@@ -322,3 +324,74 @@ class ImbalanceCycleGANAltRecipe(ImbalanceCycleGANRecipe):
 
     name = "imbalance-cyclegan-alt"
     default_mode = "alt"
+
+
+@register
+class PolarityGANRecipe(_MethodRecipe):
+    """PolarityGAN (Deepshikha & Naman 2021) with the comparison's backbone as classifier C, pixel space.
+
+    The epoch budget is split between the two stages: stage 1 (the
+    autoencoder that initializes the convex generator) gets
+    `max(1, round(autoencoder_fraction * epochs))` epochs (20 % by default),
+    stage 2 (Algorithm 1, the only stage that trains the classifier) the
+    rest, at least 1. Every epoch of either stage is one pass over the data,
+    so the method sees the data as many times as a baseline with the same
+    `epochs`; the classifier gets fewer passes (80 %), but two updates per
+    step (real batch and generated batch). Players use Adam(2e-4,
+    beta_1=0.6) (Sec. 5.1) unless `optimizer` (for C) is given; the critic is
+    `applications.PolarityCritic`.
+    """
+
+    name = "polarity-gan"
+
+    def __init__(self, autoencoder_fraction=0.2, critic_steps=5, gradient_penalty=10.0, latent_dim=32,
+                 classifier_learning_rate=2e-4):
+        if not 0.0 <= float(autoencoder_fraction) < 1.0:
+            raise ValueError(f"autoencoder_fraction must be in [0, 1), got {autoencoder_fraction}")
+        self.autoencoder_fraction = float(autoencoder_fraction)
+        self.critic_steps = int(critic_steps)
+        self.gradient_penalty = float(gradient_penalty)
+        self.latent_dim = int(latent_dim)
+        self.classifier_learning_rate = float(classifier_learning_rate)
+
+    def get_config(self):
+        return {"name": self.name, "autoencoder_fraction": self.autoencoder_fraction, "critic_steps": self.critic_steps,
+                "gradient_penalty": self.gradient_penalty, "latent_dim": self.latent_dim,
+                "classifier_learning_rate": self.classifier_learning_rate}
+
+    def split_epochs(self, epochs):
+        """(autoencoder epochs, stage-2 epochs) for a budget of `epochs`."""
+        epochs = int(epochs)
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        stage1 = max(1, int(round(self.autoencoder_fraction * epochs))) if self.autoencoder_fraction > 0 else 0
+        return stage1, max(1, epochs - stage1)
+
+    def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None, **fit_kwargs):
+        x, y, counts = _prepare(x, y, num_classes, seed)
+        c = len(counts)
+        shape = tuple(x.shape[1:])
+        stage1, stage2 = self.split_epochs(epochs)
+        model = PolarityGAN(
+            backbone_fn(shape, c),
+            PolarityCritic(shape, c),
+            latent_dim=self.latent_dim,
+            autoencoder_epochs=stage1,
+            critic_steps=self.critic_steps,
+            gradient_penalty=self.gradient_penalty,
+            seed=int(seed),
+        ).adapt(x, y)
+        classifier_optimizer = (baselines._resolve_optimizer(optimizer) if optimizer is not None
+                                else keras.optimizers.Adam(self.classifier_learning_rate, beta_1=0.6))
+        model.compile(classifier_optimizer=classifier_optimizer)
+        if stage1:
+            model.pretrain_autoencoder(epochs=stage1, batch_size=batch_size, verbose=verbose)
+        self.history_ = model.fit(to_dataset(x, y, batch_size, seed=int(seed), num_classes=c), epochs=stage2,
+                                  verbose=verbose, **fit_kwargs)
+        return model
+
+    def sample_grid(self, model, num_classes, per_class=8, seed=0):
+        """(rows, per_class, H, W, C) generated images of each generated class, labels, value range."""
+        minority = model.minority_classes
+        rows = [np.asarray(model.sample(per_class, k, seed=seed + k)) for k in minority]
+        return np.stack(rows), [f"class {k}" for k in minority], (0.0, 1.0)

@@ -11,3 +11,4 @@ from keras_imbalance.applications.preact_resnet import PreActResNet18
 from keras_imbalance.applications.resnet50 import ResNet50
 from keras_imbalance.applications.resnet_cifar import CifarResNet, ResNet20, ResNet32, ResNet44, ResNet56, ResNet110
 from keras_imbalance.applications.small_cnn import SmallCNN
+from keras_imbalance.applications.polarity_gan import PolarityCritic, PolarityDecoder, PolarityEncoder, PolarityFeatureExtractor, PolarityGenerator

@@ -7,3 +7,5 @@ from keras_imbalance.layers.logit_adjustment import LogitAdjustment
 from keras_imbalance.layers.logit_adjustment import logit_adjusted
 from keras_imbalance.layers.reflection_padding import ReflectionPadding2D
 from keras_imbalance.layers.shortcuts import SubsampleZeroPadShortcut
+from keras_imbalance.layers.convex_autoencoder import ConvexDecoder
+from keras_imbalance.layers.convex_autoencoder import GaussianConvexGenerator

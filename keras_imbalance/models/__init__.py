@@ -10,3 +10,5 @@ from keras_imbalance.models.imbalance_cyclegan import CycleGAN
 from keras_imbalance.models.imbalance_cyclegan import ImageHistoryPool
 from keras_imbalance.models.imbalance_cyclegan import ImbalanceCycleGAN
 from keras_imbalance.models.imbalance_cyclegan import unpaired_dataset
+
+from keras_imbalance.models.polarity_gan import PolarityGAN
