@@ -16,6 +16,7 @@ import sys
 import time
 
 import keras
+import numpy as np
 
 import keras_imbalance as ki
 from keras_imbalance import compare
@@ -23,36 +24,54 @@ from keras_imbalance import compare
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 PRESETS = {
-    # name: (method recipe, epochs, description)
-    "erm-digits-lt50": ("erm", 30, "ERM baseline (plain cross-entropy), for reference"),
-    "cb-rw-digits-lt50": ("cb-rw", 30, "class-balanced re-weighting (Cui et al. 2019)"),
-    "gamo-digits-lt50": ("gamo", 150, "GAMO-LS in pixel space (Mullick et al. 2019)"),
-    "m2m-digits-lt50": ("m2m", 100, "M2m with an ERM-trained translator (Kim et al. 2020)"),
+    # name: (method recipe, epochs, description, digit classes used (None = all ten))
+    "erm-digits-lt50": ("erm", 30, "ERM baseline (plain cross-entropy), for reference", None),
+    "cb-rw-digits-lt50": ("cb-rw", 30, "class-balanced re-weighting (Cui et al. 2019)", None),
+    "gamo-digits-lt50": ("gamo", 150, "GAMO-LS in pixel space (Mullick et al. 2019)", None),
+    "m2m-digits-lt50": ("m2m", 100, "M2m with an ERM-trained translator (Kim et al. 2020)", None),
+    "polarity-gan-digits-lt50": ("polarity-gan", 40, "PolarityGAN: autoencoder-initialized convex generator, WGAN-GP critic", None),
+    "imbalance-cyclegan-digits-3v8": ("imbalance-cyclegan", 30,
+                                      "ImbalanceCycleGAN (AUG) on digit 3 (majority, label 0) vs 8 (minority, label 1)", (3, 8)),
 }
 
 
-def train(name, method, epochs, description, seed=0):
+def select_classes(x, y, classes):
+    """Keep the given digit classes, relabelled 0..len(classes)-1 in that order."""
+    keep = np.isin(y, classes)
+    relabel = {c: i for i, c in enumerate(classes)}
+    return x[keep], np.array([relabel[int(v)] for v in y[keep]], dtype=np.int64)
+
+
+def train(name, method, epochs, description, classes, seed=0):
     keras.utils.set_random_seed(seed)
     (x_pool, y_pool), (x_test, y_test) = ki.datasets.load_digits(seed=seed)
-    counts = ki.datasets.long_tailed_counts(120, 10, 50)
+    if classes is None:
+        counts = ki.datasets.long_tailed_counts(120, 10, 50)
+    else:
+        x_pool, y_pool = select_classes(x_pool, y_pool, classes)
+        x_test, y_test = select_classes(x_test, y_test, classes)
+        counts = [120, 10]
+    num_classes = len(counts)
     x, y = ki.datasets.make_imbalanced(x_pool, y_pool, counts, seed=seed)
     print(f"[presets] {name}: training {method} for {epochs} epochs on counts {counts}", flush=True)
     start = time.perf_counter()
     model = compare.get_recipe(method).fit(compare.backbone_factory("small_cnn"), x, y, epochs=epochs,
-                                            batch_size=32, seed=seed, verbose=0, num_classes=10)
+                                            batch_size=32, seed=seed, verbose=0, num_classes=num_classes)
     wall = time.perf_counter() - start
-    report = ki.metrics.classification_report(y_test, model.predict(x_test, verbose=0), 10, class_counts=counts)
+    report = ki.metrics.classification_report(y_test, model.predict(x_test, verbose=0), num_classes, class_counts=counts)
     print(ki.metrics.format_report(report, title=f"{name} on the balanced test split"), flush=True)
     meta = {
         "method": method,
         "description": description,
         "model_class": type(model).__name__,
-        "backbone": "SmallCNN(input_shape=(8, 8, 1), num_classes=10)",
+        "backbone": f"SmallCNN(input_shape=(8, 8, 1), num_classes={num_classes})",
         "dataset": "scikit-learn digits (8x8x1, pixels in [0, 1])",
         "value_range": [0.0, 1.0],
-        "test_split": {"loader": "keras_imbalance.datasets.load_digits", "seed": seed, "test_per_class": 50},
-        "imbalance_profile": {"profile": "exp", "n_max": 120, "imbalance_ratio": 50, "class_counts": counts,
-                              "make_imbalanced_seed": seed},
+        "test_split": {"loader": "keras_imbalance.datasets.load_digits", "seed": seed, "test_per_class": 50,
+                       "classes": list(classes) if classes else None},
+        "imbalance_profile": ({"profile": "exp", "n_max": 120, "imbalance_ratio": 50} if classes is None else
+                              {"profile": "binary pair", "imbalance_ratio": 12})
+        | {"class_counts": counts, "make_imbalanced_seed": seed},
         "training": {"epochs": epochs, "batch_size": 32, "seed": seed, "wall_time_s": round(wall, 1),
                      "machine": "2-core CPU, no GPU"},
         "training_command": f"python saved_models/train_presets.py {name}",
