@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.applications.gamo import GAMO2PixDecoder, GAMOGenerator
-from keras_imbalance.datasets.validation import check_images, check_labels, check_xy, class_counts
+from keras_imbalance.datasets.validation import check_fit_data, check_images, check_labels, check_sample_shape, check_xy, class_counts
 from keras_imbalance.layers.convex_generator import ConvexGenerator
 from keras_imbalance.models.base import MultiPlayerModel, draw_for_replica, replica_layout
 
@@ -229,8 +229,7 @@ class GAMO(MultiPlayerModel):
         if y is None:
             x, y = _collect(x)
         x, y = check_xy(x, y, num_classes=self.num_classes)
-        if tuple(x.shape[1:]) != self.input_sample_shape:
-            raise ValueError(f"samples have shape {x.shape[1:]}, the model takes {self.input_sample_shape}")
+        check_sample_shape(x.shape[1:], self.input_sample_shape)
         counts = class_counts(y, self.num_classes)
         if self.generator is None:
             if np.all(counts == counts[0]):
@@ -259,6 +258,8 @@ class GAMO(MultiPlayerModel):
     def fit(self, *args, callbacks=None, **kwargs):
         if self.generator is None or self._bank_source is None and not self._has_bank():
             raise ValueError("call adapt(x, y) (or adapt(dataset)) before fit: GAMO needs the class counts and samples")
+        check_fit_data(args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y"),
+                       self.input_sample_shape, self.num_classes)
         callbacks = list(callbacks or [])
         if self.feature_extractor is not None and not any(isinstance(c, RefreshFeatureBank) for c in callbacks):
             callbacks.append(RefreshFeatureBank())

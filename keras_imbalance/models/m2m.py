@@ -32,6 +32,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.callbacks import TerminateOnNaNPlayer
+from keras_imbalance.datasets.validation import check_fit_data
 from keras_imbalance.datasets.validation import class_counts as _class_counts_from_labels
 from keras_imbalance.models.base import draw_for_replica, multi_worker_logs, replica_all_gather, multi_worker_safe_symbolic_build, replica_layout
 
@@ -329,6 +330,9 @@ class M2m(keras.Model):
                 "this fit is plain training, no translation happens",
                 stacklevel=2,
             )
+        input_shape = getattr(self.classifier, "input_shape", None)
+        check_fit_data(args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y"),
+                       input_shape[1:] if isinstance(input_shape, tuple) else None, self.num_classes)
         callbacks = list(callbacks or [])
         if not any(isinstance(c, TerminateOnNaNPlayer) for c in callbacks):
             # First, so it raises before a checkpoint callback saves a diverged batch.
