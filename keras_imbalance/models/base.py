@@ -296,7 +296,10 @@ class MultiPlayerModel(keras.Model):
         grads = tape.gradient(loss, variables)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if replicas > 1:
-            grads = [None if g is None else g / replicas for g in grads]
+            # Dense: the cross-replica sum of IndexedSlices (gradients of a
+            # gather, e.g. the bounded convex generator's IGU columns) did not
+            # match the single-device update in our test; dense sums do.
+            grads = [None if g is None else tf.convert_to_tensor(g) / replicas for g in grads]
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
         if pairs:
             getattr(self, f"{name}_optimizer").apply_gradients(pairs)

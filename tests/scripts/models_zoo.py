@@ -13,7 +13,7 @@ from keras_imbalance.models import GAMO, GAMO2Pix, M2m
 COUNTS = [24, 10, 6]
 NUM_CLASSES = 3
 SHAPE = (8, 8, 1)
-METHODS = ("gamo_pixel", "gamo_feature", "gamo2pix", "m2m")
+METHODS = ("gamo_pixel", "gamo_bounded", "gamo_feature", "gamo2pix", "m2m")
 
 
 def data(seed=0, counts=COUNTS):
@@ -35,6 +35,8 @@ def _dense_net(name):
 
 def build(method, x, y, max_bank_size=None):
     keras.utils.set_random_seed(7)
+    if method == "gamo_bounded":  # pixel space, banks of 10 and 6 samples, subsets of 4 per step
+        return build("gamo_pixel", x, y, max_bank_size=4)
     if method == "gamo_pixel":
         model = GAMO(
             applications.GAMOClassifier(SHAPE, NUM_CLASSES, hidden_units=(16, 8)),
@@ -66,13 +68,18 @@ def build(method, x, y, max_bank_size=None):
     raise ValueError(method)
 
 
-def compile_model(model, lr=1e-2):
+def compile_model(model, lr=1e-2, optimizer="adam"):
+    """Adam(lr, beta_1=0.5) per player (the paper's family), or SGD(lr) with `optimizer="sgd"`."""
+    def opt():
+        if optimizer == "sgd":
+            return keras.optimizers.SGD(lr)
+        return keras.optimizers.Adam(lr, beta_1=0.5)
+
     if isinstance(model, M2m):
-        model.compile(optimizer=keras.optimizers.Adam(lr))
+        model.compile(optimizer=opt())
     elif isinstance(model, GAMO2Pix):
-        model.compile(vae_optimizer=keras.optimizers.Adam(lr))
+        model.compile(vae_optimizer=opt())
     else:
-        opt = lambda: keras.optimizers.Adam(lr, beta_1=0.5)  # noqa: E731
         model.compile(classifier_optimizer=opt(), generator_optimizer=opt(), discriminator_optimizer=opt(),
                       feature_extractor_optimizer=opt())
     return model
