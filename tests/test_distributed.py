@@ -16,7 +16,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "tests", "scripts")
-METHODS = ("gamo_pixel", "gamo_bounded", "gamo_feature", "gamo2pix", "m2m")
+FAST = ("gamo_pixel", "gamo_feature", "m2m")  # the methods: default suite, one process
+SLOW = ("gamo_bounded", "gamo2pix")  # GAMO with max_bank_size, the GAMO2Pix VAEs: `-m slow`
 
 
 def _env(**extra):
@@ -26,11 +27,9 @@ def _env(**extra):
     return env
 
 
-@pytest.fixture(scope="module")
-def mirrored_results():
-    # One process for the four methods: TF start-up and the strategy are shared.
+def _mirrored(methods):
     proc = subprocess.run(
-        [sys.executable, os.path.join(SCRIPTS, "mirrored.py"), *METHODS],
+        [sys.executable, os.path.join(SCRIPTS, "mirrored.py"), *methods],
         capture_output=True, text=True, timeout=600, env=_env(), cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -38,9 +37,13 @@ def mirrored_results():
     return {row["method"]: row for row in rows}
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_mirrored_two_devices_match_one_device(mirrored_results, method):
-    row = mirrored_results[method]
+@pytest.fixture(scope="module")
+def mirrored_results():
+    # One process for the three methods: TF start-up and the strategy are shared.
+    return _mirrored(FAST)
+
+
+def _check(row, method):
     assert row["replicas"] == 2
     # Training moved the weights (2 epochs x 5 steps, SGD 0.05) ...
     assert row["max_weight_change"] > 0.05
@@ -55,6 +58,18 @@ def test_mirrored_two_devices_match_one_device(mirrored_results, method):
         np.testing.assert_allclose(row["logs_two"][key], values, rtol=1e-5, atol=1e-7, err_msg=key)
     if method == "m2m":
         assert min(row["logs_one"]["acceptance_rate"]) > 0  # translations really entered the batches
+
+
+@pytest.mark.parametrize("method", FAST)
+def test_mirrored_two_devices_match_one_device(mirrored_results, method):
+    _check(mirrored_results[method], method)
+
+
+@pytest.mark.slow
+def test_mirrored_two_devices_match_one_device_bounded_gamo_and_gamo2pix():
+    rows = _mirrored(SLOW)
+    for method in SLOW:
+        _check(rows[method], method)
 
 
 def _free_port():
@@ -88,7 +103,8 @@ def _multi_worker(method, tmp_path):
     return [np.load(out) for out in outs]
 
 
-@pytest.mark.parametrize("method", ["gamo_pixel", pytest.param("m2m", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["gamo_pixel", "m2m"])
 def test_two_worker_multi_worker_mirrored_strategy_on_localhost(method, tmp_path):
     a, b = _multi_worker(method, tmp_path)
     assert int(a["replicas"]) == int(b["replicas"]) == 2

@@ -19,10 +19,10 @@ SCRIPT = os.path.join(ROOT, "tests", "scripts", "resume.py")
 METHODS = ("gamo_pixel", "m2m")
 
 
-def _run(workdir, *extra):
+def _run(workdir, *extra, methods=METHODS):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
     env.pop("TF_CONFIG", None)
-    return subprocess.run([sys.executable, SCRIPT, str(workdir), *METHODS, *extra],
+    return subprocess.run([sys.executable, SCRIPT, str(workdir), *methods, *extra],
                           capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
 
 
@@ -30,8 +30,10 @@ def _run(workdir, *extra):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     out = {}
-    for name in ("A", "B"):  # two uninterrupted runs, each in a fresh process
-        proc = _run(root / name)
+    # Two uninterrupted runs, each in a fresh process (the second of GAMO only:
+    # the determinism test is about one method; M2m's is covered by A vs C).
+    for name, methods in (("A", METHODS), ("B", ("gamo_pixel",))):
+        proc = _run(root / name, methods=methods)
         assert proc.returncode == 0, proc.stderr[-4000:]
     # Killed with SIGKILL mid-epoch once per method, rerun until it completes.
     codes = []
@@ -43,12 +45,12 @@ def runs(tmp_path_factory):
     out["kill_codes"] = codes
     out["stderr"] = proc.stderr
     for name in ("A", "B", "C"):
-        out[name] = {m: dict(np.load(root / name / m / "final.npz")) for m in METHODS}
+        out[name] = {m: dict(np.load(root / name / m / "final.npz")) for m in METHODS if (root / name / m / "final.npz").exists()}
     out["epochs"] = {m: (root / "C" / m / "epochs.log").read_text().split("\n") for m in METHODS}
     return out
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", ["gamo_pixel"])
 def test_same_seed_in_two_fresh_processes_gives_bit_identical_weights(runs, method):
     a, b = runs["A"][method], runs["B"][method]
     assert a.keys() == b.keys() and any(k.startswith("opt/") for k in a)
