@@ -45,6 +45,10 @@ def test_nan_in_a_player_stops_training_and_keeps_the_last_good_checkpoint(tmp_p
     for saved, now in zip(poison.snapshots[1], fresh.weights):
         np.testing.assert_array_equal(np.asarray(now), saved)
     assert all(np.all(np.isfinite(np.asarray(w))) for w in fresh.weights if np.asarray(w).dtype.kind == "f")
+    # The optimizers' state came back too (iterations of the last good epoch).
+    for name, value in zoo.optimizer_variables(fresh).items():
+        if name.endswith("iteration"):
+            assert int(value) > 0, name
 
 
 def test_gamo_divergence_names_every_player_whose_loss_is_nan():

@@ -306,6 +306,10 @@ class M2m(keras.Model):
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
+        # Built now, so `load_weights` into a fresh compiled model (a
+        # checkpoint, a backup) restores the slots instead of skipping them.
+        if self.built and self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
 
     def compile_from_config(self, config):
         # Keras skips compile on load when `compile` is overridden; ours only

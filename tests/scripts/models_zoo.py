@@ -92,7 +92,7 @@ def weights(model):
 
 def optimizer_variables(model):
     out = {}
-    names = getattr(model, "player_names", None)
+    names = model.active_players() if hasattr(model, "active_players") else None
     opts = [(n, getattr(model, f"{n}_optimizer", None)) for n in names] if names else [("optimizer", model.optimizer)]
     for n, opt in opts:
         if opt is not None:
