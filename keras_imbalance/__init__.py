@@ -9,6 +9,7 @@ Sub-packages:
 - `keras_imbalance.models`: the generative balancers (GAMO, M2m, ...).
 - `keras_imbalance.baselines`, `losses`, `callbacks`, `optimizers`: the baselines the papers compare against.
 - `keras_imbalance.serving`, `presets`: TF Serving export and pretrained balancers.
+- `keras_imbalance.reproducibility`: `set_seed`, epoch-seeded (resumable) input pipelines.
 """
 
 __version__ = "0.1.0"
@@ -24,4 +25,5 @@ from keras_imbalance import models  # noqa: E402
 from keras_imbalance import optimizers  # noqa: E402
 from keras_imbalance import plots  # noqa: E402
 from keras_imbalance import presets  # noqa: E402
+from keras_imbalance import reproducibility  # noqa: E402
 from keras_imbalance import serving  # noqa: E402

@@ -53,7 +53,7 @@ import numpy as np
 
 from keras_imbalance.callbacks import DeferredReweighting, DeferredResampling, PaperLRSchedule, scale_epoch
 from keras_imbalance.datasets.pipeline import to_dataset
-from keras_imbalance.datasets.validation import check_xy, class_counts as _class_counts
+from keras_imbalance.datasets.validation import check_sample_shape, check_xy, class_counts as _class_counts
 from keras_imbalance.layers.cosine_dense import CosineDense
 from keras_imbalance.layers.logit_adjustment import logit_adjusted
 from keras_imbalance.losses import (
@@ -313,6 +313,8 @@ class Recipe(BaseRecipe):
         x, y = check_xy(x, y, num_classes)
         counts = _class_counts(y, num_classes)
         c = len(counts)
+        if c < 2:
+            raise ValueError(f"y holds one class only ({counts.tolist()} samples of class 0); a classifier needs at least 2 classes")
         input_shape = tuple(x.shape[1:])
         if x.dtype != np.float32:
             x = x.astype(np.float32)
@@ -350,6 +352,8 @@ class Recipe(BaseRecipe):
             act = getattr(last, "activation", None)
             if isinstance(last, keras.layers.Dense) and act is not None and getattr(act, "__name__", "") != "linear":
                 raise ValueError(f"backbone {model.name!r} ends in a Dense layer with activation {act.__name__}; the recipes need logits (classifier_activation=None)")
+        if isinstance(model.input_shape, tuple):
+            check_sample_shape(input_shape, model.input_shape[1:])
         out_dim = model.output_shape[-1]
         if out_dim != c:
             raise ValueError(f"backbone outputs {out_dim} values per sample but the data has {c} classes")

@@ -13,6 +13,10 @@
   recipe), for every optimizer of a single- or multi-player model.
 - `AlternatingPhases`: switch a model between training phases every few
   epochs (ImbalanceCycleGAN's ALT mode).
+
+- `TerminateOnNaNPlayer`: stop a multi-player (GAN) training as soon as a
+  player's loss is NaN or inf, naming the player and the epoch
+  (`MultiPlayerModel.fit` adds it by default).
 """
 
 import math
@@ -330,3 +334,73 @@ class AlternatingPhases(keras.callbacks.Callback):
 
     def get_config(self):
         return {"switch_every": self.switch_every, "num_phases": self.num_phases}
+
+class PlayerDivergedError(FloatingPointError):
+    """A player's loss became NaN or inf during `fit` (raised by `TerminateOnNaNPlayer`).
+
+    Attributes: `players` (names), `epoch` (0-based), `batch` (0-based).
+    """
+
+    def __init__(self, message, players=(), epoch=None, batch=None):
+        super().__init__(message)
+        self.players = tuple(players)
+        self.epoch = epoch
+        self.batch = batch
+
+
+class TerminateOnNaNPlayer(keras.callbacks.Callback):
+    """Stop training at the first batch where a player's loss is NaN or inf.
+
+    Reads the per-player loss logs (`<player>_loss`, as `MultiPlayerModel`
+    logs them; a model without `player_names` is checked on every `*loss*`
+    log) after every training batch and raises `PlayerDivergedError` naming
+    the player(s) and the epoch. Raising, rather than setting
+    `model.stop_training` as `keras.callbacks.TerminateOnNaN` does, skips the
+    epoch's `on_epoch_end`, so a `ModelCheckpoint` / `BackupAndRestore`
+    never overwrites the last good checkpoint with diverged weights; the
+    weights in memory are the diverged ones, reload the checkpoint.
+
+    Args:
+        raise_error: True (default) raises; False logs the message, sets
+            `model.stop_training` and keeps it in `self.message` (then the
+            epoch still ends and checkpoint callbacks do run).
+    """
+
+    def __init__(self, raise_error=True):
+        super().__init__()
+        self.raise_error = bool(raise_error)
+        self.message = None
+        self._epoch = 0
+
+    def _loss_keys(self, logs):
+        names = getattr(self.model, "player_names", None)
+        if names:
+            return [(f"{n}_loss", n) for n in names if f"{n}_loss" in logs]
+        player = getattr(self.model, "nan_player_name", "model")
+        return [(k, player if k == "loss" else k) for k in logs if "loss" in k]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = int(epoch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not logs:
+            return
+        bad = []
+        for key, player in self._loss_keys(logs):
+            value = np.asarray(keras.ops.convert_to_numpy(logs[key]), dtype="float64")
+            if not np.all(np.isfinite(value)):
+                bad.append((player, float(np.ravel(value)[0])))
+        if not bad:
+            return
+        epochs = self.params.get("epochs") if self.params else None
+        shown = f"epoch {self._epoch + 1}" + (f"/{epochs}" if epochs else "")
+        what = ", ".join(f"{p!r} (loss {v})" for p, v in bad)
+        self.message = (
+            f"training diverged at {shown} (0-based epoch {self._epoch}), batch {int(batch)}: "
+            f"the loss of player(s) {what} is not finite. Reload the last checkpoint and lower that "
+            "player's learning rate or check the inputs for NaN/inf."
+        )
+        if self.raise_error:
+            raise PlayerDivergedError(self.message, [p for p, _ in bad], self._epoch, int(batch))
+        print(self.message)
+        self.model.stop_training = True

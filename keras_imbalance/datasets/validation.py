@@ -48,8 +48,9 @@ def check_images(x, name="x", min_rank=2):
     if x.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be numeric, got dtype {x.dtype}")
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-        bad = int(np.sum(~np.isfinite(x.reshape(x.shape[0], -1)).any(axis=1)))
-        raise ValueError(f"{name} contains NaN or inf values in {bad} sample(s)")
+        # Parenthesized: ~isfinite(...).any() would count samples with no finite value.
+        rows = np.flatnonzero((~np.isfinite(x.reshape(x.shape[0], -1))).any(axis=1))
+        raise ValueError(f"{name} contains NaN or inf values in {len(rows)} sample(s) (first at index {rows[0]})")
     return x
 
 
@@ -75,3 +76,52 @@ def class_counts(y, num_classes=None, require_all=True):
         missing = np.flatnonzero(counts == 0).tolist()
         raise ValueError(f"class(es) {missing} have no samples; every class 0..{num_classes - 1} needs at least one")
     return counts
+
+
+def check_sample_shape(sample_shape, expected, name="x"):
+    """Raise unless one sample's shape `sample_shape` matches the model input `expected` (None = any size)."""
+    got = tuple(None if s is None else int(s) for s in sample_shape)
+    want = tuple(None if s is None else int(s) for s in expected)
+    if len(got) != len(want):
+        raise ValueError(
+            f"{name} has samples of shape {got} (rank {len(got) + 1} with the batch axis) but the classifier "
+            f"takes samples of shape {want} (rank {len(want) + 1}); add or remove an axis (e.g. a channel axis)"
+        )
+    if len(got) >= 3 and got[-1] is not None and want[-1] is not None and got[-1] != want[-1]:
+        raise ValueError(f"{name} has {got[-1]} channels but the classifier takes {want[-1]} (samples {got} vs {want})")
+    for g, w in zip(got, want):
+        if g is not None and w is not None and g != w:
+            raise ValueError(f"{name} has samples of shape {got} but the classifier takes {want}")
+
+
+def check_fit_data(x, y=None, input_shape=None, num_classes=None, name="x"):
+    """Validate the data a model's `fit` receives, before Keras sees it.
+
+    Arrays: the checks of `check_xy` (finite values, integer labels in
+    0..C-1, equal lengths, non-empty) plus the sample shape against the
+    model's `input_shape`. A `tf.data.Dataset`: non-empty (cardinality 0 is
+    an error) and, from its element spec, the sample shape and an integer or
+    float label dtype; its values are not read. Other inputs (generators,
+    PyDatasets) pass unchecked.
+    """
+    import tensorflow as tf
+
+    if x is None:
+        return
+    if isinstance(x, tf.data.Dataset):
+        if int(x.cardinality()) == 0:
+            raise ValueError("the dataset is empty: it yields no batches")
+        spec = x.element_spec
+        if isinstance(spec, (tuple, list)) and len(spec) >= 2 and isinstance(spec[0], tf.TensorSpec):
+            if input_shape is not None and spec[0].shape.rank is not None:
+                check_sample_shape(tuple(spec[0].shape)[1:], input_shape, name=f"the dataset's {name}")
+            label = spec[1]
+            if isinstance(label, tf.TensorSpec) and not (label.dtype.is_integer or label.dtype.is_floating):
+                raise ValueError(f"the dataset's labels must be integer class ids, got dtype {label.dtype.name}")
+        return
+    if isinstance(x, (np.ndarray, list)) or hasattr(x, "__array__"):
+        if y is None:
+            raise ValueError(f"{name} is an array but no labels y were given")
+        x, y = check_xy(x, y, num_classes)
+        if input_shape is not None:
+            check_sample_shape(x.shape[1:], input_shape, name=name)

@@ -34,9 +34,24 @@ class ConvexGenerator(keras.layers.Layer):
     Fixed shapes: every IGU runs on the whole batch and a one-hot mask picks
     each row's class, so the graph has no data-dependent shapes. That costs
     B x sum_i(n_i) weights and B x D x (#minority classes) outputs per call,
-    negligible at the papers' minority sizes (<= a few thousand); memory grows
-    with the bank, so very large minority classes would want a gather-based
-    variant.
+    negligible at the papers' minority sizes (<= a few thousand).
+
+    Large classes (`max_bank_size=m`): for a class with n_i > m, every call
+    draws one uniformly random subset S of m of its stored samples (without
+    replacement, shared by the batch) and uses only the IGU logits of S:
+    G(z | i) = sum_{j in S} softmax_S(g_i logits)_j x_j. The IGU keeps one
+    unit per stored sample (unit j always means sample j), so what it learns
+    stays attached to the same samples from step to step; each step's weights
+    are the paper's softmax restricted to S, still >= 0 and summing to 1, so
+    every sample stays in the convex hull of class i. Activations and the
+    mixing matmul cost B x m (x D) instead of B x n_i (x D); the bank and the
+    IGU's 64 x n_i kernel are still stored. Measured in `docs/memory.md`.
+    The subset is drawn from the layer's own seed generator, whose state is
+    saved with the layer.
+
+    Under `tf.distribute` the cTMU's BatchNormalization layers are
+    synchronized (`synchronized_batchnorm=True`): batch statistics over the
+    global batch, so R replicas compute what one device computes.
 
     Args:
         class_counts: list of per-class counts n_i (length C >= 2).
@@ -46,6 +61,13 @@ class ConvexGenerator(keras.layers.Layer):
             largest class).
         hidden_units: cTMU widths, default (256, 64).
         batchnorm_momentum: BN momentum (0.99, Keras' default as in the code).
+        max_bank_size: None (default, the paper: every stored sample in every
+            call) or m >= 1: classes with more than m samples use a random
+            subset of m per call (see above).
+        synchronized_batchnorm: cross-replica BN statistics under
+            `tf.distribute` (TensorFlow backend; no effect on one device
+            beyond float rounding).
+        seed: seed of the subset draws (only used with `max_bank_size`).
 
     Call:
         inputs: `[z, labels]`, z float (B, latent_dim), labels int (B,).
@@ -60,6 +82,9 @@ class ConvexGenerator(keras.layers.Layer):
         minority_classes=None,
         hidden_units=(256, 64),
         batchnorm_momentum=0.99,
+        max_bank_size=None,
+        synchronized_batchnorm=True,
+        seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -84,11 +109,19 @@ class ConvexGenerator(keras.layers.Layer):
             raise ValueError(f"minority_classes must be non-empty ids in 0..{self.num_classes - 1}, got {minority_classes}")
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.batchnorm_momentum = float(batchnorm_momentum)
+        if max_bank_size is not None and (isinstance(max_bank_size, bool) or int(max_bank_size) != max_bank_size or max_bank_size < 1):
+            raise ValueError(f"max_bank_size must be None or an integer >= 1, got {max_bank_size!r}")
+        self.max_bank_size = None if max_bank_size is None else int(max_bank_size)
+        self.synchronized_batchnorm = bool(synchronized_batchnorm) and keras.backend.backend() == "tensorflow"
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="bank_subset_seed") if self.max_bank_size is not None else None
 
         self.ctmu = []
         for k, units in enumerate(self.hidden_units):
             self.ctmu.append(keras.layers.Dense(units, activation="relu", name=f"ctmu_dense{k + 1}"))
-            self.ctmu.append(keras.layers.BatchNormalization(momentum=self.batchnorm_momentum, name=f"ctmu_bn{k + 1}"))
+            self.ctmu.append(keras.layers.BatchNormalization(
+                momentum=self.batchnorm_momentum, synchronized=self.synchronized_batchnorm, name=f"ctmu_bn{k + 1}"
+            ))
         # Lists in minority-class order (Keras tracks lists of layers/variables).
         self._slot = {i: k for k, i in enumerate(self.minority_classes)}
         self.igus = [keras.layers.Dense(counts[i], name=f"igu_{i}") for i in self.minority_classes]
@@ -169,6 +202,24 @@ class ConvexGenerator(keras.layers.Layer):
             return ops.ones_like(logits)
         return ops.softmax(logits, axis=-1)
 
+    def _subset(self, class_id):
+        """Indices of the bank rows this call uses for a class, or None for all of them."""
+        n = self.class_counts[class_id]
+        if self.max_bank_size is None or n <= self.max_bank_size:
+            return None
+        perm = keras.random.shuffle(ops.arange(n, dtype="int32"), seed=self.seed_generator)
+        return perm[: self.max_bank_size]
+
+    def _combine(self, k, class_id, h):
+        """sum_j w_j x_j for every row of h, over the whole bank or a random subset, (B, D)."""
+        bank = ops.cast(self.banks[k], self.compute_dtype)
+        idx = self._subset(class_id)
+        if idx is None:
+            return ops.matmul(self._igu(k, h), bank)
+        igu = self.igus[k]
+        logits = ops.matmul(h, ops.take(igu.kernel, idx, axis=1)) + ops.take(igu.bias, idx)
+        return ops.matmul(ops.softmax(logits, axis=-1), ops.take(bank, idx, axis=0))
+
     def convex_weights(self, z, class_id, training=None):
         """IGU weights g_i(t(z | i)) of one minority class for a batch z, (B, n_i)."""
         self._check_minority(class_id)
@@ -181,9 +232,8 @@ class ConvexGenerator(keras.layers.Layer):
         h = self.transient(z, labels, training=training)
         out = ops.zeros((ops.shape(z)[0], self.sample_dim), dtype=self.compute_dtype)
         for k, i in enumerate(self.minority_classes):
-            weights = self._igu(k, h)
             mask = ops.cast(ops.equal(labels, i), self.compute_dtype)[:, None]
-            out = out + mask * ops.matmul(weights, ops.cast(self.banks[k], self.compute_dtype))
+            out = out + mask * self._combine(k, i, h)
         return ops.reshape(out, (-1, *self.sample_shape))
 
     def compute_output_shape(self, input_shape):
@@ -198,4 +248,21 @@ class ConvexGenerator(keras.layers.Layer):
             "minority_classes": list(self.minority_classes),
             "hidden_units": list(self.hidden_units),
             "batchnorm_momentum": self.batchnorm_momentum,
+            "max_bank_size": self.max_bank_size,
+            "synchronized_batchnorm": self.synchronized_batchnorm,
+            "seed": self.seed,
         }
+
+    # The subset seed generator's state is not a layer variable; saving it
+    # keeps a resumed run on the same subsets as an uninterrupted one.
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        if self.seed_generator is not None:
+            store["bank_subset_seed_state"] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        if self.seed_generator is not None and "bank_subset_seed_state" in list(store.keys()):
+            self.seed_generator.state.assign(store["bank_subset_seed_state"])
+            store = {k: store[k] for k in store.keys() if k != "bank_subset_seed_state"}
+        super().load_own_variables(store)

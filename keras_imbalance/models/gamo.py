@@ -13,9 +13,9 @@ import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.applications.gamo import GAMO2PixDecoder, GAMOGenerator
-from keras_imbalance.datasets.validation import check_images, check_labels, check_xy, class_counts
+from keras_imbalance.datasets.validation import check_fit_data, check_images, check_labels, check_sample_shape, check_xy, class_counts
 from keras_imbalance.layers.convex_generator import ConvexGenerator
-from keras_imbalance.models.base import MultiPlayerModel
+from keras_imbalance.models.base import MultiPlayerModel, draw_for_replica, replica_layout
 
 _LOSSES = ("least_squares", "cross_entropy")
 
@@ -229,8 +229,7 @@ class GAMO(MultiPlayerModel):
         if y is None:
             x, y = _collect(x)
         x, y = check_xy(x, y, num_classes=self.num_classes)
-        if tuple(x.shape[1:]) != self.input_sample_shape:
-            raise ValueError(f"samples have shape {x.shape[1:]}, the model takes {self.input_sample_shape}")
+        check_sample_shape(x.shape[1:], self.input_sample_shape)
         counts = class_counts(y, self.num_classes)
         if self.generator is None:
             if np.all(counts == counts[0]):
@@ -259,6 +258,8 @@ class GAMO(MultiPlayerModel):
     def fit(self, *args, callbacks=None, **kwargs):
         if self.generator is None or self._bank_source is None and not self._has_bank():
             raise ValueError("call adapt(x, y) (or adapt(dataset)) before fit: GAMO needs the class counts and samples")
+        check_fit_data(args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y"),
+                       self.input_sample_shape, self.num_classes)
         callbacks = list(callbacks or [])
         if self.feature_extractor is not None and not any(isinstance(c, RefreshFeatureBank) for c in callbacks):
             callbacks.append(RefreshFeatureBank())
@@ -323,6 +324,13 @@ class GAMO(MultiPlayerModel):
         batch = ops.shape(y)[0]
         onehot = ops.one_hot(y, self.num_classes)
         M, D, F, G = self.classifier, self.discriminator, self.feature_extractor, self.generator
+        # Under tf.distribute every draw is made for the global batch and
+        # sliced, so R replicas use the random numbers of one device.
+        layout = replica_layout(batch)
+        sg = self.seed_generator
+
+        def draw(fn):
+            return draw_for_replica(fn, batch, layout)
 
         # 1. M (and F) on the real batch, then D on it.
         with tf.GradientTape(persistent=True) as tape:
@@ -336,30 +344,30 @@ class GAMO(MultiPlayerModel):
         self.update_compiled_metrics(y, logits)
         feats = ops.stop_gradient(feats)
         if D is not None:
-            real_target = 1.0 - keras.random.uniform((batch, 1), 0.0, self.label_noise, seed=self.seed_generator)
+            real_target = 1.0 - draw(lambda n: keras.random.uniform((n, 1), 0.0, self.label_noise, seed=sg))
             with tf.GradientTape() as tape:
                 loss_d_real = self._adversarial_loss(real_target, D([feats, onehot], training=True))
             self.apply_player_gradients("discriminator", tape, loss_d_real)
 
         # 2. Deficit-proportional fakes for M and D, G's BN in inference mode.
-        fake_labels = self.draw_fake_labels(batch)
+        fake_labels = draw(self.draw_fake_labels)
         fake_onehot = ops.one_hot(fake_labels, self.num_classes)
-        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        z = draw(lambda n: keras.random.normal((n, self.latent_dim), seed=sg))
         fakes = ops.stop_gradient(G([z, fake_labels], training=False))
         with tf.GradientTape() as tape:
             loss_fake = self._class_loss(fake_onehot, M(fakes, training=True))
         self.apply_player_gradients("classifier", tape, loss_fake)
         if D is not None:
-            fake_target = keras.random.uniform((batch, 1), 0.0, self.label_noise, seed=self.seed_generator)
+            fake_target = draw(lambda n: keras.random.uniform((n, 1), 0.0, self.label_noise, seed=sg))
             with tf.GradientTape() as tape:
                 loss_d_fake = self._adversarial_loss(fake_target, D([fakes, fake_onehot], training=True))
             self.apply_player_gradients("discriminator", tape, loss_d_fake)
 
         # 3. G against frozen M, then against frozen D (uniform minority labels).
-        pick = keras.random.randint((batch,), 0, len(self._minority), seed=self.seed_generator)
+        pick = draw(lambda n: keras.random.randint((n,), 0, len(self._minority), seed=sg))
         g_labels = ops.take(ops.convert_to_tensor(self._minority), pick)
         g_onehot = ops.one_hot(g_labels, self.num_classes)
-        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        z = draw(lambda n: keras.random.normal((n, self.latent_dim), seed=sg))
         with tf.GradientTape() as tape:
             loss_g_m = self._class_loss(
                 1.0 - g_onehot, M(G([z, g_labels], training=True), training=False), columns=self._generator_columns
@@ -481,7 +489,8 @@ class GAMO2Pix(MultiPlayerModel):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         y = ops.cast(ops.reshape(y, (-1,)), "int32")
         f = self._features(x)
-        eps = keras.random.normal((ops.shape(f)[0], self.latent_dim), seed=self.seed_generator)
+        batch = ops.shape(f)[0]
+        eps = draw_for_replica(lambda n: keras.random.normal((n, self.latent_dim), seed=self.seed_generator), batch, replica_layout(batch))
         with tf.GradientTape() as tape:
             total = 0.0
             for k, vae in enumerate(self.vaes):

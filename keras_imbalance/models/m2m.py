@@ -31,7 +31,10 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_imbalance.callbacks import TerminateOnNaNPlayer
+from keras_imbalance.datasets.validation import check_fit_data
 from keras_imbalance.datasets.validation import class_counts as _class_counts_from_labels
+from keras_imbalance.models.base import draw_for_replica, multi_worker_logs, replica_all_gather, multi_worker_safe_symbolic_build, replica_layout
 
 from keras_imbalance.models.preset_loading import PresetLoadingMixin
 
@@ -160,6 +163,9 @@ class M2m(PresetLoadingMixin, keras.Model):
     generation slots) and `generation_fraction` (generation slots / samples),
     both 0 before `start_epoch`.
     """
+
+    # `callbacks.TerminateOnNaNPlayer` names f when the loss diverges (g is frozen).
+    nan_player_name = "classifier"
 
     def __init__(
         self,
@@ -302,6 +308,10 @@ class M2m(PresetLoadingMixin, keras.Model):
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
+        # Built now, so `load_weights` into a fresh compiled model (a
+        # checkpoint, a backup) restores the slots instead of skipping them.
+        if self.built and self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
 
     def compile_from_config(self, config):
         # Keras skips compile on load when `compile` is overridden; ours only
@@ -326,11 +336,22 @@ class M2m(PresetLoadingMixin, keras.Model):
                 "this fit is plain training, no translation happens",
                 stacklevel=2,
             )
-        callbacks = list(callbacks or []) + [_EpochCounter()]
+        input_shape = getattr(self.classifier, "input_shape", None)
+        check_fit_data(args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y"),
+                       input_shape[1:] if isinstance(input_shape, tuple) else None, self.num_classes)
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, TerminateOnNaNPlayer) for c in callbacks):
+            # First, so it raises before a checkpoint callback saves a diverged batch.
+            callbacks.insert(0, TerminateOnNaNPlayer())
+        callbacks.append(_EpochCounter())
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' first-batch reduction fails under MultiWorkerMirroredStrategy (see base).
+        return multi_worker_safe_symbolic_build(self, super()._maybe_symbolic_build, iterator, data_batch)
 
     # ------------------------------------------------------------ translation
 
@@ -354,12 +375,19 @@ class M2m(PresetLoadingMixin, keras.Model):
             y = ops.argmax(y, axis=-1)
         return ops.cast(ops.reshape(y, (-1,)), "int32")
 
-    def _translate(self, x0, target, seed_class):
-        """x0 -> x*, Algorithm 1 lines 7-10 (tensors; target / seed_class int (B,))."""
+    def _translate(self, x0, target, seed_class, layout=None):
+        """x0 -> x*, Algorithm 1 lines 7-10 (tensors; target / seed_class int (B,)).
+
+        `layout` (see `models.base.replica_layout`) makes the start noise this
+        replica's rows of a draw for the global batch.
+        """
         x = ops.cast(x0, "float32")
         reduce_axes = tuple(range(1, len(x.shape)))
         if self.noise_norm > 0:
-            noise = keras.random.normal(ops.shape(x), seed=self.seed_generator)
+            tail = tuple(x.shape[1:])
+            noise = draw_for_replica(
+                lambda n: keras.random.normal((n, *tail), seed=self.seed_generator), ops.shape(x)[0], layout
+            )
             norm = ops.sqrt(ops.sum(ops.square(noise), axis=reduce_axes, keepdims=True))
             x = x + self.noise_norm * noise / ops.maximum(norm, 1e-12)
         x = self._clip(x)
@@ -416,32 +444,54 @@ class M2m(PresetLoadingMixin, keras.Model):
         """softmax_g(x) (the ensemble mean for a list of translators), (B, C)."""
         return ops.exp(self._translator_log_probs(ops.convert_to_tensor(x, dtype="float32")))
 
-    def _m2m_batch(self, x, labels):
-        """The M2m mix of one batch; fixed shapes throughout (no boolean indexing)."""
+    def _m2m_batch(self, x, labels, gathered=None):
+        """The M2m mix of one batch; fixed shapes throughout (no boolean indexing).
+
+        `gathered` = (x of all replicas, labels of all replicas, (offset,
+        global batch)) under `tf.distribute` with several replicas: the seeds
+        are then drawn from the GLOBAL batch and every random draw is made for
+        the global batch and sliced, so R replicas compute what one device
+        computes for the same global batch. None: this batch is everything.
+        """
+        if gathered is None:
+            x_all, labels_all, layout = x, labels, None
+        else:
+            x_all, labels_all, layout = gathered
+        local = ops.shape(labels)[0]
+
+        def mine(t):
+            return t if layout is None else t[layout[0] : layout[0] + local]
+
+        def draw(fn):
+            return draw_for_replica(fn, local, layout)
+
         counts = ops.convert_to_tensor(self.class_counts)
+        n_all = ops.take(counts, labels_all)  # (G,)
         n_y = ops.take(counts, labels)  # (B,)
-        batch = ops.shape(labels)[0]
 
         # Generation slots: each sample of class k with probability 1 - N_k / N_max.
         gen_prob = 1.0 - n_y / ops.max(counts)
-        slot = keras.random.uniform((batch,), seed=self.seed_generator) < gen_prob
+        slot = draw(lambda n: keras.random.uniform((n,), seed=self.seed_generator)) < gen_prob
 
-        # Seeds from the same batch. p_acc[i, j] = 1 - beta^((N_{y_j} - N_{y_i})+)
+        # Seeds from the same (global) batch. p_acc[i, j] = 1 - beta^((N_{y_j} - N_{y_i})+)
         # is the acceptance probability (eq. 3) of seed j for slot i. Dividing
         # by the in-batch size of y_j makes the seed CLASS follow eq. 5's
         # Q(k0 | k) exactly over the classes present, whatever the mix.
-        delta = ops.relu(n_y[None, :] - n_y[:, None])
+        delta = ops.relu(n_all[None, :] - n_all[:, None])
         p_acc = 1.0 - ops.power(ops.cast(self.beta, "float32"), delta)
-        in_batch = ops.sum(ops.one_hot(labels, self.num_classes, dtype="float32"), axis=0)
-        weight = p_acc / ops.take(in_batch, labels)[None, :]
-        has_seed = ops.sum(weight, axis=-1) > 0
+        in_batch = ops.sum(ops.one_hot(labels_all, self.num_classes, dtype="float32"), axis=0)
+        weight = p_acc / ops.take(in_batch, labels_all)[None, :]
+        has_seed_all = ops.sum(weight, axis=-1) > 0
         logits = ops.where(weight > 0, ops.log(ops.maximum(weight, 1e-30)), -1e9)
-        logits = ops.where(has_seed[:, None], logits, 0.0)
-        seed_index = ops.cast(keras.random.categorical(logits, 1, seed=self.seed_generator)[:, 0], "int32")
-        p_seed = ops.take_along_axis(p_acc, seed_index[:, None], axis=1)[:, 0]
-        seed_class = ops.take(labels, seed_index)
+        logits = ops.where(has_seed_all[:, None], logits, 0.0)
+        # One (G, G) draw on every replica (same seed state), rows sliced.
+        seed_index_all = ops.cast(keras.random.categorical(logits, 1, seed=self.seed_generator)[:, 0], "int32")
+        p_seed = mine(ops.take_along_axis(p_acc, seed_index_all[:, None], axis=1)[:, 0])
+        seed_index = mine(seed_index_all)
+        has_seed = mine(has_seed_all)
+        seed_class = ops.take(labels_all, seed_index)
 
-        translated = self._translate(ops.take(x, seed_index, axis=0), labels, seed_class)
+        translated = self._translate(ops.take(x_all, seed_index, axis=0), labels, seed_class, layout=layout)
 
         log_p = ops.sum(ops.one_hot(labels, self.num_classes, dtype="float32") * self._translator_log_probs(translated), axis=-1)
         if self.acceptance_criterion == "probability":
@@ -450,8 +500,8 @@ class M2m(PresetLoadingMixin, keras.Model):
             confident = -log_p <= self.gamma
         accepted = ops.logical_and(ops.logical_and(slot, has_seed), confident)
         if self.rejection:
-            draw = keras.random.uniform((batch,), seed=self.seed_generator) < p_seed
-            accepted = ops.logical_and(accepted, draw)
+            coin = draw(lambda n: keras.random.uniform((n,), seed=self.seed_generator)) < p_seed
+            accepted = ops.logical_and(accepted, coin)
         mask = ops.reshape(accepted, (-1,) + (1,) * (len(x.shape) - 1))
         mixed = ops.where(mask, ops.cast(translated, x.dtype), x)
         return {
@@ -491,9 +541,17 @@ class M2m(PresetLoadingMixin, keras.Model):
             x = tf.cast(x, "float32")
         labels = self._labels_1d(y)
         batch = tf.shape(labels)[0]
+        # Collectives outside the tf.cond: all replicas see the global batch.
+        layout = replica_layout(batch)
+        gathered = None
+        if layout is not None:
+            # all_gather drops the static shape; the networks need it back.
+            x_all = tf.ensure_shape(replica_all_gather(x), [None, *x.shape[1:]])
+            labels_all = tf.ensure_shape(replica_all_gather(labels), [None])
+            gathered = (x_all, labels_all, layout)
 
         def m2m():
-            out = self._m2m_batch(x, labels)
+            out = self._m2m_batch(x, labels, gathered)
             return out["x"], out["generation_slot"], out["accepted"]
 
         def plain():
@@ -508,7 +566,10 @@ class M2m(PresetLoadingMixin, keras.Model):
         slot_f = tf.cast(slot, "float32")
         self.acceptance_tracker.update_state(tf.cast(accepted, "float32"), sample_weight=slot_f)
         self.generation_tracker.update_state(slot_f)
-        return super().train_step((x_mixed, y, sample_weight))
+        return multi_worker_logs(super().train_step((x_mixed, y, sample_weight)))
+
+    def test_step(self, data):
+        return multi_worker_logs(super().test_step(data))
 
     # ---------------------------------------------------------- translator g
 
@@ -550,6 +611,21 @@ class M2m(PresetLoadingMixin, keras.Model):
         return g
 
     # -------------------------------------------------------- serialization
+
+    # The seed generator's state is not a layer variable, so Keras would not
+    # save it; storing it makes a reloaded / BackupAndRestore-resumed model
+    # draw the random numbers the original would have drawn (exact resume).
+
+    def save_own_variables(self, store):
+        for i, v in enumerate(self._trainable_variables + self._non_trainable_variables):
+            store[f"{i}"] = v
+        store["seed_generator_state"] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        for i, v in enumerate(self._trainable_variables + self._non_trainable_variables):
+            v.assign(store[f"{i}"])
+        if "seed_generator_state" in list(store.keys()):
+            self.seed_generator.state.assign(store["seed_generator_state"])
 
     def get_config(self):
         config = super().get_config()

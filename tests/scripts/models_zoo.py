@@ -1,0 +1,105 @@
+"""Tiny, seeded method models and data for the subprocess scripts (distributed, resume, determinism).
+
+Every builder returns an adapted model; `compile_model` compiles it with
+the optimizers the scripts use. Shapes are tiny so a few steps take < 1 s.
+"""
+
+import keras
+import numpy as np
+
+from keras_imbalance import applications
+from keras_imbalance.models import GAMO, GAMO2Pix, M2m
+
+COUNTS = [24, 10, 6]
+NUM_CLASSES = 3
+SHAPE = (8, 8, 1)
+METHODS = ("gamo_pixel", "gamo_bounded", "gamo_feature", "gamo2pix", "m2m")
+
+
+def data(seed=0, counts=COUNTS):
+    rng = np.random.default_rng(seed)
+    y = np.concatenate([np.full(n, c) for c, n in enumerate(counts)]).astype("int64")
+    # Class-dependent means so the classifiers have something to learn.
+    x = rng.uniform(-1, 1, (len(y), *SHAPE)).astype("float32") * 0.5
+    x += (y[:, None, None, None] - 1).astype("float32") * 0.3
+    perm = rng.permutation(len(y))
+    return np.clip(x[perm], -1, 1), y[perm]
+
+
+def _dense_net(name):
+    inputs = keras.Input(SHAPE)
+    h = keras.layers.Flatten()(inputs)
+    h = keras.layers.Dense(16, activation="relu", name="dense1")(h)
+    return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, name="logits")(h), name=name)
+
+
+def build(method, x, y, max_bank_size=None):
+    keras.utils.set_random_seed(7)
+    if method == "gamo_bounded":  # pixel space, banks of 10 and 6 samples, subsets of 4 per step
+        return build("gamo_pixel", x, y, max_bank_size=4)
+    if method == "gamo_pixel":
+        model = GAMO(
+            applications.GAMOClassifier(SHAPE, NUM_CLASSES, hidden_units=(16, 8)),
+            applications.GAMODiscriminator(SHAPE, NUM_CLASSES, hidden_units=(8,)),
+            generator=None if max_bank_size is None else applications.GAMOGenerator(
+                np.bincount(y).tolist(), SHAPE, latent_dim=4, max_bank_size=max_bank_size, seed=3
+            ),
+            latent_dim=4,
+            seed=1,
+        )
+        return model.adapt(x, y)
+    if method in ("gamo_feature", "gamo2pix"):
+        model = GAMO(
+            applications.GAMOClassifier((8,), NUM_CLASSES, hidden_units=(8,)),
+            applications.GAMODiscriminator((8,), NUM_CLASSES, hidden_units=(8,)),
+            feature_extractor=applications.GAMOFeatureExtractor(SHAPE, filters=4, feature_dim=8),
+            latent_dim=4,
+            seed=2,
+        ).adapt(x, y)
+        if method == "gamo_feature":
+            return model
+        return GAMO2Pix.from_gamo(model, latent_dim=3, filters=4, seed=0)
+    if method == "m2m":
+        g = _dense_net("translator")
+        # gamma = 0 with the probability test: every slot whose Bernoulli
+        # draw succeeds is accepted, so translations really enter the batch.
+        return M2m(_dense_net("f"), g, class_counts=np.bincount(y).tolist(), beta=0.9, gamma=0.0,
+                   acceptance_criterion="probability", attack_steps=2, seed=1)
+    raise ValueError(method)
+
+
+def compile_model(model, lr=1e-2, optimizer="adam"):
+    """Adam(lr, beta_1=0.5) per player (the paper's family), or SGD(lr) with `optimizer="sgd"`."""
+    def opt():
+        if optimizer == "sgd":
+            return keras.optimizers.SGD(lr)
+        return keras.optimizers.Adam(lr, beta_1=0.5)
+
+    if isinstance(model, M2m):
+        model.compile(optimizer=opt())
+    elif isinstance(model, GAMO2Pix):
+        model.compile(vae_optimizer=opt())
+    else:
+        model.compile(classifier_optimizer=opt(), generator_optimizer=opt(), discriminator_optimizer=opt(),
+                      feature_extractor_optimizer=opt())
+    return model
+
+
+def weights(model):
+    """{variable path: numpy} of every model variable (players, banks, optimizers' slots excluded)."""
+    return {f"{i}:{v.name}": np.asarray(v) for i, v in enumerate(model.weights)}
+
+
+def optimizer_variables(model):
+    out = {}
+    names = model.active_players() if hasattr(model, "active_players") else None
+    opts = [(n, getattr(model, f"{n}_optimizer", None)) for n in names] if names else [("optimizer", model.optimizer)]
+    for n, opt in opts:
+        if opt is not None:
+            for i, v in enumerate(opt.variables):
+                out[f"{n}/{i}:{v.name}"] = np.asarray(v)
+    return out
+
+
+def seed_state(model):
+    return np.asarray(model.seed_generator.state)

@@ -1,0 +1,240 @@
+"""The bad-input table: every bad input gets a ValueError that names the problem, for GAMO, M2m and the baselines.
+
+Rows: input -> expected error (regex), checked for each entry point that
+takes that input: GAMO.adapt, GAMO.fit, M2m.adapt (labels), M2m.fit,
+baselines.get("erm").fit. "works" rows must train without error. Presets and
+`.keras` files are checked at the end (checksums, safe mode).
+"""
+
+import hashlib
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_imbalance import applications, baselines, presets
+from keras_imbalance.models import GAMO, M2m
+
+C = 3
+SHAPE = (8, 8, 1)
+COUNTS = [12, 6, 4]
+
+
+def _good(counts=COUNTS):
+    rng = np.random.default_rng(0)
+    y = np.concatenate([np.full(n, c) for c, n in enumerate(counts)]).astype("int64")
+    return rng.uniform(0, 1, (len(y), *SHAPE)).astype("float32"), y
+
+
+def _labels_out_of_range():
+    x, y = _good()
+    y[0] = C
+    return x, y
+
+
+def _labels_not_integers():
+    x, y = _good()
+    return x, y.astype("float32") + 0.5
+
+
+def _labels_strings():
+    x, y = _good()
+    return x, y.astype(str)
+
+
+def _nan_pixels():
+    x, y = _good()
+    x[3, 2, 2, 0] = np.nan
+    return x, y
+
+
+def _inf_pixels():
+    x, y = _good()
+    x[5, 0, 0, 0] = np.inf
+    return x, y
+
+
+def _wrong_rank():
+    x, y = _good()
+    return x[..., 0], y
+
+
+def _wrong_channels():
+    x, y = _good()
+    return np.repeat(x, 3, axis=-1), y
+
+
+def _one_class_only():
+    x, y = _good()
+    return x, np.zeros_like(y)
+
+
+def _class_with_zero_samples():
+    x, y = _good()
+    keep = y != 1
+    return x[keep], y[keep]
+
+
+def _mismatched_lengths():
+    x, y = _good()
+    return x, y[:-2]
+
+
+def _empty():
+    return np.zeros((0, *SHAPE), "float32"), np.zeros((0,), "int64")
+
+
+def _minority_with_one_sample():
+    return _good([12, 6, 1])
+
+
+# input -> (data factory, {entry point: error regex, or None for "works", or "n/a"})
+TABLE = {
+    "labels out of range": (_labels_out_of_range, r"class id 3 out of range for num_classes=3"),
+    "labels not integers": (_labels_not_integers, r"must hold integer class ids, got non-integer values"),
+    "labels are strings": (_labels_strings, r"must hold integer class ids, got dtype"),
+    "NaN pixels": (_nan_pixels, r"contains NaN or inf values in 1 sample"),
+    "inf pixels": (_inf_pixels, r"contains NaN or inf values in 1 sample"),
+    "wrong rank": (_wrong_rank, r"samples of shape \(8, 8\) \(rank 3 with the batch axis\) but the classifier takes samples of shape \(8, 8, 1\)"),
+    "wrong channel count": (_wrong_channels, r"has 3 channels but the classifier takes 1"),
+    "one class only": (_one_class_only, r"class\(es\) \[1, 2\] have no samples|one class only"),
+    "a class with zero samples": (_class_with_zero_samples, r"class\(es\) \[1\] have no samples"),
+    "mismatched x/y lengths": (_mismatched_lengths, r"different lengths: 22 samples vs 20 labels"),
+    "empty arrays": (_empty, r"is empty: no samples"),
+    "minority class with one sample": (_minority_with_one_sample, None),
+}
+# Entry points that do not read an input get "n/a": M2m.adapt reads labels only;
+# GAMO.fit / M2m.fit check labels and samples, but class presence is adapt's job.
+NOT_APPLICABLE = {
+    ("m2m.adapt", "NaN pixels"), ("m2m.adapt", "inf pixels"), ("m2m.adapt", "wrong rank"),
+    ("m2m.adapt", "wrong channel count"), ("m2m.adapt", "mismatched x/y lengths"),
+    ("gamo.fit", "one class only"), ("gamo.fit", "a class with zero samples"),
+    ("m2m.fit", "one class only"), ("m2m.fit", "a class with zero samples"),
+}
+# The baselines build the backbone on the data's shape; a backbone with a fixed input shape shows the check.
+BASELINE_FIXED_SHAPE = {"wrong rank", "wrong channel count"}
+
+
+def _gamo(counts=COUNTS):
+    return GAMO(applications.GAMOClassifier(SHAPE, C, hidden_units=(8,)),
+                applications.GAMODiscriminator(SHAPE, C, hidden_units=(8,)), latent_dim=4, seed=0)
+
+
+def _m2m(counts=COUNTS):
+    net = applications.SmallCNN(SHAPE, C, filters=(4,), dense_units=8)
+    return M2m(net, "self", class_counts=counts, attack_steps=1, seed=0)
+
+
+def _call(entry, x, y):
+    if entry == "gamo.adapt":
+        _gamo().adapt(x, y)
+    elif entry == "gamo.fit":
+        xg, yg = _good(np.bincount(y, minlength=C).tolist()) if _is_valid_counts(y) else _good()
+        model = _gamo().adapt(xg, yg)
+        model.compile()
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    elif entry == "m2m.adapt":
+        _m2m().adapt(y)
+    elif entry == "m2m.fit":
+        model = _m2m()
+        model.compile(optimizer="sgd")
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    elif entry == "baselines.erm.fit":
+        baselines.get("erm").fit(lambda s, c: applications.SmallCNN(s, c, filters=(4,), dense_units=8), x, y,
+                                 epochs=1, batch_size=8, num_classes=C)
+    elif entry == "baselines.erm.fit(fixed-shape backbone)":
+        baselines.get("erm").fit(lambda s, c: applications.SmallCNN(SHAPE, c, filters=(4,), dense_units=8), x, y,
+                                 epochs=1, batch_size=8)
+    else:
+        raise AssertionError(entry)
+
+
+def _is_valid_counts(y):
+    y = np.asarray(y)
+    return y.dtype.kind in "iu" and len(y) and y.min() >= 0 and y.max() < C and np.all(np.bincount(y, minlength=C) > 0)
+
+
+ENTRIES = ("gamo.adapt", "gamo.fit", "m2m.adapt", "m2m.fit", "baselines.erm.fit")
+CASES = [(row, entry) for row in TABLE for entry in ENTRIES if (entry, row) not in NOT_APPLICABLE]
+
+
+@pytest.mark.parametrize("row, entry", CASES, ids=[f"{e}:{r}" for r, e in CASES])
+def test_bad_input_table(row, entry):
+    make, expected = TABLE[row]
+    x, y = make()
+    if entry == "baselines.erm.fit" and row in BASELINE_FIXED_SHAPE:
+        entry = "baselines.erm.fit(fixed-shape backbone)"
+    if expected is None:
+        _call(entry, x, y)  # works
+        return
+    with pytest.raises(ValueError, match=expected):
+        _call(entry, x, y)
+
+
+def test_baseline_with_one_class_and_no_num_classes():
+    x, y = _one_class_only()
+    with pytest.raises(ValueError, match=r"y holds one class only \(\[22\] samples of class 0\)"):
+        baselines.get("erm").fit(lambda s, c: applications.SmallCNN(s, c, filters=(4,), dense_units=8), x, y, epochs=1)
+
+
+def test_fit_on_an_empty_or_mis_shaped_dataset():
+    x, y = _good()
+    model = _gamo().adapt(x, y)
+    model.compile()
+    empty = tf.data.Dataset.from_tensor_slices((x, y)).take(0).batch(4)
+    with pytest.raises(ValueError, match="the dataset is empty"):
+        model.fit(empty, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="adapt got an empty dataset"):
+        _gamo().adapt(empty)
+    three = tf.data.Dataset.from_tensor_slices((np.repeat(x, 3, -1), y)).batch(4)
+    with pytest.raises(ValueError, match="has 3 channels but the classifier takes 1"):
+        model.fit(three, epochs=1, verbose=0)
+    m2m = _m2m()
+    m2m.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match="the dataset is empty"):
+        m2m.fit(empty, epochs=1, verbose=0)
+
+
+def _write_preset(root, name, model):
+    folder = os.path.join(root, name)
+    os.makedirs(folder)
+    model.save(os.path.join(folder, f"{name}.keras"))
+    meta = {"name": name, "keras_file": f"{name}.keras", "files": presets.file_checksums(folder)}
+    with open(os.path.join(folder, presets.METADATA), "w") as f:
+        json.dump(meta, f)
+    return os.path.join(folder, f"{name}.keras")
+
+
+def test_preset_truncated_or_tampered_fails_its_checksum(tmp_path):
+    root = str(tmp_path)
+    path = _write_preset(root, "tiny", applications.SmallCNN(SHAPE, C, filters=(4,), dense_units=8))
+    assert presets.load("tiny", root=root, compile=False).output_shape == (None, C)  # intact: loads
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:  # truncated
+        f.write(data[: len(data) // 2])
+    with pytest.raises(presets.PresetError, match=r"tiny\.keras fails its checksum.*truncated or was modified"):
+        presets.load("tiny", root=root)
+    tampered = bytearray(data)
+    tampered[len(tampered) // 2] ^= 0xFF  # same size, one byte flipped
+    with open(path, "wb") as f:
+        f.write(bytes(tampered))
+    assert hashlib.sha256(bytes(tampered)).hexdigest() != hashlib.sha256(data).hexdigest()
+    with pytest.raises(presets.PresetError, match="fails its checksum"):
+        presets.load("tiny", root=root)
+
+
+def test_keras_file_with_a_lambda_is_refused_in_safe_mode(tmp_path):
+    inputs = keras.Input(SHAPE)
+    outputs = keras.layers.Dense(C)(keras.layers.Flatten()(keras.layers.Lambda(lambda t: t * 2.0)(inputs)))
+    model = keras.Model(inputs, outputs)
+    path = str(tmp_path / "lambda.keras")
+    model.save(path)
+    with pytest.raises(ValueError, match=r"(?s)Requested the deserialization of a .?Lambda.? layer.*safe_mode"):
+        keras.saving.load_model(path)
+    # Through the preset registry too: valid checksums do not bypass safe mode.
+    _write_preset(str(tmp_path / "presets"), "unsafe", model)
+    with pytest.raises(ValueError, match="safe_mode"):
+        presets.load("unsafe", root=str(tmp_path / "presets"))

@@ -1,0 +1,117 @@
+"""tf.distribute: every method model under MirroredStrategy on 2 logical CPUs equals one device; a 2-worker run.
+
+Logical devices must be configured before TensorFlow initializes its
+devices, so the training runs in fresh subprocesses (tests/scripts/*.py);
+the rest of the suite keeps its single CPU device.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(ROOT, "tests", "scripts")
+FAST = ("gamo_pixel", "gamo_feature", "m2m")  # the methods: default suite, one process
+SLOW = ("gamo_bounded", "gamo2pix")  # GAMO with max_bank_size, the GAMO2Pix VAEs: `-m slow`
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, **extra)
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def _mirrored(methods):
+    proc = subprocess.run(
+        [sys.executable, os.path.join(SCRIPTS, "mirrored.py"), *methods],
+        capture_output=True, text=True, timeout=600, env=_env(), cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return {row["method"]: row for row in rows}
+
+
+@pytest.fixture(scope="module")
+def mirrored_results():
+    # One process for the three methods: TF start-up and the strategy are shared.
+    return _mirrored(FAST)
+
+
+def _check(row, method):
+    assert row["replicas"] == 2
+    # Training moved the weights (2 epochs x 5 steps, SGD 0.05) ...
+    assert row["max_weight_change"] > 0.05
+    # ... and the 2-replica run lands on the same weights and optimizer state
+    # up to float rounding (measured <= 3e-6; unscaled gradients, per-replica
+    # random draws or per-replica BN statistics give differences of 1e-2..1).
+    assert row["max_weight_diff"] < 2e-5
+    assert row["max_optimizer_diff"] < 1e-6
+    # Logged per-player losses are the global-batch means, as on one device.
+    assert row["logs_one"].keys() == row["logs_two"].keys()
+    for key, values in row["logs_one"].items():
+        np.testing.assert_allclose(row["logs_two"][key], values, rtol=1e-5, atol=1e-7, err_msg=key)
+    if method == "m2m":
+        assert min(row["logs_one"]["acceptance_rate"]) > 0  # translations really entered the batches
+
+
+@pytest.mark.parametrize("method", FAST)
+def test_mirrored_two_devices_match_one_device(mirrored_results, method):
+    _check(mirrored_results[method], method)
+
+
+@pytest.mark.slow
+def test_mirrored_two_devices_match_one_device_bounded_gamo_and_gamo2pix():
+    rows = _mirrored(SLOW)
+    for method in SLOW:
+        _check(rows[method], method)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _multi_worker(method, tmp_path):
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs, outs = [], []
+    for index in range(2):
+        out = str(tmp_path / f"worker{index}.npz")
+        outs.append(out)
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.join(SCRIPTS, "multi_worker.py"), method, out],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(TF_CONFIG=tf_config), cwd=ROOT,
+        ))
+    errors = []
+    for proc in procs:
+        try:
+            _, err = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        errors.append(err)
+    for proc, err in zip(procs, errors):
+        assert proc.returncode == 0, err[-4000:]
+    return [np.load(out) for out in outs]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["gamo_pixel", "m2m"])
+def test_two_worker_multi_worker_mirrored_strategy_on_localhost(method, tmp_path):
+    a, b = _multi_worker(method, tmp_path)
+    assert int(a["replicas"]) == int(b["replicas"]) == 2
+    weights = [k for k in a.files if k.startswith("w")]
+    assert weights and sorted(weights) == sorted(k for k in b.files if k.startswith("w"))
+    for k in weights:
+        np.testing.assert_array_equal(a[k], b[k])
+    logs_a, logs_b = json.loads(str(a["logs"])), json.loads(str(b["logs"]))
+    assert logs_a == logs_b
+    assert all(np.isfinite(v).all() for v in logs_a.values())
