@@ -34,6 +34,11 @@ PRESETS = {
                                       "ImbalanceCycleGAN (AUG) on digit 3 (majority, label 0) vs 8 (minority, label 1)", (3, 8)),
 }
 
+# Recipe options beyond the defaults, to keep each preset a few MB.
+RECIPE_OPTIONS = {
+    "imbalance-cyclegan-digits-3v8": {"generator_filters": 8, "residual_blocks": 2, "discriminator_filters": 8},
+}
+
 
 def select_classes(x, y, classes):
     """Keep the given digit classes, relabelled 0..len(classes)-1 in that order."""
@@ -55,13 +60,15 @@ def train(name, method, epochs, description, classes, seed=0):
     x, y = ki.datasets.make_imbalanced(x_pool, y_pool, counts, seed=seed)
     print(f"[presets] {name}: training {method} for {epochs} epochs on counts {counts}", flush=True)
     start = time.perf_counter()
-    model = compare.get_recipe(method).fit(compare.backbone_factory("small_cnn"), x, y, epochs=epochs,
+    options = RECIPE_OPTIONS.get(name, {})
+    model = compare.get_recipe(method, **options).fit(compare.backbone_factory("small_cnn"), x, y, epochs=epochs,
                                             batch_size=32, seed=seed, verbose=0, num_classes=num_classes)
     wall = time.perf_counter() - start
     report = ki.metrics.classification_report(y_test, model.predict(x_test, verbose=0), num_classes, class_counts=counts)
     print(ki.metrics.format_report(report, title=f"{name} on the balanced test split"), flush=True)
     meta = {
         "method": method,
+        "recipe_options": options,
         "description": description,
         "model_class": type(model).__name__,
         "backbone": f"SmallCNN(input_shape=(8, 8, 1), num_classes={num_classes})",
