@@ -172,7 +172,9 @@ class CompactM2m(ki.models.M2m):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.built = False  # M2m.__init__ builds; unlock to add the metric
         self.candidate_fraction = keras.metrics.Mean(name="translated_fraction")
+        self.built = True
 
 
 # ------------------------------------------------------------------ FLOPs
