@@ -39,8 +39,7 @@ from benchmarks.step_time import backbone_setup, build_model, make_runner, synth
 import keras_imbalance as ki  # noqa: E402
 
 # Ops that only wrap other ops (their time is the time of their children).
-_CONTAINERS = ("PartitionedCall", "StatefulPartitionedCall", "While", "If", "StatelessIf", "StatelessWhile",
-               "__inference", "FunctionRun", "ExecutorState")
+_CONTAINERS = ("PartitionedCall", "While", "If", "Case", "__inference", "FunctionRun", "ExecutorState")
 
 
 def op_breakdown(logdir):
@@ -58,10 +57,10 @@ def op_breakdown(logdir):
         for line in plane.lines:
             for ev in line.events:
                 name = names.get(ev.metadata_id, "")
-                if ":" not in name:
+                if ":" not in name or "/" not in name:  # op events are "scope/name:Type"
                     continue
                 op_type = name.rsplit(":", 1)[1]
-                if any(c in op_type for c in _CONTAINERS) or any(c in name for c in _CONTAINERS):
+                if any(c in op_type for c in _CONTAINERS):
                     continue
                 per_type[op_type] += ev.duration_ps * 1e-12
                 start = line.timestamp_ns * 1e-9 + ev.offset_ps * 1e-12
@@ -108,7 +107,8 @@ def main():
         for _ in range(3):
             run()
         with tempfile.TemporaryDirectory() as logdir:
-            tf.profiler.experimental.start(logdir)
+            # Level 3: one event per executed op ("scope/name:Type"), not only per function run.
+            tf.profiler.experimental.start(logdir, options=tf.profiler.experimental.ProfilerOptions(host_tracer_level=3))
             t0 = time.perf_counter()
             for _ in range(args.steps):
                 run()
