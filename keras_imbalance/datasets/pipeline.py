@@ -65,5 +65,8 @@ def to_dataset(x, y, batch_size, shuffle=True, balanced=False, seed=0, drop_rema
 
     num_batches = n // batch_size if drop_remainder else math.ceil(n / batch_size)
     ds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(num_batches * batch_size)
-    ds = ds.map(draw, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    # `draw` is elementwise, so it runs once per batch on a vector of random
+    # numbers: the same batches as mapping per element, without a tf.data map
+    # call per sample (10x cheaper, see docs/performance.md).
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.map(draw, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

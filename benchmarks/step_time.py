@@ -1,0 +1,374 @@
+"""Train-step time of every method and baseline, as a ratio to the ERM step measured in the same run.
+
+For each backbone (SmallCNN on 8x8 digits, ResNet32 on 32x32x3) and batch
+(128 by default), every method's compiled Keras train function
+(`model.make_train_function()`, then `model.train_function(iterator)`) is
+timed on an iterator over one repeated in-memory batch (`--data synthetic`),
+and, for ERM / M2m / GAMO, also on the real `datasets.to_dataset` pipeline,
+balanced and not (`--data pipeline`), to show whether tf.data starves the
+step. Measurements are interleaved: every model is warmed up, then each
+repeat times one step of every model in turn, so that load from other jobs
+on a shared machine hits all methods alike. The median over repeats is
+reported, with its ratio to the ERM step of the same backbone and jit
+setting, and images/second.
+
+The expected cost ("count") of a method is in units of the classifier's ERM
+step, from per-network forward FLOPs (TensorFlow's graph profiler) and the
+usual rule: a forward pass costs 1, a backward pass to weights and inputs 2,
+a backward pass to the input only (no weight gradients) 1. So an ERM step is
+3 Phi_f; an input-gradient pass through a frozen network is 2 Phi.
+
+- baselines (erm, rw, drw, ldam, focal): 1 (a different loss on the logits).
+- M2m: f step 3 Phi_f + T x input-gradient passes through g and f on the
+  whole batch (fixed shapes: all B positions are translated, not only the
+  generation slots) 2 T (Phi_g + Phi_f) + one forward of g for the acceptance
+  test Phi_g.
+- GAMO: M on the real batch and on the fakes 2 x 3 Phi_M; G through frozen
+  M: M input-gradient 2 Phi_M; D on real and fakes 2 x 3 Phi_D; G through
+  frozen D: 2 Phi_D; G: 3 forwards (fakes, G vs M, G vs D) + 2 backwards
+  (2 Phi_G each) = 7 Phi_G.
+
+Usage:
+    python benchmarks/step_time.py [--backbones small_cnn,resnet32] [--methods erm,rw,...]
+        [--repeats 5] [--warmup 2] [--jit off,on] [--data synthetic,pipeline] [--batch-size 128]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import tree  # noqa: E402
+
+import keras_imbalance as ki  # noqa: E402
+from keras_imbalance import baselines  # noqa: E402
+from keras_imbalance.applications.gamo import GAMODiscriminator  # noqa: E402
+from keras_imbalance.losses import LDAMLoss  # noqa: E402
+from keras_imbalance.optimizers import CoupledSGD  # noqa: E402
+
+BASELINES = ("erm", "rw", "drw", "ldam", "focal")
+METHODS = ("m2m", "ldam-m2m", "gamo", "gamo-d")
+# Proposed changes, measured by subclassing (docs/performance.md, "Proposed changes").
+PROPOSED = ("m2m-compact",)
+OTHER_MODELS = ("ImbalanceCycleGAN", "PolarityGAN")
+
+
+# ------------------------------------------------------------------ data
+
+
+def backbone_setup(name, batch_size):
+    """(backbone_fn, x, y, counts, label) for a backbone; long-tailed, imbalance ratio 10."""
+    if name == "small_cnn":
+        (x, y), _ = ki.datasets.load_digits()
+        counts = ki.datasets.long_tailed_counts(120, 10, 10)
+        x, y = ki.datasets.make_imbalanced(x, y, counts, seed=0)
+        return (lambda shape, c, name=None: ki.applications.SmallCNN(shape, c, name=name)), x, y, counts, "SmallCNN 8x8x1 digits"
+    if name == "resnet32":
+        # No CIFAR offline: random images with long-tailed labels (the cost does not depend on pixel values).
+        counts = ki.datasets.long_tailed_counts(400, 10, 10)
+        rng = np.random.default_rng(0)
+        y = np.concatenate([np.full(n, k) for k, n in enumerate(counts)]).astype("int64")
+        x = rng.random((len(y), 32, 32, 3), dtype=np.float32)
+        return (lambda shape, c, name=None: ki.applications.ResNet32(input_shape=shape, num_classes=c, name=name)), x, y, counts, "ResNet32 32x32x3 random"
+    raise ValueError(f"unknown backbone {name!r}")
+
+
+# ------------------------------------------------------------------ models
+
+
+def _sgd():
+    return CoupledSGD(learning_rate=0.1, momentum=0.9, l2=2e-4)
+
+
+def build_model(method, backbone_fn, x, y, counts, jit, attack_steps):
+    """A compiled model for `method`; every classifier uses the recipes' CoupledSGD."""
+    shape, c = tuple(x.shape[1:]), len(counts)
+    if method in BASELINES:
+        recipe = baselines.get(method)
+        model = backbone_fn(shape, c)
+        if recipe.loss == "ldam":
+            model = baselines._cosine_head(model, c)
+        # DRW is timed after its switch (class-balanced weights on).
+        loss = recipe._make_loss(counts, recipe.class_weights(counts))
+        model.compile(optimizer=_sgd(), loss=loss, jit_compile=jit)
+        return model
+    if method in ("m2m", "ldam-m2m", "m2m-compact"):
+        g = backbone_fn(shape, c, name="translator")
+        f = backbone_fn(shape, c, name="classifier")
+        if method == "ldam-m2m":
+            f = baselines._cosine_head(f, c)
+            loss = LDAMLoss(counts, max_margin=0.5, scale=30.0)
+        else:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        cls = CompactM2m if method == "m2m-compact" else ki.models.M2m
+        # The recipes' beta: 0.999 ** (5000 / N_max), the paper's acceptance at CIFAR-10-LT scale.
+        model = cls(f, g, class_counts=counts, attack_steps=attack_steps, start_epoch=0, seed=0,
+                    beta=0.999 ** (5000.0 / float(max(counts))))
+        model.compile(optimizer=_sgd(), loss=loss, jit_compile=jit)
+        return model
+    if method in ("gamo", "gamo-d"):
+        d = GAMODiscriminator(shape, c) if method == "gamo" else None
+        model = ki.models.GAMO(backbone_fn(shape, c), d, seed=0).adapt(x, y)
+        model.compile(classifier_optimizer=_sgd(), jit_compile=jit)
+        return model
+    raise ValueError(f"unknown method {method!r}")
+
+
+class CompactM2m(ki.models.M2m):
+    """M2m translating only the positions that can still be accepted (proposed change, measured here).
+
+    The rejection draw (eq. 3, P = 1 - beta^((N_k0 - N_k)+)) does not depend
+    on x*, so it is drawn before the translation; only generation slots that
+    have a seed and pass it are translated (`tf.where` + gather, a dynamic
+    size inside the graph; scattered back to fixed (B, ...) shapes). Same
+    distribution of the mixed batch as `M2m`, a different random stream.
+    Under `jit_compile` (XLA needs static shapes) it falls back to the
+    whole-batch translation.
+    """
+
+    def _m2m_batch(self, x, labels):
+        if self.jit_compile:
+            return super()._m2m_batch(x, labels)
+        from keras import ops
+
+        counts = ops.convert_to_tensor(self.class_counts)
+        n_y = ops.take(counts, labels)
+        batch = ops.shape(labels)[0]
+        gen_prob = 1.0 - n_y / ops.max(counts)
+        slot = keras.random.uniform((batch,), seed=self.seed_generator) < gen_prob
+        delta = ops.relu(n_y[None, :] - n_y[:, None])
+        p_acc = 1.0 - ops.power(ops.cast(self.beta, "float32"), delta)
+        in_batch = ops.sum(ops.one_hot(labels, self.num_classes, dtype="float32"), axis=0)
+        weight = p_acc / ops.take(in_batch, labels)[None, :]
+        has_seed = ops.sum(weight, axis=-1) > 0
+        logits = ops.where(weight > 0, ops.log(ops.maximum(weight, 1e-30)), -1e9)
+        logits = ops.where(has_seed[:, None], logits, 0.0)
+        seed_index = ops.cast(keras.random.categorical(logits, 1, seed=self.seed_generator)[:, 0], "int32")
+        p_seed = ops.take_along_axis(p_acc, seed_index[:, None], axis=1)[:, 0]
+        seed_class = ops.take(labels, seed_index)
+        candidate = ops.logical_and(slot, has_seed)
+        if self.rejection:
+            draw = keras.random.uniform((batch,), seed=self.seed_generator) < p_seed
+            candidate = ops.logical_and(candidate, draw)
+        idx = tf.where(candidate)[:, 0]
+        target = tf.gather(labels, idx)
+        x_star = self._translate(tf.gather(x, tf.gather(seed_index, idx)), target, tf.gather(seed_class, idx))
+        log_p = ops.sum(ops.one_hot(target, self.num_classes, dtype="float32") * self._translator_log_probs(x_star), axis=-1)
+        confident = ops.exp(log_p) >= self.gamma if self.acceptance_criterion == "probability" else -log_p <= self.gamma
+        accepted = tf.scatter_nd(idx[:, None], tf.cast(confident, tf.int32), tf.shape(labels, out_type=tf.int64)) > 0
+        translated = tf.tensor_scatter_nd_update(tf.cast(x, "float32"), idx[:, None], x_star)
+        mask = ops.reshape(accepted, (-1,) + (1,) * (len(x.shape) - 1))
+        mixed = ops.where(mask, ops.cast(translated, x.dtype), x)
+        return {"x": mixed, "generation_slot": slot, "accepted": accepted, "candidate": candidate}
+
+
+
+
+# ------------------------------------------------------------------ FLOPs
+
+
+def forward_flops(model, input_specs):
+    """Forward FLOPs of `model` (inference mode) on the given input specs, by TF's graph profiler."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    fn = tf.function(lambda *a: model(list(a) if len(a) > 1 else a[0], training=False))
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function(*input_specs))
+    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph=frozen.graph, options=opts).total_float_ops
+
+
+def expected_counts(methods, models, x, batch, attack_steps):
+    """{method: (count in ERM steps, formula)} from forward FLOPs of each network."""
+    shape = tuple(x.shape[1:])
+    img = tf.TensorSpec((batch, *shape), tf.float32)
+    counts = {}
+    phi_f = None
+    for method in methods:
+        model = models.get(method)
+        if model is None:
+            continue
+        if method in BASELINES:
+            counts[method] = (1.0, "1 f step")
+        elif method in ("m2m", "ldam-m2m", "m2m-compact"):
+            pf = forward_flops(model.classifier, [img])
+            pg = forward_flops(model.translators[0], [img])
+            t = attack_steps
+            if method == "m2m-compact":
+                counts[method] = (float("nan"), "1 + s [2T(g+f) + g]/3f, s = translated fraction (measured)")
+            else:
+                counts[method] = ((3 * pf + 2 * t * (pg + pf) + pg) / (3 * pf), f"1 + [2T(g+f) + g]/3f, T={t}")
+            phi_f = phi_f or pf
+        elif method in ("gamo", "gamo-d"):
+            c = model.num_classes
+            pm = forward_flops(model.classifier, [img])
+            pgen = forward_flops(model.generator, [tf.TensorSpec((batch, model.latent_dim), tf.float32), tf.TensorSpec((batch,), tf.int32)])
+            pd = 0.0
+            if model.discriminator is not None:
+                pd = forward_flops(model.discriminator, [img, tf.TensorSpec((batch, c), tf.float32)])
+            total = 8 * pm + 8 * pd + 7 * pgen
+            counts[method] = (total / (3 * pm), f"[8M + 8D + 7G]/3M, D/M={pd / pm:.3f}, G/M={pgen / pm:.3f}")
+    return counts
+
+
+# ------------------------------------------------------------------ timing
+
+
+def _sync(logs):
+    for v in tree.flatten(logs):
+        return float(np.asarray(v))
+
+
+def make_runner(model, iterator):
+    model.make_train_function()
+    fn = model.train_function
+
+    def run():
+        _sync(fn(iterator))
+
+    return run
+
+
+def synthetic_iterator(xb, yb):
+    return iter(tf.data.Dataset.from_tensors((tf.constant(xb), tf.constant(yb))).repeat())
+
+
+def pipeline_iterator(x, y, batch, balanced):
+    ds = ki.datasets.to_dataset(x, y, batch, balanced=balanced, seed=0, drop_remainder=True)
+    return iter(ds.repeat())
+
+
+def time_interleaved(runners, warmup, repeats):
+    """{key: [seconds]}: warm-up each runner, then one timed call of every runner per repeat."""
+    for key, run in list(runners.items()):
+        try:
+            for _ in range(warmup):
+                run()
+        except Exception as e:  # a jit failure must not stop the whole table
+            runners.pop(key)
+            print(f"  ! {key}: {type(e).__name__}: {str(e).splitlines()[0][:200]}", flush=True)
+    times = {key: [] for key in runners}
+    for _ in range(repeats):
+        for key, run in runners.items():
+            t0 = time.perf_counter()
+            run()
+            times[key].append(time.perf_counter() - t0)
+    return times
+
+
+def pipeline_batch_time(x, y, batch, balanced, n=30):
+    """Seconds per batch the tf.data pipeline alone delivers (after warm-up)."""
+    it = pipeline_iterator(x, y, batch, balanced)
+    for _ in range(5):
+        next(it)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        next(it)
+    return (time.perf_counter() - t0) / n
+
+
+# ------------------------------------------------------------------ main
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backbones", default="small_cnn,resnet32")
+    p.add_argument("--methods", default=",".join(BASELINES + METHODS))
+    p.add_argument("--repeats", type=int, default=None, help="timed steps per model (default 30 small_cnn, 5 resnet32)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--jit", default="off,on", help="off, on, or off,on")
+    p.add_argument("--data", default="synthetic,pipeline")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--attack-steps", type=int, default=10)
+    args = p.parse_args()
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if methods == ["all"]:
+        methods = list(BASELINES + METHODS + PROPOSED)
+    if "erm" not in methods:
+        methods.insert(0, "erm")
+    jits = [{"off": False, "on": True}[j.strip()] for j in args.jit.split(",")]
+    data_modes = [d.strip() for d in args.data.split(",")]
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}, "
+          f"batch {args.batch_size}, M2m T={args.attack_steps}")
+    for other in OTHER_MODELS:
+        present = hasattr(ki.models, other)
+        print(f"  {other}: {'present but no benchmark builder yet (not timed)' if present else 'not in keras_imbalance.models'}")
+
+    for backbone in [b.strip() for b in args.backbones.split(",")]:
+        backbone_fn, x, y, counts, label = backbone_setup(backbone, args.batch_size)
+        repeats = args.repeats or (30 if backbone == "small_cnn" else 5)
+        ds = ki.datasets.to_dataset(x, y, args.batch_size, balanced=True, seed=0, drop_remainder=True)
+        xb, yb = (np.asarray(t) for t in next(iter(ds)))
+        print(f"\n## {label}: N={len(y)}, counts {list(counts)}, {repeats} timed steps after {args.warmup} warm-up (interleaved)")
+        rows = {}
+        exp = None
+        # All models of every XLA setting are timed in one interleaved loop,
+        # so that XLA on/off see the same machine load.
+        keras.utils.clear_session(free_memory=False)
+        keras.utils.set_random_seed(0)
+        runners, all_models = {}, {}
+        for jit in jits:
+            models = {}
+            for m in methods:
+                try:
+                    models[m] = build_model(m, backbone_fn, x, y, counts, jit, args.attack_steps)
+                except Exception as e:
+                    print(f"  ! build {m} jit={jit}: {type(e).__name__}: {e}")
+                    continue
+                if "synthetic" in data_modes:
+                    runners[(m, "synthetic", jit)] = make_runner(models[m], synthetic_iterator(xb, yb))
+            if "pipeline" in data_modes:
+                for m in ("erm", "m2m", "gamo"):
+                    if m in models:
+                        # A fresh model per pipeline: Keras' train function is bound to one model, not one iterator.
+                        for balanced in (False, True):
+                            mm = build_model(m, backbone_fn, x, y, counts, jit, args.attack_steps)
+                            key = (m, "balanced pipeline" if balanced else "plain pipeline", jit)
+                            runners[key] = make_runner(mm, pipeline_iterator(x, y, args.batch_size, balanced))
+            if exp is None:
+                exp = expected_counts(methods, models, x, args.batch_size, args.attack_steps)
+            all_models.update({m: mod for m, mod in models.items() if m not in all_models})
+        rows = time_interleaved(runners, args.warmup, repeats)
+        models = all_models
+        if "pipeline" in data_modes:
+            for balanced in (False, True):
+                t = pipeline_batch_time(x, y, args.batch_size, balanced)
+                print(f"  tf.data alone ({'balanced' if balanced else 'plain'}): {t * 1e3:.2f} ms/batch")
+
+        print()
+        print("| method | data | XLA | median step ms | min-max ms | ratio to ERM | expected count | ratio / count | images/s |")
+        print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+        for (m, data, jit), ts in rows.items():
+            med = statistics.median(ts)
+            erm = rows.get(("erm", "synthetic", jit))
+            ratio = med / statistics.median(erm) if erm else float("nan")
+            count = exp.get(m, (float("nan"), ""))[0]
+            print(f"| {m} | {data} | {'on' if jit else 'off'} | {med * 1e3:.1f} | {min(ts) * 1e3:.1f}-{max(ts) * 1e3:.1f} | "
+                  f"{ratio:.2f} | {count:.2f} | {ratio / count:.2f} | {args.batch_size / med:.0f} |")
+        print()
+        for m, (count, formula) in exp.items():
+            print(f"  count {m}: {count:.2f} = {formula}")
+        for m, model in models.items():
+            if isinstance(model, CompactM2m):
+                labels = tf.constant(yb.astype("int32"))
+                s = float(np.mean([np.mean(model._m2m_batch(tf.constant(xb), labels)["candidate"]) for _ in range(20)]))
+                print(f"  {m}: translated fraction s = {s:.3f} -> count 1 + s * (count m2m - 1) = "
+                      f"{1 + s * (exp.get('m2m', (float('nan'),))[0] - 1):.2f}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)
