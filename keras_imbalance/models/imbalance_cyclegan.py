@@ -258,6 +258,19 @@ class ImageHistoryPool(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    # The seed generator's state is not a layer variable, so Keras would not
+    # save it; a run resumed from a checkpoint would redo earlier swap draws.
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store["seed_generator_state"] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        if "seed_generator_state" in list(store.keys()):
+            self.seed_generator.state.assign(store["seed_generator_state"])
+            store = {k: store[k] for k in store.keys() if k != "seed_generator_state"}
+        super().load_own_variables(store)
+
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "image_shape": self.image_shape,
                 "swap_probability": self.swap_probability, "seed": self.seed}
