@@ -101,3 +101,42 @@ def test_set_seed_validates_its_argument():
         set_seed(-1)
     with pytest.raises(ValueError, match="seed must be an integer"):
         set_seed(1.5)
+
+
+# CycleGAN, ImbalanceCycleGAN (AUG, ALT) and PolarityGAN -------------------------------
+# CycleGAN (pools, their seed states, four optimizers) in the default suite;
+# the others (each about 20 s: a TF start-up per kill) with `-m slow`.
+GAN_FAST = ("cyclegan",)
+GAN_SLOW = ("icg_aug", "icg_alt", "polarity")
+
+
+def _kill_and_resume(root, methods):
+    proc = _run(root / "A", methods=methods)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    codes = []
+    for _ in range(len(methods) + 1):
+        proc = _run(root / "C", "--kill", methods=methods)
+        codes.append(proc.returncode)
+        if proc.returncode == 0:
+            break
+    assert codes == [-9] * len(methods) + [0], proc.stderr[-3000:]
+    for method in methods:
+        starts = OrderedDict()
+        for line in filter(None, (root / "C" / method / "epochs.log").read_text().split("\n")):
+            pid, epoch = line.split()
+            starts.setdefault(pid, []).append(int(epoch))
+        assert list(starts.values()) == [[0, 1], [1, 2]], method  # the rerun began at the killed epoch
+        a = dict(np.load(root / "A" / method / "final.npz"))
+        c = dict(np.load(root / "C" / method / "final.npz"))
+        assert a.keys() == c.keys() and any(k.startswith("opt/") for k in a)
+        for key in a:
+            np.testing.assert_array_equal(c[key], a[key], err_msg=f"{method} {key}")
+
+
+def test_sigkilled_cyclegan_resumes_bit_identical(tmp_path):
+    _kill_and_resume(tmp_path, GAN_FAST)
+
+
+@pytest.mark.slow
+def test_sigkilled_imbalance_cyclegan_and_polarity_gan_resume_bit_identical(tmp_path):
+    _kill_and_resume(tmp_path, GAN_SLOW)
