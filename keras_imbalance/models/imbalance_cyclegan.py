@@ -27,7 +27,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.callbacks import AlternatingPhases
-from keras_imbalance.datasets.validation import check_images, check_xy, class_counts as _class_counts
+from keras_imbalance.datasets.validation import check_images, check_labels, check_sample_shape, check_xy, class_counts as _class_counts
 from keras_imbalance.models.base import MultiPlayerModel, replica_all_gather, replica_layout
 
 _GAN_PLAYERS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
@@ -464,6 +464,9 @@ class CycleGAN(MultiPlayerModel):
     def fit(self, x=None, y=None, batch_size=None, shuffle_seed=None, **kwargs):
         """Train on (a, b) batches; `fit(a, b, batch_size=1)` with arrays pairs them with `unpaired_dataset`."""
         if x is not None and y is not None and not isinstance(x, tf.data.Dataset):
+            for images, what in ((x, "a"), (y, "b")):
+                images = check_images(images, name=what, min_rank=2)
+                check_sample_shape(images.shape[1:], self.image_shape, name=what)
             seed = shuffle_seed if shuffle_seed is not None else (self.seed or 0)
             pair_epochs = PairEpochs()
             x, y = unpaired_dataset(x, y, batch_size or 1, seed=seed, epoch=pair_epochs.epoch), None
@@ -661,11 +664,12 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         """Take the class counts (hence majority, minority and gamma) from (x, y) or a dataset of (x, y)."""
         if y is None:
             x, y = _collect_xy(x)
-        y = np.asarray(y).reshape(-1)
+        y = check_labels(y)  # integer ids first: non-integer or string labels are not "more classes"
         labels = np.unique(y)
         if len(labels) > 2 or (y.size and (np.min(y) < 0 or np.max(y) > 1)):
             raise binary_only_error(len(labels) if len(labels) > 2 else int(np.max(y)) + 1)
         x, y = check_xy(x, y, num_classes=2)
+        check_sample_shape(x.shape[1:], self.image_shape)
         self.set_class_counts(_class_counts(y, 2))
         return self
 
@@ -778,10 +782,11 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         if self.class_counts is None:
             self.adapt(x, y)
         else:
-            labels = np.unique(np.asarray(y).reshape(-1))
+            labels = np.unique(check_labels(y))
             if len(labels) > 2:
                 raise binary_only_error(len(labels))
         x, y = check_xy(x, y, num_classes=2)
+        check_sample_shape(x.shape[1:], self.image_shape)
         if tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(f"images have shape {x.shape[1:]}, the model takes {self.image_shape}")
         a, b = x[y == self.majority_class], x[y == self.minority_class]

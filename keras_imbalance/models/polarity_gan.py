@@ -15,7 +15,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.applications.polarity_gan import PolarityCritic, PolarityDecoder, PolarityEncoder, PolarityGenerator
-from keras_imbalance.datasets.validation import check_labels, check_xy, class_counts
+from keras_imbalance.datasets.validation import check_fit_data, check_labels, check_xy, class_counts
 from keras_imbalance.layers.convex_autoencoder import ConvexDecoder, GaussianConvexGenerator
 from keras_imbalance.metrics import uncertainty_scores
 from keras_imbalance.models.base import MultiPlayerModel, draw_for_replica, replica_layout
@@ -391,6 +391,8 @@ class PolarityGAN(MultiPlayerModel):
     def fit(self, *args, callbacks=None, **kwargs):
         if self.generator is None:
             raise ValueError("call adapt(x, y) (or adapt(dataset)) before fit: PolarityGAN needs the class counts and samples")
+        check_fit_data(args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y"),
+                       self.input_sample_shape, self.num_classes)
         if not self.autoencoder_initialized and self.autoencoder_epochs > 0:
             if self._train_data is None:
                 raise ValueError("stage 1 needs the training data: call adapt(x, y) before fit")
