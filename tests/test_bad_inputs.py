@@ -1,8 +1,10 @@
-"""The bad-input table: every bad input gets a ValueError that names the problem, for GAMO, M2m and the baselines.
+"""The bad-input table: every bad input gets a ValueError that names the problem, for every method model and the baselines.
 
 Rows: input -> expected error (regex), checked for each entry point that
 takes that input: GAMO.adapt, GAMO.fit, M2m.adapt (labels), M2m.fit,
-baselines.get("erm").fit. "works" rows must train without error. Presets and
+baselines.get("erm").fit, ImbalanceCycleGAN.adapt / .fit (binary: class 2
+of a row's data is relabelled 1), PolarityGAN.adapt / .fit and
+CycleGAN.fit(a, b) (images only: the first and second half of x). "works" rows must train without error. Presets and
 `.keras` files are checked at the end (checksums, safe mode).
 """
 
@@ -16,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 from keras_imbalance import applications, baselines, presets
-from keras_imbalance.models import GAMO, M2m
+from keras_imbalance.models import GAMO, M2m, CycleGAN, ImbalanceCycleGAN, PolarityGAN
 
 C = 3
 SHAPE = (8, 8, 1)
@@ -114,6 +116,28 @@ NOT_APPLICABLE = {
     ("gamo.fit", "one class only"), ("gamo.fit", "a class with zero samples"),
     ("m2m.fit", "one class only"), ("m2m.fit", "a class with zero samples"),
 }
+# CycleGAN.fit takes two image arrays and no labels; class presence is adapt's job for PolarityGAN.fit;
+# for binary ImbalanceCycleGAN data "a class with zero samples" is "one class only".
+_LABEL_ROWS = ("labels out of range", "labels not integers", "labels are strings", "one class only",
+               "a class with zero samples", "mismatched x/y lengths")
+NOT_APPLICABLE |= {("cyclegan.fit", row) for row in _LABEL_ROWS}
+NOT_APPLICABLE |= {("polarity.fit", "one class only"), ("polarity.fit", "a class with zero samples"),
+                   ("icg.adapt", "a class with zero samples"), ("icg.fit", "a class with zero samples")}
+# Where an entry point words the error its own way.
+OVERRIDES = {
+    ("icg.adapt", "labels out of range"): r"ImbalanceCycleGAN is a binary method .* the data has 3 classes",
+    ("icg.fit", "labels out of range"): r"ImbalanceCycleGAN is a binary method .* the data has 3 classes",
+    ("polarity.adapt", "wrong rank"): r"samples have shape \(8, 8\), the model takes \(8, 8, 1\)",
+    ("polarity.adapt", "wrong channel count"): r"samples have shape \(8, 8, 3\), the model takes \(8, 8, 1\)",
+    ("icg.adapt", "one class only"): r"class\(es\) \[1\] have no samples",
+    ("icg.fit", "one class only"): r"class\(es\) \[1\] have no samples",
+    ("cyclegan.fit", "NaN pixels"): r"a contains NaN or inf values in 1 sample",
+    ("cyclegan.fit", "inf pixels"): r"a contains NaN or inf values in 1 sample",
+    ("cyclegan.fit", "wrong rank"): r"a has samples of shape \(8, 8\) \(rank 3",
+    ("cyclegan.fit", "wrong channel count"): r"a has 3 channels but the classifier takes 1",
+    ("cyclegan.fit", "empty arrays"): r"a is empty: no samples",
+}
+
 # The baselines build the backbone on the data's shape; a backbone with a fixed input shape shows the check.
 BASELINE_FIXED_SHAPE = {"wrong rank", "wrong channel count"}
 
@@ -128,8 +152,51 @@ def _m2m(counts=COUNTS):
     return M2m(net, "self", class_counts=counts, attack_steps=1, seed=0)
 
 
+def _cycle_gan():
+    def gen(name):
+        return applications.ResnetGenerator(SHAPE, filters=4, num_residual_blocks=0, name=name)
+
+    def disc(name):
+        return applications.PatchGANDiscriminator(SHAPE, filters=4, num_layers=1, name=name)
+
+    return CycleGAN(gen("g_ab"), gen("g_ba"), disc("d_a"), disc("d_b"), pool_size=2, seed=0)
+
+
+def _icg():
+    classifier = applications.ImbalanceCycleGANClassifier(SHAPE, 2, filters=4, num_layers=1, dense_units=(8,))
+    return ImbalanceCycleGAN(classifier, _cycle_gan(), seed=0)
+
+
+def _polarity():
+    return PolarityGAN(applications.GAMOClassifier(SHAPE, C, hidden_units=(8,)),
+                       applications.PolarityCritic(SHAPE, C, hidden_units=(8,)), latent_dim=4, hidden_units=(8,),
+                       autoencoder_epochs=0, critic_steps=1, seed=0)
+
+
+def _binary(y):
+    y = np.asarray(y)
+    return np.where(y == 2, 1, y) if y.dtype.kind in "iu" else y
+
+
 def _call(entry, x, y):
-    if entry == "gamo.adapt":
+    if entry == "icg.adapt":
+        _icg().adapt(x, _binary(y))
+    elif entry == "icg.fit":
+        model = _icg()
+        model.compile()
+        model.fit(x, _binary(y), batch_size=8, epochs=1, verbose=0)
+    elif entry == "polarity.adapt":
+        _polarity().adapt(x, y)
+    elif entry == "polarity.fit":
+        model = _polarity().adapt(*_good())
+        model.compile()
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    elif entry == "cyclegan.fit":
+        model = _cycle_gan()
+        model.compile()
+        x = np.asarray(x)
+        model.fit(x[: len(x) // 2], x[len(x) // 2 :], batch_size=4, epochs=1, verbose=0)
+    elif entry == "gamo.adapt":
         _gamo().adapt(x, y)
     elif entry == "gamo.fit":
         xg, yg = _good(np.bincount(y, minlength=C).tolist()) if _is_valid_counts(y) else _good()
@@ -157,13 +224,15 @@ def _is_valid_counts(y):
     return y.dtype.kind in "iu" and len(y) and y.min() >= 0 and y.max() < C and np.all(np.bincount(y, minlength=C) > 0)
 
 
-ENTRIES = ("gamo.adapt", "gamo.fit", "m2m.adapt", "m2m.fit", "baselines.erm.fit")
+ENTRIES = ("gamo.adapt", "gamo.fit", "m2m.adapt", "m2m.fit", "baselines.erm.fit",
+           "icg.adapt", "icg.fit", "polarity.adapt", "polarity.fit", "cyclegan.fit")
 CASES = [(row, entry) for row in TABLE for entry in ENTRIES if (entry, row) not in NOT_APPLICABLE]
 
 
 @pytest.mark.parametrize("row, entry", CASES, ids=[f"{e}:{r}" for r, e in CASES])
 def test_bad_input_table(row, entry):
     make, expected = TABLE[row]
+    expected = OVERRIDES.get((entry, row), expected)
     x, y = make()
     if entry == "baselines.erm.fit" and row in BASELINE_FIXED_SHAPE:
         entry = "baselines.erm.fit(fixed-shape backbone)"
@@ -238,3 +307,22 @@ def test_keras_file_with_a_lambda_is_refused_in_safe_mode(tmp_path):
     _write_preset(str(tmp_path / "presets"), "unsafe", model)
     with pytest.raises(ValueError, match="safe_mode"):
         presets.load("unsafe", root=str(tmp_path / "presets"))
+
+
+def test_imbalance_cyclegan_refuses_multi_class_data_and_empty_datasets():
+    x, y = _good()  # 3 classes
+    with pytest.raises(ValueError, match=r"binary method .* the data has 3 classes.*relabel them 0 and 1"):
+        _icg().adapt(x, y)
+    model = _icg()
+    model.compile()
+    with pytest.raises(ValueError, match=r"binary method .* the data has 3 classes"):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    empty = tf.data.Dataset.from_tensor_slices((x, y)).take(0).batch(4)
+    with pytest.raises(ValueError, match="ImbalanceCycleGAN.fit got an empty dataset"):
+        _icg().adapt(empty)
+    pg = _polarity().adapt(x, y)
+    pg.compile()
+    with pytest.raises(ValueError, match="the dataset is empty"):
+        pg.fit(empty, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="adapt got an empty dataset"):
+        _polarity().adapt(empty)

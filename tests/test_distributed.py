@@ -18,6 +18,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "tests", "scripts")
 FAST = ("gamo_pixel", "gamo_feature", "m2m")  # the methods: default suite, one process
 SLOW = ("gamo_bounded", "gamo2pix")  # GAMO with max_bank_size, the GAMO2Pix VAEs: `-m slow`
+GAN_FAST = ("icg_aug", "polarity")  # added to the default process
+GAN_SLOW = ("cyclegan", "icg_alt")  # the CycleGAN game: `-m slow`
+# Max |w_1 - w_2| allowed; the CycleGAN's pools hold generator outputs in [-1, 1]
+# (measured 1.7e-5 / 3.3e-6, see docs/distributed.md).
+WEIGHT_TOL = {"cyclegan": 1e-4, "icg_alt": 3e-5}
 
 
 def _env(**extra):
@@ -40,7 +45,7 @@ def _mirrored(methods):
 @pytest.fixture(scope="module")
 def mirrored_results():
     # One process for the three methods: TF start-up and the strategy are shared.
-    return _mirrored(FAST)
+    return _mirrored(FAST + GAN_FAST)
 
 
 def _check(row, method):
@@ -50,7 +55,7 @@ def _check(row, method):
     # ... and the 2-replica run lands on the same weights and optimizer state
     # up to float rounding (measured <= 3e-6; unscaled gradients, per-replica
     # random draws or per-replica BN statistics give differences of 1e-2..1).
-    assert row["max_weight_diff"] < 2e-5
+    assert row["max_weight_diff"] < WEIGHT_TOL.get(method, 2e-5)
     assert row["max_optimizer_diff"] < 1e-6
     # Logged per-player losses are the global-batch means, as on one device.
     assert row["logs_one"].keys() == row["logs_two"].keys()
@@ -60,7 +65,7 @@ def _check(row, method):
         assert min(row["logs_one"]["acceptance_rate"]) > 0  # translations really entered the batches
 
 
-@pytest.mark.parametrize("method", FAST)
+@pytest.mark.parametrize("method", FAST + GAN_FAST)
 def test_mirrored_two_devices_match_one_device(mirrored_results, method):
     _check(mirrored_results[method], method)
 
@@ -69,6 +74,13 @@ def test_mirrored_two_devices_match_one_device(mirrored_results, method):
 def test_mirrored_two_devices_match_one_device_bounded_gamo_and_gamo2pix():
     rows = _mirrored(SLOW)
     for method in SLOW:
+        _check(rows[method], method)
+
+
+@pytest.mark.slow
+def test_mirrored_two_devices_match_one_device_cyclegan_and_alt_mode():
+    rows = _mirrored(GAN_SLOW)
+    for method in GAN_SLOW:
         _check(rows[method], method)
 
 

@@ -67,3 +67,22 @@ def test_without_raising_the_callback_stops_training_and_keeps_the_message():
     history = model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[stop, PoisonAt("classifier", 1)])
     assert len(history.history["classifier_loss"]) == 2  # stopped during epoch 2 of 3
     assert "'classifier'" in stop.message and "epoch 2/3" in stop.message
+
+
+@pytest.mark.parametrize("method, player", [("cyclegan", "discriminator_b"), ("icg_aug", "classifier"), ("polarity", "critic")])
+def test_nan_in_a_gan_player_stops_training_naming_it(tmp_path, method, player):
+    # Their `fit` overrides (pair streams, stage 1) must still reach the base's TerminateOnNaNPlayer.
+    x, y = zoo.data_for(method)
+    model = zoo.compile_model(zoo.build(method, x, y))
+    ckpt = str(tmp_path / "last.weights.h5")
+    poison = PoisonAt(player, epoch=1)
+    args = zoo.fit_data(method, x, y, 8) if method == "cyclegan" else (x, y)
+    with pytest.raises(PlayerDivergedError, match=rf"epoch 2/3 \(0-based epoch 1\), batch 0.*'{player}'") as info:
+        model.fit(*args, batch_size=8, epochs=3, verbose=0, callbacks=[
+            poison, keras.callbacks.ModelCheckpoint(ckpt, save_weights_only=True),
+        ])
+    assert player in info.value.players and info.value.epoch == 1
+    fresh = zoo.compile_model(zoo.build(method, x, y))
+    fresh.load_weights(ckpt)
+    for saved, now in zip(poison.snapshots[0], fresh.weights):
+        np.testing.assert_array_equal(np.asarray(now), saved)

@@ -101,3 +101,80 @@ def test_set_seed_validates_its_argument():
         set_seed(-1)
     with pytest.raises(ValueError, match="seed must be an integer"):
         set_seed(1.5)
+
+
+# CycleGAN, ImbalanceCycleGAN (AUG, ALT) and PolarityGAN -------------------------------
+# The real kills take a TF start-up per process (CycleGAN 35 s, the other three
+# 90 s): `-m slow`. The default suite checks the two pieces they rely on in-process.
+GAN_FAST = ("cyclegan",)
+GAN_SLOW = ("icg_aug", "icg_alt", "polarity")
+
+
+def _kill_and_resume(root, methods):
+    proc = _run(root / "A", methods=methods)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    codes = []
+    for _ in range(len(methods) + 1):
+        proc = _run(root / "C", "--kill", methods=methods)
+        codes.append(proc.returncode)
+        if proc.returncode == 0:
+            break
+    assert codes == [-9] * len(methods) + [0], proc.stderr[-3000:]
+    for method in methods:
+        starts = OrderedDict()
+        for line in filter(None, (root / "C" / method / "epochs.log").read_text().split("\n")):
+            pid, epoch = line.split()
+            starts.setdefault(pid, []).append(int(epoch))
+        assert list(starts.values()) == [[0, 1], [1, 2]], method  # the rerun began at the killed epoch
+        a = dict(np.load(root / "A" / method / "final.npz"))
+        c = dict(np.load(root / "C" / method / "final.npz"))
+        assert a.keys() == c.keys() and any(k.startswith("opt/") for k in a)
+        for key in a:
+            np.testing.assert_array_equal(c[key], a[key], err_msg=f"{method} {key}")
+
+
+@pytest.mark.slow
+def test_sigkilled_cyclegan_resumes_bit_identical(tmp_path):
+    _kill_and_resume(tmp_path, GAN_FAST)
+
+
+@pytest.mark.slow
+def test_sigkilled_imbalance_cyclegan_and_polarity_gan_resume_bit_identical(tmp_path):
+    _kill_and_resume(tmp_path, GAN_SLOW)
+
+
+def test_cyclegan_pairs_depend_on_seed_and_epoch_and_pool_seed_state_is_saved(tmp_path):
+    import tensorflow as tf
+
+    from keras_imbalance.models.imbalance_cyclegan import PairEpochs, unpaired_dataset
+    from tests.scripts import models_zoo as zoo
+
+    a = np.arange(7, dtype="float32").reshape(7, 1, 1, 1)
+    b = 100 + np.arange(3, dtype="float32").reshape(3, 1, 1, 1)
+
+    def epoch_pairs(epoch, fresh=True):
+        counter = PairEpochs()
+        ds = unpaired_dataset(a, b, batch_size=2, seed=4, epoch=counter.epoch)
+        counter.on_epoch_begin(epoch)
+        return [(x.numpy().ravel().tolist(), y.numpy().ravel().tolist()) for x, y in ds]
+
+    e0, e1 = epoch_pairs(0), epoch_pairs(1)
+    assert len(e0) == 4  # ceil(7 / 2) batches
+    assert sorted(v for x, _ in e0 for v in x) == list(range(7))  # the majority once per epoch
+    bs = [v for _, y in e0 for v in y]
+    assert sorted(bs[:3]) == sorted(bs[3:6]) == [100, 101, 102]  # the minority cycled, each pass a permutation
+    assert e0 != e1 and epoch_pairs(1) == e1  # a fresh pipeline (a resumed process) replays epoch 1 exactly
+
+    # The pools' swap draws come from their own seed generators: saved with the weights.
+    x, y = zoo.data_for("cyclegan")
+    model = zoo.compile_model(zoo.build("cyclegan", x, y))
+    model.fit(*zoo.fit_data("cyclegan", x, y, 8), batch_size=8, epochs=1, verbose=0)
+    path = str(tmp_path / "w.weights.h5")
+    model.save_weights(path)
+    fresh = zoo.compile_model(zoo.build("cyclegan", x, y))
+    assert not np.array_equal(np.asarray(fresh.pool_a.seed_generator.state), np.asarray(model.pool_a.seed_generator.state))
+    fresh.load_weights(path)
+    for name in ("pool_a", "pool_b"):
+        np.testing.assert_array_equal(np.asarray(getattr(fresh, name).seed_generator.state),
+                                      np.asarray(getattr(model, name).seed_generator.state))
+        np.testing.assert_array_equal(np.asarray(getattr(fresh, name).images), np.asarray(getattr(model, name).images))

@@ -27,8 +27,8 @@ import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.callbacks import AlternatingPhases
-from keras_imbalance.datasets.validation import check_images, check_xy, class_counts as _class_counts
-from keras_imbalance.models.base import MultiPlayerModel
+from keras_imbalance.datasets.validation import check_images, check_labels, check_sample_shape, check_xy, class_counts as _class_counts
+from keras_imbalance.models.base import MultiPlayerModel, replica_all_gather, replica_layout
 
 _GAN_PLAYERS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
 _MODES = ("aug", "alt")
@@ -50,7 +50,7 @@ def _fixed_image_shape(model, what):
     return shape
 
 
-def unpaired_dataset(a, b, batch_size=1, seed=0):
+def unpaired_dataset(a, b, batch_size=1, seed=0, epoch=None):
     """A `tf.data.Dataset` of unpaired (a, b) batches, CycleGAN's "unaligned" loader.
 
     One epoch is ceil(max(N_A, N_B) / batch_size) batches: the larger set is
@@ -62,6 +62,12 @@ def unpaired_dataset(a, b, batch_size=1, seed=0):
         a, b: arrays (N_A, H, W, C) and (N_B, H, W, C), float.
         batch_size: pairs per batch (1 in the CycleGAN paper).
         seed: shuffling seed.
+        epoch: None, or an integer `tf.Variable` holding the epoch index
+            (`PairEpochs` sets it): then the order of an epoch is a function
+            of (seed, epoch) only, read when the epoch's iterator opens, so a
+            run resumed in a new process (`BackupAndRestore`) sees the batches
+            the uninterrupted run saw. With None, `tf.data`'s reshuffling
+            derives the order from the iterations of this process.
     """
     a = check_images(a, name="a", min_rank=4).astype("float32", copy=False)
     b = check_images(b, name="b", min_rank=4).astype("float32", copy=False)
@@ -70,12 +76,50 @@ def unpaired_dataset(a, b, batch_size=1, seed=0):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     n = max(len(a), len(b))
+    if epoch is not None:
+        return _epoch_seeded_pairs(a, b, int(batch_size), int(seed), epoch)
 
     def stream(x, s):
         return tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=s, reshuffle_each_iteration=True).repeat()
 
     pairs = tf.data.Dataset.zip((stream(a, int(seed)), stream(b, int(seed) + 1))).take(n)
     return pairs.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+
+
+def _cycled_order(m, n, seed):
+    """n indices: ceil(n / m) stateless permutations of range(m), concatenated, cut to n."""
+    passes = -(-n // m)
+    keys = tf.random.stateless_uniform((passes, m), seed)
+    return tf.reshape(tf.argsort(keys, axis=1), (-1,))[:n]
+
+
+def _epoch_seeded_pairs(a, b, batch_size, seed, epoch):
+    n = max(len(a), len(b))
+    a_t, b_t = tf.constant(a), tf.constant(b)
+
+    def one_epoch(_):
+        e = tf.cast(epoch.read_value(), tf.int64)
+        ia = _cycled_order(len(a), n, tf.stack([tf.constant(seed, tf.int64), e]))
+        ib = _cycled_order(len(b), n, tf.stack([tf.constant(seed + 1, tf.int64), e]))
+        return tf.data.Dataset.from_tensor_slices((ia, ib))
+
+    ds = tf.data.Dataset.range(1).flat_map(one_epoch).batch(batch_size)
+    ds = ds.map(lambda i, j: (tf.gather(a_t, i), tf.gather(b_t, j)))
+    return ds.apply(tf.data.experimental.assert_cardinality(math.ceil(n / batch_size))).prefetch(1)
+
+
+class PairEpochs(keras.callbacks.Callback):
+    """Holds the epoch index that an epoch-seeded `unpaired_dataset` reads; sets it at each epoch begin.
+
+    `CycleGAN.fit(a, b)` and `ImbalanceCycleGAN.fit` add one by themselves.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="pair_epoch")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch.assign(int(epoch))
 
 
 def _first_images(data):
@@ -100,7 +144,13 @@ def _apply_joint(owner, names, tape, loss, tracked):
     """
     groups = [owner.player_variables(n) for n in names]
     flat = [v for g in groups for v in g]
-    grads = tape.gradient(owner.scale_loss(loss), flat)
+    # The tape is closed: dividing `loss` here would not be recorded (every
+    # gradient None under R > 1 replicas); divide the gradients, as
+    # `MultiPlayerModel.apply_player_gradients` does.
+    grads = tape.gradient(loss, flat)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1:
+        grads = [None if g is None else tf.convert_to_tensor(g) / replicas for g in grads]
     k = 0
     for name, variables, value in zip(names, groups, tracked):
         pairs = [(g, v) for g, v in zip(grads[k : k + len(variables)], variables) if g is not None]
@@ -127,6 +177,14 @@ class ImageHistoryPool(keras.layers.Layer):
 
     `pool_size=0` returns the batch unchanged. Outside training
     (`training=False`) the pool is neither read nor written.
+
+    Under `tf.distribute` with R > 1 replicas the replicas' images are
+    all-gathered and every replica runs the loop above on the GLOBAL batch
+    with the same (mirrored) random draws, then keeps its own rows: the pool
+    variables stay identical on all replicas and hold what one device's pool
+    would hold for the same global batch (a per-replica pool would see only
+    its replica's images, in a different order, and the replicas' copies of
+    the variables would diverge).
 
     Args:
         pool_size: stored images (50).
@@ -156,14 +214,25 @@ class ImageHistoryPool(keras.layers.Layer):
         if any(d is None for d in shape):
             raise ValueError(f"ImageHistoryPool needs a fixed image shape, got {input_shape}")
         self.image_shape = tuple(int(d) for d in shape)
+        # "only_first_replica": every replica computes the same update (see the
+        # class docstring), so any replica's value is the value.
         self.images = self.add_weight(shape=(max(self.pool_size, 1), *self.image_shape), initializer="zeros",
-                                      trainable=False, name="images")
-        self.count = self.add_weight(shape=(), dtype="int32", initializer="zeros", trainable=False, name="count")
+                                      trainable=False, name="images", aggregation="only_first_replica")
+        self.count = self.add_weight(shape=(), dtype="int32", initializer="zeros", trainable=False, name="count",
+                                     aggregation="only_first_replica")
         self.built = True
 
     def call(self, images, training=True):
         if not training or self.pool_size == 0:
             return images
+        local = ops.shape(images)[0]
+        layout = replica_layout(local)
+        if layout is not None:
+            offset, _ = layout
+            return self._swap(replica_all_gather(images))[offset : offset + local]
+        return self._swap(images)
+
+    def _swap(self, images):
         n = ops.shape(images)[0]
         u = keras.random.uniform((n,), seed=self.seed_generator)
         idx = keras.random.randint((n,), 0, self.pool_size, seed=self.seed_generator)
@@ -188,6 +257,19 @@ class ImageHistoryPool(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    # The seed generator's state is not a layer variable, so Keras would not
+    # save it; a run resumed from a checkpoint would redo earlier swap draws.
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store["seed_generator_state"] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        if "seed_generator_state" in list(store.keys()):
+            self.seed_generator.state.assign(store["seed_generator_state"])
+            store = {k: store[k] for k in store.keys() if k != "seed_generator_state"}
+        super().load_own_variables(store)
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "image_shape": self.image_shape,
@@ -382,9 +464,14 @@ class CycleGAN(MultiPlayerModel):
     def fit(self, x=None, y=None, batch_size=None, shuffle_seed=None, **kwargs):
         """Train on (a, b) batches; `fit(a, b, batch_size=1)` with arrays pairs them with `unpaired_dataset`."""
         if x is not None and y is not None and not isinstance(x, tf.data.Dataset):
+            for images, what in ((x, "a"), (y, "b")):
+                images = check_images(images, name=what, min_rank=2)
+                check_sample_shape(images.shape[1:], self.image_shape, name=what)
             seed = shuffle_seed if shuffle_seed is not None else (self.seed or 0)
-            x, y = unpaired_dataset(x, y, batch_size or 1, seed=seed), None
+            pair_epochs = PairEpochs()
+            x, y = unpaired_dataset(x, y, batch_size or 1, seed=seed, epoch=pair_epochs.epoch), None
             batch_size = None
+            kwargs["callbacks"] = [pair_epochs, *list(kwargs.get("callbacks") or [])]
         kwargs.setdefault("shuffle", False)  # the pair dataset shuffles itself
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
@@ -519,6 +606,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         if self.image_shape != cycle_gan.image_shape:
             raise ValueError(f"the classifier takes {self.image_shape}, the CycleGAN translates {cycle_gan.image_shape}")
         self.alt_phase = keras.Variable(0, dtype="int32", trainable=False, name="alt_phase")
+        self._traced_phase = 0
         self.class_counts = None
         if class_counts is not None:
             self.set_class_counts(class_counts)
@@ -576,11 +664,12 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         """Take the class counts (hence majority, minority and gamma) from (x, y) or a dataset of (x, y)."""
         if y is None:
             x, y = _collect_xy(x)
-        y = np.asarray(y).reshape(-1)
+        y = check_labels(y)  # integer ids first: non-integer or string labels are not "more classes"
         labels = np.unique(y)
         if len(labels) > 2 or (y.size and (np.min(y) < 0 or np.max(y) > 1)):
             raise binary_only_error(len(labels) if len(labels) > 2 else int(np.max(y)) + 1)
         x, y = check_xy(x, y, num_classes=2)
+        check_sample_shape(x.shape[1:], self.image_shape)
         self.set_class_counts(_class_counts(y, 2))
         return self
 
@@ -596,6 +685,21 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         if self.mode == "aug" and int(phase) != 0:
             raise ValueError("AUG mode has only the classifier phase; use mode='alt' to train the CycleGAN")
         self.alt_phase.assign(int(phase))
+        if int(phase) != self._traced_phase:
+            self._traced_phase = int(phase)
+            # The step is chosen in Python and the train function retraced at
+            # a switch: a tf.cond around optimizer steps fails under
+            # tf.distribute (a merge_call inside control flow).
+            if getattr(self, "train_function", None) is not None:
+                self.make_train_function(force=True)
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        phase = int(np.asarray(self.alt_phase))  # the restored phase picks the step
+        if phase != self._traced_phase:
+            self._traced_phase = phase
+            if getattr(self, "train_function", None) is not None:
+                self.make_train_function(force=True)
 
     # Forward -------------------------------------------------------------------
 
@@ -654,10 +758,10 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         if self.class_counts is None:
             raise ValueError("ImbalanceCycleGAN has no class counts: call adapt(x, y) or pass class_counts")
         a, b = _unpack_pair(data)
-        if self.mode == "aug":
+        if self.mode == "aug" or self._traced_phase == 0:
             self._classifier_step(a, b)
         else:
-            tf.cond(ops.equal(self.alt_phase, 0), lambda: self._classifier_step(a, b), lambda: self._gan_step(a, b))
+            self._gan_step(a, b)
         return self.metrics_result()
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, callbacks=None, shuffle_seed=None, **kwargs):
@@ -678,18 +782,21 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         if self.class_counts is None:
             self.adapt(x, y)
         else:
-            labels = np.unique(np.asarray(y).reshape(-1))
+            labels = np.unique(check_labels(y))
             if len(labels) > 2:
                 raise binary_only_error(len(labels))
         x, y = check_xy(x, y, num_classes=2)
+        check_sample_shape(x.shape[1:], self.image_shape)
         if tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(f"images have shape {x.shape[1:]}, the model takes {self.image_shape}")
         a, b = x[y == self.majority_class], x[y == self.minority_class]
         if len(a) == 0 or len(b) == 0:
             raise ValueError(f"both classes need samples; got {len(a)} majority and {len(b)} minority images")
         seed = shuffle_seed if shuffle_seed is not None else (self.seed or 0)
-        pairs = unpaired_dataset(a, b, batch_size or 32, seed=seed)
-        callbacks = list(callbacks or [])
+        # Epoch-seeded: a run resumed by BackupAndRestore sees the same pairs.
+        pair_epochs = PairEpochs()
+        pairs = unpaired_dataset(a, b, batch_size or 32, seed=seed, epoch=pair_epochs.epoch)
+        callbacks = [pair_epochs, *list(callbacks or [])]
         if self.mode == "alt" and not any(isinstance(c, AlternatingPhases) for c in callbacks):
             callbacks.insert(0, AlternatingPhases(self.switch_every))
         if self.mode == "aug":

@@ -15,10 +15,10 @@ import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.applications.polarity_gan import PolarityCritic, PolarityDecoder, PolarityEncoder, PolarityGenerator
-from keras_imbalance.datasets.validation import check_labels, check_xy, class_counts
+from keras_imbalance.datasets.validation import check_fit_data, check_labels, check_xy, class_counts
 from keras_imbalance.layers.convex_autoencoder import ConvexDecoder, GaussianConvexGenerator
 from keras_imbalance.metrics import uncertainty_scores
-from keras_imbalance.models.base import MultiPlayerModel
+from keras_imbalance.models.base import MultiPlayerModel, draw_for_replica, replica_layout
 from keras_imbalance.models.gamo import RefreshFeatureBank, _collect
 
 
@@ -317,7 +317,8 @@ class PolarityGAN(MultiPlayerModel):
 
     @property
     def autoencoder_initialized(self):
-        return self.generator is not None and float(self.convex_generator.initialized) > 0
+        # np.asarray: float() of a MirroredVariable fails under tf.distribute.
+        return self.generator is not None and float(np.asarray(self.convex_generator.initialized)) > 0
 
     def pretrain_autoencoder(self, x=None, y=None, epochs=None, batch_size=32, optimizer=None, verbose=0):
         """Stage 1: train the autoencoder on all inputs, then initialize G from it (see the class docstring).
@@ -390,6 +391,8 @@ class PolarityGAN(MultiPlayerModel):
     def fit(self, *args, callbacks=None, **kwargs):
         if self.generator is None:
             raise ValueError("call adapt(x, y) (or adapt(dataset)) before fit: PolarityGAN needs the class counts and samples")
+        check_fit_data(args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y"),
+                       self.input_sample_shape, self.num_classes)
         if not self.autoencoder_initialized and self.autoencoder_epochs > 0:
             if self._train_data is None:
                 raise ValueError("stage 1 needs the training data: call adapt(x, y) before fit")
@@ -484,16 +487,21 @@ class PolarityGAN(MultiPlayerModel):
         negative = -ops.sum((1.0 - onehot) * self._negative_weights[None, :] * log_1m_p, axis=-1)
         return ops.mean(positive + negative)
 
-    def interpolate(self, real, fake, seed=None):
-        """x_hat = a real + (1 - a) fake with a ~ U(0, 1) per sample; returns (x_hat, a (B,))."""
+    def interpolate(self, real, fake, seed=None, alpha=None):
+        """x_hat = a real + (1 - a) fake with a ~ U(0, 1) per sample; returns (x_hat, a (B,)).
+
+        `alpha` (B,) given: used instead of a draw (`train_step` draws it for the global batch).
+        """
         batch = ops.shape(real)[0]
-        alpha = keras.random.uniform((batch,), 0.0, 1.0, seed=seed if seed is not None else self.seed_generator)
+        if alpha is None:
+            alpha = keras.random.uniform((batch,), 0.0, 1.0, seed=seed if seed is not None else self.seed_generator)
         a = ops.reshape(alpha, (-1,) + (1,) * (len(real.shape) - 1))
         return a * real + (1.0 - a) * fake, alpha
 
-    def gradient_penalty(self, real, fake, onehot, seed=None):
+    def gradient_penalty(self, real, fake, onehot, seed=None, alpha=None):
         """E[(||grad_x D(x_hat | i)||_2 - 1)^2] on U(0, 1) interpolations of same-class pairs."""
-        x_hat, _ = self.interpolate(ops.convert_to_tensor(real, "float32"), ops.convert_to_tensor(fake, "float32"), seed=seed)
+        x_hat, _ = self.interpolate(ops.convert_to_tensor(real, "float32"), ops.convert_to_tensor(fake, "float32"),
+                                    seed=seed, alpha=alpha)
         onehot = ops.convert_to_tensor(onehot, "float32")
         with tf.GradientTape() as tape:
             tape.watch(x_hat)
@@ -502,13 +510,13 @@ class PolarityGAN(MultiPlayerModel):
         norms = ops.sqrt(ops.sum(ops.square(ops.reshape(grads, (ops.shape(grads)[0], -1))), axis=-1) + 1e-12)
         return ops.mean(ops.square(norms - 1.0))
 
-    def critic_loss(self, real, fake, labels, seed=None):
+    def critic_loss(self, real, fake, labels, seed=None, alpha=None):
         """(loss, penalty): mean D(fake | i) - mean D(real | i) + lambda GP, real and fake of the same classes."""
         onehot = ops.one_hot(ops.cast(ops.convert_to_tensor(labels), "int32"), self.num_classes)
         real, fake = ops.convert_to_tensor(real, "float32"), ops.convert_to_tensor(fake, "float32")
         d_real = self.critic([real, onehot], training=True)
         d_fake = self.critic([fake, onehot], training=True)
-        penalty = self.gradient_penalty(real, fake, onehot, seed=seed)
+        penalty = self.gradient_penalty(real, fake, onehot, seed=seed, alpha=alpha)
         return ops.mean(d_fake) - ops.mean(d_real) + self.gradient_penalty_weight * penalty, penalty
 
     def draw_fake_labels(self, n, seed=None):
@@ -518,8 +526,11 @@ class PolarityGAN(MultiPlayerModel):
         )
         return ops.cast(ops.reshape(draws, (-1,)), "int32")
 
-    def draw_real(self, labels, seed=None):
-        """One stored sample of each row's class, uniformly within the class, (B, *sample_shape)."""
+    def draw_real(self, labels, seed=None, uniform=None):
+        """One stored sample of each row's class, uniformly within the class, (B, *sample_shape).
+
+        `uniform` (B,) in [0, 1): the draw that picks the sample, if made by the caller.
+        """
         cg = self.convex_generator
         sizes = np.zeros(self.num_classes, "int64")
         offsets = np.zeros(self.num_classes, "int64")
@@ -531,7 +542,8 @@ class PolarityGAN(MultiPlayerModel):
         bank = ops.concatenate([ops.convert_to_tensor(b) for b in cg.banks], axis=0)
         labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
         size = ops.take(ops.convert_to_tensor(sizes.astype("float32")), labels)
-        u = keras.random.uniform(ops.shape(size), 0.0, 1.0, seed=seed if seed is not None else self.seed_generator)
+        u = uniform if uniform is not None else keras.random.uniform(
+            ops.shape(size), 0.0, 1.0, seed=seed if seed is not None else self.seed_generator)
         within = ops.minimum(ops.floor(u * size), size - 1.0)
         index = ops.cast(ops.take(ops.convert_to_tensor(offsets.astype("float32")), labels) + within, "int32")
         return ops.reshape(ops.take(bank, index, axis=0), (-1, *self.sample_shape))
@@ -550,6 +562,16 @@ class PolarityGAN(MultiPlayerModel):
         y = ops.cast(ops.reshape(y, (-1,)), "int32")
         batch = ops.shape(y)[0]
         C, D, F, G = self.classifier, self.critic, self.feature_extractor, self.generator
+        # Under tf.distribute every draw is made for the global batch and
+        # sliced, so R replicas use the random numbers of one device.
+        layout = replica_layout(batch)
+        sg = self.seed_generator
+
+        def draw(fn):
+            return draw_for_replica(fn, batch, layout)
+
+        def uniform(n):
+            return keras.random.uniform((n,), 0.0, 1.0, seed=sg)
 
         # Lines 2 and 4: F and C on the real batch (eq. 6, real terms).
         with tf.GradientTape(persistent=True) as tape:
@@ -563,8 +585,8 @@ class PolarityGAN(MultiPlayerModel):
         self.update_compiled_metrics(y, logits)
 
         # Lines 5-7: deficit-proportional labels, C on generated samples.
-        fake_labels = self.draw_fake_labels(batch)
-        eps = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        fake_labels = draw(self.draw_fake_labels)
+        eps = draw(lambda n: keras.random.normal((n, self.latent_dim), seed=sg))
         fakes = ops.stop_gradient(G([eps, fake_labels], training=False))
         with tf.GradientTape() as tape:
             loss_fake = self.classifier_loss(C(fakes, training=True), fake_labels)
@@ -573,20 +595,21 @@ class PolarityGAN(MultiPlayerModel):
         # The critic: several steps, real and generated samples of the same classes.
         for step in range(self.critic_steps):
             if step > 0:
-                fake_labels = self.draw_fake_labels(batch)
-                eps = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+                fake_labels = draw(self.draw_fake_labels)
+                eps = draw(lambda n: keras.random.normal((n, self.latent_dim), seed=sg))
                 fakes = ops.stop_gradient(G([eps, fake_labels], training=False))
-            reals = self.draw_real(fake_labels)
+            reals = self.draw_real(fake_labels, uniform=draw(uniform))
+            alpha = draw(uniform)
             with tf.GradientTape() as tape:
-                loss_d, penalty = self.critic_loss(reals, fakes, fake_labels)
+                loss_d, penalty = self.critic_loss(reals, fakes, fake_labels, alpha=alpha)
             self.apply_player_gradients("critic", tape, loss_d)
             self.penalty_tracker.update_state(penalty)
 
         # Lines 8-11: uniform labels over the generated classes; G vs frozen C, then vs frozen D.
-        pick = keras.random.randint((batch,), 0, len(self._minority), seed=self.seed_generator)
+        pick = draw(lambda n: keras.random.randint((n,), 0, len(self._minority), seed=sg))
         g_labels = ops.take(ops.convert_to_tensor(self._minority), pick)
         g_onehot = ops.one_hot(g_labels, self.num_classes)
-        eps = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        eps = draw(lambda n: keras.random.normal((n, self.latent_dim), seed=sg))
         with tf.GradientTape() as tape:
             loss_g_c = -self.classifier_loss(C(G([eps, g_labels], training=True), training=False), g_labels)
         self.apply_player_gradients("generator", tape, loss_g_c)

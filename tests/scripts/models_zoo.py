@@ -8,12 +8,39 @@ import keras
 import numpy as np
 
 from keras_imbalance import applications
-from keras_imbalance.models import GAMO, GAMO2Pix, M2m
+from keras_imbalance.models import GAMO, GAMO2Pix, M2m, CycleGAN, ImbalanceCycleGAN, PolarityGAN
 
 COUNTS = [24, 10, 6]
+BINARY_COUNTS = [24, 10]  # CycleGAN / ImbalanceCycleGAN: majority A = class 0, minority B = class 1
 NUM_CLASSES = 3
 SHAPE = (8, 8, 1)
-METHODS = ("gamo_pixel", "gamo_bounded", "gamo_feature", "gamo2pix", "m2m")
+METHODS = ("gamo_pixel", "gamo_bounded", "gamo_feature", "gamo2pix", "m2m", "cyclegan", "icg_aug", "icg_alt", "polarity")
+BINARY = ("cyclegan", "icg_aug", "icg_alt")
+
+
+def data_for(method, seed=0):
+    """The zoo's data for `method`: 3 classes, or the binary pair of the CycleGAN family."""
+    return data(seed, BINARY_COUNTS) if method in BINARY else data(seed)
+
+
+def fit_data(method, x, y, batch_size):
+    """What `model.fit` takes for `method`: an (x, y) dataset, or for CycleGAN the (a, b) arrays (fit(a, b, batch_size))."""
+    import tensorflow as tf
+
+    if method == "cyclegan":  # CycleGAN.fit pairs the two arrays itself
+        return x[y == 0], x[y == 1]
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
+
+
+def _cycle_gan(seed):
+    def gen(name):
+        return applications.ResnetGenerator(SHAPE, filters=4, num_residual_blocks=0, name=name)
+
+    def disc(name):
+        return applications.PatchGANDiscriminator(SHAPE, filters=4, num_layers=1, name=name)
+
+    # A pool of 4 < the images per epoch, so it fills and then swaps within the run.
+    return CycleGAN(gen("g_ab"), gen("g_ba"), disc("d_a"), disc("d_b"), pool_size=4, value_range=(-1.0, 1.0), seed=seed)
 
 
 def data(seed=0, counts=COUNTS):
@@ -65,6 +92,25 @@ def build(method, x, y, max_bank_size=None):
         # draw succeeds is accepted, so translations really enter the batch.
         return M2m(_dense_net("f"), g, class_counts=np.bincount(y).tolist(), beta=0.9, gamma=0.0,
                    acceptance_criterion="probability", attack_steps=2, seed=1)
+    if method == "cyclegan":
+        return _cycle_gan(seed=1)
+    if method in ("icg_aug", "icg_alt"):
+        # dropout=0: a Dropout layer draws its mask per replica (like per-replica
+        # BN statistics, a property of the user's network, not of the method).
+        classifier = applications.ImbalanceCycleGANClassifier(SHAPE, 2, filters=4, num_layers=1, dense_units=(8,),
+                                                               dropout=0.0)
+        model = ImbalanceCycleGAN(classifier, _cycle_gan(seed=2), mode=method[4:], switch_every=1, seed=1)
+        return model.adapt(x, y)
+    if method == "polarity":
+        model = PolarityGAN(
+            applications.GAMOClassifier(SHAPE, NUM_CLASSES, hidden_units=(16, 8)),
+            applications.PolarityCritic(SHAPE, NUM_CLASSES, hidden_units=(8,)),
+            encoder=applications.PolarityEncoder(SHAPE, latent_dim=4, hidden_units=8),
+            latent_dim=4, hidden_units=(8, 4), autoencoder_epochs=1, critic_steps=2, seed=1,
+        ).adapt(x, y)
+        # Stage 1 here, so the weights a test starts from include G's initialization.
+        model.pretrain_autoencoder(batch_size=8)
+        return model
     raise ValueError(method)
 
 
@@ -79,6 +125,11 @@ def compile_model(model, lr=1e-2, optimizer="adam"):
         model.compile(optimizer=opt())
     elif isinstance(model, GAMO2Pix):
         model.compile(vae_optimizer=opt())
+    elif isinstance(model, (CycleGAN, ImbalanceCycleGAN)):
+        model.compile(**{f"{name}_optimizer": opt() for name in model.player_names})
+    elif isinstance(model, PolarityGAN):
+        model.compile(classifier_optimizer=opt(), generator_optimizer=opt(), critic_optimizer=opt(),
+                      feature_extractor_optimizer=opt())
     else:
         model.compile(classifier_optimizer=opt(), generator_optimizer=opt(), discriminator_optimizer=opt(),
                       feature_extractor_optimizer=opt())

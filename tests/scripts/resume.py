@@ -63,18 +63,23 @@ def train(workdir, method, kill):
     if os.path.exists(final):
         return
     set_seed(0)
-    x, y = zoo.data()
+    x, y = zoo.data_for(method)
     model = zoo.compile_model(zoo.build(method, x, y))
-    # M2m's paper pipeline is class-aware sampling; GAMO reads the data as it is.
-    data = EpochSeededDataset(x, y, batch_size=8, seed=5, balanced=method == "m2m")
     callbacks = [
-        data,
         keras.callbacks.BackupAndRestore(os.path.join(folder, "backup"), save_freq="epoch"),
         EpochLog(os.path.join(folder, "epochs.log")),
     ]
     if kill:
         callbacks.append(KillAt(os.path.join(folder, "killed")))
-    model.fit(data.dataset(), epochs=EPOCHS, callbacks=callbacks, verbose=0)
+    if method in zoo.BINARY:
+        # CycleGAN.fit(a, b) and ImbalanceCycleGAN.fit(x, y) build their own
+        # epoch-seeded (a, b) pair stream.
+        args = zoo.fit_data(method, x, y, 8) if method == "cyclegan" else (x, y)
+        model.fit(*args, batch_size=8, epochs=EPOCHS, callbacks=callbacks, verbose=0)
+    else:
+        # M2m's paper pipeline is class-aware sampling; GAMO reads the data as it is.
+        data = EpochSeededDataset(x, y, batch_size=8, seed=5, balanced=method == "m2m")
+        model.fit(data.dataset(), epochs=EPOCHS, callbacks=[data, *callbacks], verbose=0)
     arrays = {f"w/{k}": v for k, v in zoo.weights(model).items()}
     arrays.update({f"opt/{k}": v for k, v in zoo.optimizer_variables(model).items()})
     arrays["seed_state"] = zoo.seed_state(model)
