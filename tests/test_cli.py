@@ -42,6 +42,8 @@ def test_errors_are_clear(tmp_path, capsys):
     assert "unknown method 'bogus'" in capsys.readouterr().err
     assert cli.main(["compare", "--dataset", "mnist", "--data-path", str(tmp_path / "none.npz"), "--out", str(tmp_path)]) == 2
     assert "none.npz" in capsys.readouterr().err
+    assert cli.main(["compare", "--methods", "erm,imbalance-cyclegan", "--out", str(tmp_path)]) == 2
+    assert "binary" in capsys.readouterr().err  # 10-class digits with the binary method
     assert cli.main(["presets", "show", "no-such-preset"]) == 2
     assert "unknown preset" in capsys.readouterr().err
 
