@@ -16,6 +16,8 @@ from keras_imbalance.applications.gamo import GAMO2PixDecoder, GAMOGenerator
 from keras_imbalance.datasets.validation import check_fit_data, check_images, check_labels, check_sample_shape, check_xy, class_counts
 from keras_imbalance.layers.convex_generator import ConvexGenerator
 from keras_imbalance.models.base import MultiPlayerModel, draw_for_replica, replica_layout
+from keras_imbalance.models.convex_oversampling import check_generator_matches
+from keras_imbalance.models.convex_oversampling import deficit_log_probabilities
 
 _LOSSES = ("least_squares", "cross_entropy")
 
@@ -191,12 +193,7 @@ class GAMO(MultiPlayerModel):
 
     def _set_generator(self, generator):
         layer = _convex_layer(generator)
-        if layer.num_classes != self.num_classes:
-            raise ValueError(f"generator has {layer.num_classes} classes, the classifier {self.num_classes}")
-        if layer.sample_shape != self.sample_shape:
-            raise ValueError(f"generator makes samples of shape {layer.sample_shape}, the classifier takes {self.sample_shape}")
-        if layer.latent_dim != self.latent_dim:
-            raise ValueError(f"generator has latent_dim {layer.latent_dim}, the model {self.latent_dim}")
+        check_generator_matches(layer, self.num_classes, self.sample_shape, self.latent_dim)
         self.generator = generator
         self.convex_generator = layer
         counts = np.asarray(layer.class_counts, "float64")
@@ -204,9 +201,7 @@ class GAMO(MultiPlayerModel):
         deficit = counts.max() - counts
         if deficit.sum() <= 0:
             raise ValueError(f"the classes are balanced ({self.class_counts}); GAMO has no minority class to oversample")
-        # Log-probabilities for keras.random.categorical; a large negative
-        # number rather than -inf for zero-deficit classes.
-        self._deficit_logits = np.where(deficit > 0, np.log(np.maximum(deficit, 1e-12) / deficit.sum()), -1e9).astype("float32")
+        self._deficit_logits = deficit_log_probabilities(deficit)
         self._minority = np.asarray(layer.minority_classes, "int32")
         # Eq. 6 sums L_i7 + L_i8 over minority outputs i only (j in C \ {i, c}):
         # G is not asked to make its samples look like the majority class. The

@@ -20,6 +20,8 @@ from keras_imbalance.layers.convex_autoencoder import ConvexDecoder, GaussianCon
 from keras_imbalance.metrics import uncertainty_scores
 from keras_imbalance.models.base import MultiPlayerModel, draw_for_replica, replica_layout
 from keras_imbalance.models.gamo import RefreshFeatureBank, _collect
+from keras_imbalance.models.convex_oversampling import check_generator_matches
+from keras_imbalance.models.convex_oversampling import deficit_log_probabilities
 
 
 def _paper_adam():
@@ -235,12 +237,7 @@ class PolarityGAN(MultiPlayerModel):
 
     def _set_generator(self, generator):
         layer = _find_layer(generator, GaussianConvexGenerator)
-        if layer.num_classes != self.num_classes:
-            raise ValueError(f"generator has {layer.num_classes} classes, the classifier {self.num_classes}")
-        if layer.sample_shape != self.sample_shape:
-            raise ValueError(f"generator makes samples of shape {layer.sample_shape}, the classifier takes {self.sample_shape}")
-        if layer.latent_dim != self.latent_dim:
-            raise ValueError(f"generator has latent_dim {layer.latent_dim}, the model {self.latent_dim}")
+        check_generator_matches(layer, self.num_classes, self.sample_shape, self.latent_dim)
         self.generator = generator
         self.convex_generator = layer
         counts = np.asarray(layer.class_counts, "float64")
@@ -251,9 +248,7 @@ class PolarityGAN(MultiPlayerModel):
             raise ValueError(f"the classes are balanced ({self.class_counts}); PolarityGAN has no class to generate")
         # Eq. 6's weights p_k - p_j of the one-vs-rest negative terms.
         self._negative_weights = deficit.astype("float32")
-        self._deficit_logits = np.where(
-            deficit > 0, np.log(np.maximum(deficit, 1e-12) / deficit.sum()), -1e9
-        ).astype("float32")
+        self._deficit_logits = deficit_log_probabilities(deficit)
         self._minority = np.asarray(layer.minority_classes, "int32")
 
     def adapt(self, x, y=None):
