@@ -4,7 +4,8 @@ from keras_imbalance.models.base import MultiPlayerModel
 from keras_imbalance.models.gamo import GAMO
 from keras_imbalance.models.gamo import GAMO2Pix
 from keras_imbalance.models.gamo import GAMO2PixVAE
-from keras_imbalance.models.gamo import RefreshFeatureBank
+from keras_imbalance.models.convex_oversampling import ConvexOversamplerBase
+from keras_imbalance.models.convex_oversampling import RefreshFeatureBank
 from keras_imbalance.models.m2m import M2m
 from keras_imbalance.models.imbalance_cyclegan import CycleGAN
 from keras_imbalance.models.imbalance_cyclegan import ImageHistoryPool

@@ -13,52 +13,16 @@ import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.applications.gamo import GAMO2PixDecoder, GAMOGenerator
-from keras_imbalance.datasets.validation import check_fit_data, check_images, check_labels, check_sample_shape, check_xy, class_counts
 from keras_imbalance.layers.convex_generator import ConvexGenerator
 from keras_imbalance.models.base import MultiPlayerModel, draw_for_replica, replica_layout
-from keras_imbalance.models.convex_oversampling import check_generator_matches
-from keras_imbalance.models.convex_oversampling import deficit_log_probabilities
+from keras_imbalance.models.convex_oversampling import ConvexOversamplerBase, find_layer
+from keras_imbalance.models.convex_oversampling import RefreshFeatureBank  # noqa: F401  (was defined here)
 
 _LOSSES = ("least_squares", "cross_entropy")
 
 
-def _paper_adam():
-    # Adam(2e-4, beta_1 = 0.5): the authors' setting for every player.
-    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
-
-
-def _collect(data):
-    """(x, y) numpy arrays from a dataset / iterable of (x, y) batches."""
-    xs, ys = [], []
-    for batch in data:
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise ValueError("adapt(dataset) needs a dataset of (x, y) batches")
-        xs.append(np.asarray(batch[0]))
-        ys.append(np.asarray(batch[1]).reshape(-1))
-    if not xs:
-        raise ValueError("adapt got an empty dataset")
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-def _convex_layer(generator):
-    for layer in generator._flatten_layers(include_self=True):
-        if isinstance(layer, ConvexGenerator):
-            return layer
-    raise ValueError(f"generator {generator.name!r} contains no ConvexGenerator layer")
-
-
-class RefreshFeatureBank(keras.callbacks.Callback):
-    """Recompute a feature-space GAMO's sample banks with the current F at each epoch start.
-
-    `GAMO.fit` adds it by itself when the model has a feature extractor.
-    """
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.refresh_bank()
-
-
 @keras.saving.register_keras_serializable(package="keras_imbalance")
-class GAMO(MultiPlayerModel):
+class GAMO(ConvexOversamplerBase):
     """GAMO (Mullick et al., ICCV 2019): adversarial convex oversampling inside the classifier's training.
 
     One `train_step` runs one minibatch of Algorithm 1 in the authors' code order:
@@ -91,7 +55,9 @@ class GAMO(MultiPlayerModel):
     `discriminator=None` is the GAMO\\D ablation. Pixel space: M consumes the
     inputs as they are (images or flat vectors) and G combines stored inputs.
     Feature space (`feature_extractor` given): M consumes F(x), the banks hold
-    F's features, recomputed each epoch by `RefreshFeatureBank`.
+    F's features, recomputed each epoch by `RefreshFeatureBank`. The set-up
+    (sample space, `adapt`, banks, deficit sampling, `generate`) is
+    `models.convex_oversampling.ConvexOversamplerBase`'s.
 
     Args:
         classifier: Keras model, (B, *sample_shape) -> (B, C) logits, C >= 2
@@ -122,6 +88,11 @@ class GAMO(MultiPlayerModel):
     """
 
     player_names = ("feature_extractor", "classifier", "discriminator", "generator")
+    adversary_player = "discriminator"
+    convex_layer_class = ConvexGenerator
+    method_name = "GAMO"
+    balanced_error = "the classes are balanced ({counts}); GAMO has no minority class to oversample"
+    ungenerated_error = "class(es) {bad} have no generator unit; minority classes are {minority}"
 
     def __init__(
         self,
@@ -136,36 +107,20 @@ class GAMO(MultiPlayerModel):
         seed=None,
         **kwargs,
     ):
-        super().__init__(seed=seed, **kwargs)
-        self.majority_in_generator_target = bool(majority_in_generator_target)
         if loss not in _LOSSES:
             raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
+        super().__init__(classifier, feature_extractor, latent_dim, seed=seed, **kwargs)
+        self.majority_in_generator_target = bool(majority_in_generator_target)
         self.loss_variant = loss
-        self.latent_dim = int(latent_dim)
         self.label_noise = float(label_noise)
-        self.classifier = classifier
         self.discriminator = discriminator
-        self.feature_extractor = feature_extractor
-        self.num_classes = int(classifier.output_shape[-1])
-        if self.num_classes < 2:
-            raise ValueError(f"the classifier must output C >= 2 class scores, got {classifier.output_shape}")
-        front = feature_extractor if feature_extractor is not None else classifier
-        self.input_sample_shape = tuple(front.input_shape[1:])
-        self.sample_shape = tuple(feature_extractor.output_shape[1:]) if feature_extractor is not None else self.input_sample_shape
-        if feature_extractor is not None and tuple(classifier.input_shape[1:]) != self.sample_shape:
-            raise ValueError(
-                f"the classifier takes {classifier.input_shape[1:]} but the feature extractor outputs {self.sample_shape}"
-            )
-        self.generator = None
-        self._bank_source = None
-        if generator is not None:
-            self._set_generator(generator)
-        self.mark_built(self.input_sample_shape)
+        self._finish_init(generator)
 
     # Set-up ----------------------------------------------------------------
 
     def default_optimizer(self, name):
-        return _paper_adam()
+        # Adam(2e-4, beta_1 = 0.5): the authors' setting for every player.
+        return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
 
     def compile(
         self,
@@ -181,119 +136,30 @@ class GAMO(MultiPlayerModel):
         line 4). Other keyword arguments (e.g. `metrics`) go to `keras.Model.compile`;
         metrics are computed on M's logits for the real batch.
         """
-        super().compile(
-            optimizers={
-                "classifier": classifier_optimizer,
-                "generator": generator_optimizer,
-                "discriminator": discriminator_optimizer,
-                "feature_extractor": feature_extractor_optimizer,
-            },
-            **kwargs,
-        )
+        self._compile_players(classifier_optimizer, discriminator_optimizer, generator_optimizer,
+                              feature_extractor_optimizer, **kwargs)
+
+    def default_generator(self, counts):
+        return GAMOGenerator(counts, self.sample_shape, latent_dim=self.latent_dim)
+
+    def class_deficit(self, counts):
+        """n_max - n_i (Sec. 3.5), float64 (C,)."""
+        return counts.max() - counts
 
     def _set_generator(self, generator):
-        layer = _convex_layer(generator)
-        check_generator_matches(layer, self.num_classes, self.sample_shape, self.latent_dim)
-        self.generator = generator
-        self.convex_generator = layer
-        counts = np.asarray(layer.class_counts, "float64")
-        self.class_counts = [int(c) for c in counts]
-        deficit = counts.max() - counts
-        if deficit.sum() <= 0:
-            raise ValueError(f"the classes are balanced ({self.class_counts}); GAMO has no minority class to oversample")
-        self._deficit_logits = deficit_log_probabilities(deficit)
-        self._minority = np.asarray(layer.minority_classes, "int32")
+        super()._set_generator(generator)
         # Eq. 6 sums L_i7 + L_i8 over minority outputs i only (j in C \ {i, c}):
         # G is not asked to make its samples look like the majority class. The
         # code's target 1 - onehot also scores the majority output.
         columns = np.isin(np.arange(self.num_classes), self._minority) | bool(self.majority_in_generator_target)
         self._generator_columns = columns.astype("float32")
 
-    def adapt(self, x, y=None):
-        """Derive the class counts from the data and store each minority class's samples.
-
-        Args:
-            x: samples (N, *input_shape) with `y` (N,) sparse labels, or a
-               dataset / iterable of `(x, y)` batches with `y=None`.
-
-        Class ids are the user's: the majority is the largest class, wherever
-        it is. Every class 0..C-1 of the classifier must occur, the data must
-        not be balanced, and a generator given at construction must have been
-        built for these counts.
-        """
-        if y is None:
-            x, y = _collect(x)
-        x, y = check_xy(x, y, num_classes=self.num_classes)
-        check_sample_shape(x.shape[1:], self.input_sample_shape)
-        counts = class_counts(y, self.num_classes)
-        if self.generator is None:
-            if np.all(counts == counts[0]):
-                raise ValueError(f"the classes are balanced ({counts.tolist()}); GAMO has no minority class to oversample")
-            self._set_generator(GAMOGenerator(counts.tolist(), self.sample_shape, latent_dim=self.latent_dim))
-            if self.compiled:
-                self.build_optimizers()
-        elif list(counts) != self.class_counts:
-            raise ValueError(f"the data has class counts {counts.tolist()}, the generator was built for {self.class_counts}")
-        keep = np.isin(y, self._minority)
-        self._bank_source = (x[keep].astype("float32"), y[keep])
-        self.refresh_bank()
-        return self
-
-    def refresh_bank(self, batch_size=256):
-        """Refill the banks from the adapted samples (through F in feature space)."""
-        if self._bank_source is None:
-            return
-        x, y = self._bank_source
-        if self.feature_extractor is not None:
-            x = np.concatenate(
-                [np.asarray(self.feature_extractor(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
-            )
-        self.convex_generator.set_banks(x, y)
-
-    def fit(self, *args, callbacks=None, **kwargs):
-        if self.generator is None or self._bank_source is None and not self._has_bank():
-            raise ValueError("call adapt(x, y) (or adapt(dataset)) before fit: GAMO needs the class counts and samples")
-        check_fit_data(args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y"),
-                       self.input_sample_shape, self.num_classes)
-        callbacks = list(callbacks or [])
-        if self.feature_extractor is not None and not any(isinstance(c, RefreshFeatureBank) for c in callbacks):
-            callbacks.append(RefreshFeatureBank())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+    def _is_adapted(self):
+        # A reloaded GAMO carries its banks in G's weights and can fit without adapt.
+        return self.generator is not None and (self._bank_source is not None or self._has_bank())
 
     def _has_bank(self):
         return any(float(ops.max(ops.abs(b))) > 0 for b in self.convex_generator.banks)
-
-    # Forward ----------------------------------------------------------------
-
-    def features(self, x, training=False):
-        return self.feature_extractor(x, training=training) if self.feature_extractor is not None else x
-
-    def call(self, x, training=False):
-        return self.classifier(self.features(x, training=training), training=training)
-
-    def generate(self, labels, seed=None):
-        """Samples of the given minority classes, (n, *sample_shape) numpy.
-
-        `seed` (int) makes the draw reproducible; None uses the model's seed
-        generator. In feature space these are feature vectors (see `GAMO2Pix`).
-        """
-        if self.generator is None:
-            raise ValueError("the model is not adapted: call adapt(x, y) first")
-        labels = check_labels(labels, self.num_classes, name="labels").astype("int32")
-        bad = sorted(set(labels.tolist()) - set(self._minority.tolist()))
-        if bad:
-            raise ValueError(f"class(es) {bad} have no generator unit; minority classes are {self._minority.tolist()}")
-        z = keras.random.normal((len(labels), self.latent_dim), seed=seed if seed is not None else self.seed_generator)
-        return np.asarray(self.generator([z, ops.convert_to_tensor(labels)], training=False))
-
-    @property
-    def minority_classes(self):
-        """The class ids that have a generator unit (every class but the largest)."""
-        return [] if self.generator is None else self._minority.tolist()
-
-    def sample(self, n, class_id, seed=None):
-        """n generated samples of one minority class."""
-        return self.generate(np.full((int(n),), int(class_id)), seed=seed)
 
     # Training ---------------------------------------------------------------
 
@@ -374,13 +240,6 @@ class GAMO(MultiPlayerModel):
                 loss_g_d = self._adversarial_loss(ops.ones_like(d_out), d_out)
             self.apply_player_gradients("generator", tape, loss_g_d)
         return self.metrics_result()
-
-    def draw_fake_labels(self, n, seed=None):
-        """n labels with P(i) proportional to n_max - n_i (Alg. 1 line 10), int32 (n,)."""
-        draws = keras.random.categorical(
-            ops.convert_to_tensor(self._deficit_logits)[None, :], n, seed=seed if seed is not None else self.seed_generator
-        )
-        return ops.cast(ops.reshape(draws, (-1,)), "int32")
 
     # Serialization ------------------------------------------------------------
 
@@ -512,7 +371,7 @@ class GAMO2Pix(MultiPlayerModel):
         """n images of a minority class: GAMO feature samples decoded by that class's VAE."""
         if self.generator is None:
             raise ValueError("GAMO2Pix has no generator; pass GAMO's generator (GAMO2Pix.from_gamo)")
-        layer = _convex_layer(self.generator)
+        layer = find_layer(self.generator, ConvexGenerator, role="generator")
         if int(class_id) not in layer.minority_classes:
             raise ValueError(f"class {class_id} has no generator unit; minority classes are {layer.minority_classes}")
         z = keras.random.normal((int(n), layer.latent_dim), seed=seed if seed is not None else self.seed_generator)

@@ -15,25 +15,11 @@ import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.applications.polarity_gan import PolarityCritic, PolarityDecoder, PolarityEncoder, PolarityGenerator
-from keras_imbalance.datasets.validation import check_fit_data, check_labels, check_xy, class_counts
+from keras_imbalance.datasets.validation import check_xy
 from keras_imbalance.layers.convex_autoencoder import ConvexDecoder, GaussianConvexGenerator
 from keras_imbalance.metrics import uncertainty_scores
-from keras_imbalance.models.base import MultiPlayerModel, draw_for_replica, replica_layout
-from keras_imbalance.models.gamo import RefreshFeatureBank, _collect
-from keras_imbalance.models.convex_oversampling import check_generator_matches
-from keras_imbalance.models.convex_oversampling import deficit_log_probabilities
-
-
-def _paper_adam():
-    # Sec. 5.1: Adam, learning rate 2e-4, beta_1 = 0.6, for every network.
-    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.6)
-
-
-def _find_layer(model, cls):
-    for layer in model._flatten_layers(include_self=True):
-        if isinstance(layer, cls):
-            return layer
-    raise ValueError(f"model {model.name!r} contains no {cls.__name__} layer")
+from keras_imbalance.models.base import draw_for_replica, replica_layout
+from keras_imbalance.models.convex_oversampling import ConvexOversamplerBase, find_layer
 
 
 class _Stage1:
@@ -51,7 +37,7 @@ class _Stage1:
 
 
 @keras.saving.register_keras_serializable(package="keras_imbalance")
-class PolarityGAN(MultiPlayerModel):
+class PolarityGAN(ConvexOversamplerBase):
     """PolarityGAN: autoencoder-initialized convex generator vs a Wasserstein critic and the classifier.
 
     **Stage 1** (`pretrain_autoencoder`, run by `fit` when G is not yet
@@ -128,8 +114,10 @@ class PolarityGAN(MultiPlayerModel):
 
     Pixel space (`feature_extractor=None`): C consumes the inputs and G mixes
     stored inputs. Feature space: C consumes F(x); the banks hold F's
-    features, recomputed at each epoch start (`models.gamo.RefreshFeatureBank`),
-    and stage 1 reconstructs F's features of the inputs (F frozen).
+    features, recomputed at each epoch start (`models.RefreshFeatureBank`),
+    and stage 1 reconstructs F's features of the inputs (F frozen). The set-up
+    (sample space, `adapt`, banks, deficit sampling, `generate`) is
+    `models.convex_oversampling.ConvexOversamplerBase`'s.
 
     Args:
         classifier: Keras model, samples -> (B, C) logits, C >= 2.
@@ -156,6 +144,11 @@ class PolarityGAN(MultiPlayerModel):
     """
 
     player_names = ("feature_extractor", "classifier", "critic", "generator")
+    adversary_player = "critic"
+    convex_layer_class = GaussianConvexGenerator
+    method_name = "PolarityGAN"
+    balanced_error = "the classes are balanced ({counts}); PolarityGAN has no class to generate"
+    ungenerated_error = "class(es) {bad} are not generated; generated classes are {minority}"
 
     def __init__(
         self,
@@ -173,44 +166,27 @@ class PolarityGAN(MultiPlayerModel):
         seed=None,
         **kwargs,
     ):
-        super().__init__(seed=seed, **kwargs)
-        self.latent_dim = int(latent_dim)
+        if int(critic_steps) < 1:
+            raise ValueError(f"critic_steps must be >= 1, got {critic_steps}")
+        if float(gradient_penalty) < 0:
+            raise ValueError(f"gradient_penalty must be >= 0, got {gradient_penalty}")
+        super().__init__(classifier, feature_extractor, latent_dim, seed=seed, **kwargs)
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.autoencoder_epochs = int(autoencoder_epochs)
         self.critic_steps = int(critic_steps)
-        if self.critic_steps < 1:
-            raise ValueError(f"critic_steps must be >= 1, got {critic_steps}")
         self.gradient_penalty_weight = float(gradient_penalty)
-        if self.gradient_penalty_weight < 0:
-            raise ValueError(f"gradient_penalty must be >= 0, got {gradient_penalty}")
         self.latent_ridge = float(latent_ridge)
-        self.classifier = classifier
-        self.feature_extractor = feature_extractor
-        self.num_classes = int(classifier.output_shape[-1])
-        if self.num_classes < 2:
-            raise ValueError(f"the classifier must output C >= 2 class scores, got {classifier.output_shape}")
-        front = feature_extractor if feature_extractor is not None else classifier
-        self.input_sample_shape = tuple(front.input_shape[1:])
-        self.sample_shape = (
-            tuple(feature_extractor.output_shape[1:]) if feature_extractor is not None else self.input_sample_shape
-        )
-        if feature_extractor is not None and tuple(classifier.input_shape[1:]) != self.sample_shape:
-            raise ValueError(
-                f"the classifier takes {classifier.input_shape[1:]} but the feature extractor outputs {self.sample_shape}"
-            )
         self.critic = critic if critic is not None else PolarityCritic(self.sample_shape, self.num_classes)
         self.penalty_tracker = keras.metrics.Mean(name="gradient_penalty")
         self._stage1 = _Stage1(encoder)
         self._train_data = None
-        self.generator = None
-        if generator is not None:
-            self._set_generator(generator)
-        self.mark_built(self.input_sample_shape)
+        self._finish_init(generator)
 
     # Set-up ------------------------------------------------------------------
 
     def default_optimizer(self, name):
-        return _paper_adam()
+        # Sec. 5.1: Adam, learning rate 2e-4, beta_1 = 0.6, for every network.
+        return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.6)
 
     def compile(
         self,
@@ -225,31 +201,24 @@ class PolarityGAN(MultiPlayerModel):
         Other keyword arguments (e.g. `metrics`) go to `keras.Model.compile`;
         metrics are computed on C's logits for the real batch.
         """
-        super().compile(
-            optimizers={
-                "classifier": classifier_optimizer,
-                "critic": critic_optimizer,
-                "generator": generator_optimizer,
-                "feature_extractor": feature_extractor_optimizer,
-            },
-            **kwargs,
-        )
+        self._compile_players(classifier_optimizer, critic_optimizer, generator_optimizer,
+                              feature_extractor_optimizer, **kwargs)
+
+    def default_generator(self, counts):
+        return PolarityGenerator(counts, self.sample_shape, latent_dim=self.latent_dim, hidden_units=self.hidden_units)
+
+    def class_deficit(self, counts):
+        """p_k - p_i with the priors p_i = n_i / N (Alg. 1 line 6), float64 (C,)."""
+        priors = counts / counts.sum()
+        return priors.max() - priors
 
     def _set_generator(self, generator):
-        layer = _find_layer(generator, GaussianConvexGenerator)
-        check_generator_matches(layer, self.num_classes, self.sample_shape, self.latent_dim)
-        self.generator = generator
-        self.convex_generator = layer
-        counts = np.asarray(layer.class_counts, "float64")
-        self.class_counts = [int(c) for c in counts]
-        priors = counts / counts.sum()
-        deficit = priors.max() - priors
-        if deficit.sum() <= 0:
-            raise ValueError(f"the classes are balanced ({self.class_counts}); PolarityGAN has no class to generate")
         # Eq. 6's weights p_k - p_j of the one-vs-rest negative terms.
-        self._negative_weights = deficit.astype("float32")
-        self._deficit_logits = deficit_log_probabilities(deficit)
-        self._minority = np.asarray(layer.minority_classes, "int32")
+        self._negative_weights = super()._set_generator(generator).astype("float32")
+
+    def _check_input_shape(self, x):
+        if tuple(x.shape[1:]) != self.input_sample_shape:
+            raise ValueError(f"samples have shape {x.shape[1:]}, the model takes {self.input_sample_shape}")
 
     def adapt(self, x, y=None):
         """Derive the class counts from the data, store the samples G combines.
@@ -262,41 +231,10 @@ class PolarityGAN(MultiPlayerModel):
         generator given at construction must have been built for these counts.
         The data are kept for stage 1 (`pretrain_autoencoder`).
         """
-        if y is None:
-            x, y = _collect(x)
-        x, y = check_xy(x, y, num_classes=self.num_classes)
-        if tuple(x.shape[1:]) != self.input_sample_shape:
-            raise ValueError(f"samples have shape {x.shape[1:]}, the model takes {self.input_sample_shape}")
-        counts = class_counts(y, self.num_classes)
-        if self.generator is None:
-            if np.all(counts == counts[0]):
-                raise ValueError(f"the classes are balanced ({counts.tolist()}); PolarityGAN has no class to generate")
-            self._set_generator(
-                PolarityGenerator(counts.tolist(), self.sample_shape, latent_dim=self.latent_dim, hidden_units=self.hidden_units)
-            )
-            if self.compiled:
-                self.build_optimizers()
-        elif list(counts) != self.class_counts:
-            raise ValueError(f"the data has class counts {counts.tolist()}, the generator was built for {self.class_counts}")
-        self._train_data = (x.astype("float32"), y)
-        self.refresh_bank()
+        x, y = self._adapt_class_counts(x, y)
+        self._train_data = (x, y)
+        self._set_bank_source(x, y)
         return self
-
-    def _samples_of(self, x, batch_size=256):
-        """The generator's sample space: x itself, or F(x) in feature space (F in inference mode)."""
-        if self.feature_extractor is None:
-            return x
-        return np.concatenate(
-            [np.asarray(self.feature_extractor(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
-        )
-
-    def refresh_bank(self):
-        """Refill G's banks from the adapted data (through F in feature space)."""
-        if self._train_data is None:
-            return
-        x, y = self._train_data
-        keep = np.isin(y, self._minority)
-        self.convex_generator.set_banks(self._samples_of(x[keep]), y[keep])
 
     # Stage 1 ------------------------------------------------------------------
 
@@ -346,7 +284,7 @@ class PolarityGAN(MultiPlayerModel):
             raise ValueError(f"the encoder outputs {encoder.output_shape[1:]}, expected ({self.latent_dim},)")
         decoder = PolarityDecoder(len(x), self.sample_shape, self.latent_dim, self.num_classes, hidden_units=cg.hidden_units,
                                   batchnorm_momentum=cg.batchnorm_momentum)
-        decoder_layer = _find_layer(decoder, ConvexDecoder)
+        decoder_layer = find_layer(decoder, ConvexDecoder)
         decoder_layer.set_bank(targets)
         self._stage1.decoder = decoder
         inputs = keras.Input(self.input_sample_shape)
@@ -383,47 +321,14 @@ class PolarityGAN(MultiPlayerModel):
             raise ValueError("no autoencoder: run pretrain_autoencoder first")
         return np.asarray(self.decoder(self.encoder(ops.convert_to_tensor(x, "float32"), training=False), training=False))
 
-    def fit(self, *args, callbacks=None, **kwargs):
-        if self.generator is None:
-            raise ValueError("call adapt(x, y) (or adapt(dataset)) before fit: PolarityGAN needs the class counts and samples")
-        check_fit_data(args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y"),
-                       self.input_sample_shape, self.num_classes)
+    def _before_fit(self, batch_size):
+        # `fit` runs stage 1 first while G is not initialized (class docstring).
         if not self.autoencoder_initialized and self.autoencoder_epochs > 0:
             if self._train_data is None:
                 raise ValueError("stage 1 needs the training data: call adapt(x, y) before fit")
-            self.pretrain_autoencoder(batch_size=kwargs.get("batch_size") or 32)
-        callbacks = list(callbacks or [])
-        if self.feature_extractor is not None and not any(isinstance(c, RefreshFeatureBank) for c in callbacks):
-            callbacks.append(RefreshFeatureBank())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+            self.pretrain_autoencoder(batch_size=batch_size or 32)
 
-    # Forward ------------------------------------------------------------------
-
-    def features(self, x, training=False):
-        return self.feature_extractor(x, training=training) if self.feature_extractor is not None else x
-
-    def call(self, x, training=False):
-        return self.classifier(self.features(x, training=training), training=training)
-
-    @property
-    def minority_classes(self):
-        """The class ids G generates (every class but the largest)."""
-        return [] if self.generator is None else self._minority.tolist()
-
-    def generate(self, labels, seed=None):
-        """Samples of the given classes, (n, *sample_shape) numpy; `seed` (int) makes the draw reproducible."""
-        if self.generator is None:
-            raise ValueError("the model is not adapted: call adapt(x, y) first")
-        labels = check_labels(labels, self.num_classes, name="labels").astype("int32")
-        bad = sorted(set(labels.tolist()) - set(self._minority.tolist()))
-        if bad:
-            raise ValueError(f"class(es) {bad} are not generated; generated classes are {self._minority.tolist()}")
-        eps = keras.random.normal((len(labels), self.latent_dim), seed=seed if seed is not None else self.seed_generator)
-        return np.asarray(self.generator([eps, ops.convert_to_tensor(labels)], training=False))
-
-    def sample(self, n, class_id, seed=None):
-        """n generated samples of one class."""
-        return self.generate(np.full((int(n),), int(class_id)), seed=seed)
+    # Evaluation ---------------------------------------------------------------
 
     def uncertainty_report(self, n=100, x=None, y=None, seed=0, batch_size=256):
         """Eqs. 7-10 on C's predictions for generated vs real samples of the generated classes.
@@ -513,13 +418,6 @@ class PolarityGAN(MultiPlayerModel):
         d_fake = self.critic([fake, onehot], training=True)
         penalty = self.gradient_penalty(real, fake, onehot, seed=seed, alpha=alpha)
         return ops.mean(d_fake) - ops.mean(d_real) + self.gradient_penalty_weight * penalty, penalty
-
-    def draw_fake_labels(self, n, seed=None):
-        """n labels with P(i) proportional to p_k - p_i (Alg. 1 line 6), int32 (n,)."""
-        draws = keras.random.categorical(
-            ops.convert_to_tensor(self._deficit_logits)[None, :], n, seed=seed if seed is not None else self.seed_generator
-        )
-        return ops.cast(ops.reshape(draws, (-1,)), "int32")
 
     def draw_real(self, labels, seed=None, uniform=None):
         """One stored sample of each row's class, uniformly within the class, (B, *sample_shape).
