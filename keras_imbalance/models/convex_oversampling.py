@@ -94,6 +94,7 @@ class ConvexOversamplerBase(MultiPlayerModel):
         player_names: the four players, `adversary_player` among them.
         adversary_player: the attribute name of D ("discriminator", "critic").
         convex_layer_class: the convex layer G must contain.
+        generator_role: how the error for a G without it names G.
         method_name: the model's name in error messages.
         balanced_error: the message for balanced data, `str.format`ted with `counts`.
         ungenerated_error: the message for labels G has no unit for,
@@ -109,6 +110,7 @@ class ConvexOversamplerBase(MultiPlayerModel):
 
     adversary_player = None
     convex_layer_class = None
+    generator_role = "generator"
     method_name = None
     balanced_error = None
     ungenerated_error = None
@@ -129,7 +131,7 @@ class ConvexOversamplerBase(MultiPlayerModel):
                 f"the classifier takes {classifier.input_shape[1:]} but the feature extractor outputs {self.sample_shape}"
             )
         self.generator = None
-        self._bank_source = None
+        self._adapted_data = None
 
     def _finish_init(self, generator):
         """Take a generator given at construction (None: `adapt` builds one) and mark the model built."""
@@ -149,7 +151,7 @@ class ConvexOversamplerBase(MultiPlayerModel):
 
     def _set_generator(self, generator):
         """Install G; returns the class deficit (C,) G's labels are drawn in proportion to."""
-        layer = find_layer(generator, self.convex_layer_class, role="generator")
+        layer = find_layer(generator, self.convex_layer_class, role=self.generator_role)
         check_generator_matches(layer, self.num_classes, self.sample_shape, self.latent_dim)
         self.generator = generator
         self.convex_generator = layer
@@ -197,16 +199,12 @@ class ConvexOversamplerBase(MultiPlayerModel):
         Class ids are the user's: the majority is the largest class, wherever
         it is. Every class 0..C-1 of the classifier must occur, the data must
         not be balanced, and a generator given at construction must have been
-        built for these counts.
+        built for these counts. The data are kept (float32): `refresh_bank`
+        refills the banks from them, PolarityGAN's stage 1 trains on them.
         """
-        self._set_bank_source(*self._adapt_class_counts(x, y))
-        return self
-
-    def _set_bank_source(self, x, y):
-        """Keep the minority samples of (x, y) as the source of G's banks and fill the banks."""
-        keep = np.isin(y, self._minority)
-        self._bank_source = (x[keep], y[keep])
+        self._adapted_data = self._adapt_class_counts(x, y)
         self.refresh_bank()
+        return self
 
     def _samples_of(self, x, batch_size=256):
         """The generator's sample space: x itself, or F(x) in feature space (F in inference mode), numpy."""
@@ -217,11 +215,12 @@ class ConvexOversamplerBase(MultiPlayerModel):
         )
 
     def refresh_bank(self, batch_size=256):
-        """Refill G's banks from the adapted minority samples (through F in feature space)."""
-        if self._bank_source is None:
+        """Refill G's banks with the adapted minority samples (through F in feature space)."""
+        if self._adapted_data is None:
             return
-        x, y = self._bank_source
-        self.convex_generator.set_banks(self._samples_of(x, batch_size), y)
+        x, y = self._adapted_data
+        keep = np.isin(y, self._minority)
+        self.convex_generator.set_banks(self._samples_of(x[keep], batch_size), y[keep])
 
     def _is_adapted(self):
         """Whether `fit` may start: G exists (built by `adapt` or given)."""
@@ -232,7 +231,9 @@ class ConvexOversamplerBase(MultiPlayerModel):
 
     def fit(self, *args, callbacks=None, **kwargs):
         if not self._is_adapted():
-            raise ValueError(f"call adapt(x, y) (or adapt(dataset)) before fit: {self.method_name} needs the class counts and samples")
+            raise ValueError(
+                f"call adapt(x, y) (or adapt(dataset)) before fit: {self.method_name} needs the class counts and samples"
+            )
         check_fit_data(args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y"),
                        self.input_sample_shape, self.num_classes)
         self._before_fit(kwargs.get("batch_size"))
@@ -274,7 +275,7 @@ class ConvexOversamplerBase(MultiPlayerModel):
         return self.generate(np.full((int(n),), int(class_id)), seed=seed)
 
     def draw_fake_labels(self, n, seed=None):
-        """n labels with P(i) proportional to the class deficit (GAMO Alg. 1 line 10, PolarityGAN Alg. 1 line 6), int32 (n,)."""
+        """n labels, P(i) proportional to the deficit (GAMO Alg. 1 line 10; PolarityGAN Alg. 1 line 6), int32 (n,)."""
         draws = keras.random.categorical(
             ops.convert_to_tensor(self._deficit_logits)[None, :], n, seed=seed if seed is not None else self.seed_generator
         )

@@ -55,9 +55,8 @@ class GAMO(ConvexOversamplerBase):
     `discriminator=None` is the GAMO\\D ablation. Pixel space: M consumes the
     inputs as they are (images or flat vectors) and G combines stored inputs.
     Feature space (`feature_extractor` given): M consumes F(x), the banks hold
-    F's features, recomputed each epoch by `RefreshFeatureBank`. The set-up
-    (sample space, `adapt`, banks, deficit sampling, `generate`) is
-    `models.convex_oversampling.ConvexOversamplerBase`'s.
+    F's features, recomputed each epoch by `RefreshFeatureBank`. Set-up
+    shared with PolarityGAN: `models.convex_oversampling.ConvexOversamplerBase`.
 
     Args:
         classifier: Keras model, (B, *sample_shape) -> (B, C) logits, C >= 2
@@ -156,10 +155,9 @@ class GAMO(ConvexOversamplerBase):
 
     def _is_adapted(self):
         # A reloaded GAMO carries its banks in G's weights and can fit without adapt.
-        return self.generator is not None and (self._bank_source is not None or self._has_bank())
-
-    def _has_bank(self):
-        return any(float(ops.max(ops.abs(b))) > 0 for b in self.convex_generator.banks)
+        return self.generator is not None and (
+            self._adapted_data is not None or any(float(ops.max(ops.abs(b))) > 0 for b in self.convex_generator.banks)
+        )
 
     # Training ---------------------------------------------------------------
 

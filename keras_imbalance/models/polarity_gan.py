@@ -115,9 +115,8 @@ class PolarityGAN(ConvexOversamplerBase):
     Pixel space (`feature_extractor=None`): C consumes the inputs and G mixes
     stored inputs. Feature space: C consumes F(x); the banks hold F's
     features, recomputed at each epoch start (`models.RefreshFeatureBank`),
-    and stage 1 reconstructs F's features of the inputs (F frozen). The set-up
-    (sample space, `adapt`, banks, deficit sampling, `generate`) is
-    `models.convex_oversampling.ConvexOversamplerBase`'s.
+    and stage 1 reconstructs F's features of the inputs (F frozen). Set-up
+    shared with GAMO: `models.convex_oversampling.ConvexOversamplerBase`.
 
     Args:
         classifier: Keras model, samples -> (B, C) logits, C >= 2.
@@ -146,6 +145,7 @@ class PolarityGAN(ConvexOversamplerBase):
     player_names = ("feature_extractor", "classifier", "critic", "generator")
     adversary_player = "critic"
     convex_layer_class = GaussianConvexGenerator
+    generator_role = "model"
     method_name = "PolarityGAN"
     balanced_error = "the classes are balanced ({counts}); PolarityGAN has no class to generate"
     ungenerated_error = "class(es) {bad} are not generated; generated classes are {minority}"
@@ -179,7 +179,6 @@ class PolarityGAN(ConvexOversamplerBase):
         self.critic = critic if critic is not None else PolarityCritic(self.sample_shape, self.num_classes)
         self.penalty_tracker = keras.metrics.Mean(name="gradient_penalty")
         self._stage1 = _Stage1(encoder)
-        self._train_data = None
         self._finish_init(generator)
 
     # Set-up ------------------------------------------------------------------
@@ -220,22 +219,6 @@ class PolarityGAN(ConvexOversamplerBase):
         if tuple(x.shape[1:]) != self.input_sample_shape:
             raise ValueError(f"samples have shape {x.shape[1:]}, the model takes {self.input_sample_shape}")
 
-    def adapt(self, x, y=None):
-        """Derive the class counts from the data, store the samples G combines.
-
-        Args:
-            x: inputs (N, *input_shape) with `y` (N,) sparse labels, or a
-               dataset / iterable of `(x, y)` batches with `y=None`.
-
-        Every class 0..C-1 must occur and the data must not be balanced; a
-        generator given at construction must have been built for these counts.
-        The data are kept for stage 1 (`pretrain_autoencoder`).
-        """
-        x, y = self._adapt_class_counts(x, y)
-        self._train_data = (x, y)
-        self._set_bank_source(x, y)
-        return self
-
     # Stage 1 ------------------------------------------------------------------
 
     @property
@@ -271,9 +254,9 @@ class PolarityGAN(ConvexOversamplerBase):
         """
         if x is not None:
             self.adapt(x, y)
-        if self._train_data is None:
+        if self._adapted_data is None:
             raise ValueError("pretrain_autoencoder needs data: call adapt(x, y) first or pass x, y")
-        x, y = self._train_data
+        x, y = self._adapted_data
         epochs = self.autoencoder_epochs if epochs is None else int(epochs)
         targets = self._samples_of(x)
         cg = self.convex_generator
@@ -324,7 +307,7 @@ class PolarityGAN(ConvexOversamplerBase):
     def _before_fit(self, batch_size):
         # `fit` runs stage 1 first while G is not initialized (class docstring).
         if not self.autoencoder_initialized and self.autoencoder_epochs > 0:
-            if self._train_data is None:
+            if self._adapted_data is None:
                 raise ValueError("stage 1 needs the training data: call adapt(x, y) before fit")
             self.pretrain_autoencoder(batch_size=batch_size or 32)
 
