@@ -199,12 +199,17 @@ class ConvexOversamplerBase(MultiPlayerModel):
         Class ids are the user's: the majority is the largest class, wherever
         it is. Every class 0..C-1 of the classifier must occur, the data must
         not be balanced, and a generator given at construction must have been
-        built for these counts. The data are kept (float32): `refresh_bank`
-        refills the banks from them, PolarityGAN's stage 1 trains on them.
+        built for these counts. The samples `_keep_adapted` selects are kept
+        (float32): `refresh_bank` refills the banks from them.
         """
-        self._adapted_data = self._adapt_class_counts(x, y)
+        self._adapted_data = self._keep_adapted(*self._adapt_class_counts(x, y))
         self.refresh_bank()
         return self
+
+    def _keep_adapted(self, x, y):
+        """What `adapt` keeps of the data: the minority samples, all the banks need."""
+        keep = np.isin(y, self._minority)
+        return x[keep], y[keep]
 
     def _samples_of(self, x, batch_size=256):
         """The generator's sample space: x itself, or F(x) in feature space (F in inference mode), numpy."""

@@ -304,6 +304,10 @@ class PolarityGAN(ConvexOversamplerBase):
             raise ValueError("no autoencoder: run pretrain_autoencoder first")
         return np.asarray(self.decoder(self.encoder(ops.convert_to_tensor(x, "float32"), training=False), training=False))
 
+    def _keep_adapted(self, x, y):
+        # Stage 1 trains the autoencoder on every class, not only the banks' minority.
+        return x, y
+
     def _before_fit(self, batch_size):
         # `fit` runs stage 1 first while G is not initialized (class docstring).
         if not self.autoencoder_initialized and self.autoencoder_epochs > 0:
