@@ -551,11 +551,11 @@ class M2m(PresetLoadingMixin, keras.Model):
             candidate = ops.logical_and(candidate, coin)
 
         if compact:
-            translated, log_p, confident = self._translate_candidates(x, x_all, labels, seed_index, seed_class, candidate, start_delta)
+            translated, confidence, confident = self._translate_candidates(x, x_all, labels, seed_index, seed_class, candidate, start_delta)
         else:
             translated = self._translate(ops.take(x_all, seed_index, axis=0), labels, seed_class, start_delta)
             log_p = self._target_log_prob(translated, labels)
-            confident = self._confident(log_p)
+            confidence, confident = ops.exp(log_p), self._confident(log_p)
         accepted = ops.logical_and(candidate, confident)
         mask = ops.reshape(accepted, (-1,) + (1,) * (len(x.shape) - 1))
         mixed = ops.where(mask, ops.cast(translated, x.dtype), x)
@@ -569,7 +569,7 @@ class M2m(PresetLoadingMixin, keras.Model):
             "seed_class": seed_class,
             "accept_probability": p_seed,
             "has_seed": has_seed,
-            "translator_confidence": ops.exp(log_p),
+            "translator_confidence": confidence,
         }
 
     def _target_log_prob(self, x, target):
@@ -583,7 +583,7 @@ class M2m(PresetLoadingMixin, keras.Model):
         return -log_p <= self.gamma
 
     def _translate_candidates(self, x, x_all, labels, seed_index, seed_class, candidate, start_delta):
-        """Translate the candidate rows only; (B, ...) x* (the input elsewhere), (B,) log p (0 elsewhere), (B,) bool.
+        """Translate the candidate rows only: (B, ...) x* (the input elsewhere), (B,) softmax_g(x*)[k] (0 elsewhere), (B,) gamma test.
 
         The gather/scatter has a data-dependent size, which is fine for graph
         mode and `tf.distribute` (per replica) but not for XLA.
@@ -605,9 +605,9 @@ class M2m(PresetLoadingMixin, keras.Model):
         x_star, log_p = tf.cond(tf.size(idx) > 0, run, empty)
         translated = tf.tensor_scatter_nd_update(tf.cast(x, "float32"), rows, x_star)
         batch_shape = tf.shape(candidate, out_type=tf.int64)
-        log_p_all = tf.scatter_nd(rows, log_p, batch_shape)
+        confidence = tf.scatter_nd(rows, ops.exp(log_p), batch_shape)
         confident = tf.scatter_nd(rows, tf.cast(self._confident(log_p), "int32"), batch_shape) > 0
-        return translated, log_p_all, confident
+        return translated, confidence, confident
 
     def oversample_batch(self, x, y):
         """Run the M2m mix on one batch (ignores `start_epoch`); for inspection.
