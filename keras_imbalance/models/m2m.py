@@ -163,36 +163,38 @@ class M2m(PresetLoadingMixin, keras.Model):
             "uses a higher gamma due to the smoothed prediction".
         translated_positions: which positions of the batch go through the T
             input-gradient steps (the bulk of the step's cost):
-            - `"all"` (default): every one of the B positions, fixed shapes
-              throughout (the house rule for `train_step`; XLA and
-              `tf.distribute` friendly); the results at positions that cannot
-              be accepted are computed and discarded. More than the paper
-              asks: Algorithm 1 translates each generation (lines 4-10) and
-              then rejects (lines 11-15), and the authors' code translates
-              the generation slots that have a seed class, then draws the
-              Bernoulli rejection.
-            - `"candidates"`: only the *candidates*, generation slots with a
-              seed whose Bernoulli acceptance draw (eq. 3) succeeds. That
-              draw depends on k0 and k only, never on x*, so it is made
-              before the translation (all random draws are made, in the same
-              order, for the whole batch); the candidates are gathered
-              (a data-dependent size inside the graph), translated, tested
-              against gamma and scattered back, and the batch that reaches
-              f keeps its (B, ...) shape. This translates a subset of what
-              the authors' code translates: the slots its rejection would
-              discard anyway are skipped. The mixed batch and the metrics
-              are the same as with `"all"` for the same seed, not only in
-              distribution: both modes draw the same random numbers, and an
-              input-gradient step of one row depends only on that row (f and
-              g in inference mode). Only float rounding differs (kernels run
-              on a smaller batch), which can flip a translation whose loss
-              is within ~1e-6 of gamma. Measured 1.6x faster steps on
-              SmallCNN and 1.8x on ResNet32 (T = 10, ratio-10 long-tailed
-              data, 46 % of the positions translated; docs/performance.md).
-              Under `jit_compile=True` the training step falls back to
-              `"all"` (XLA needs static shapes). `oversample_batch` follows
-              the option.
-            Opt-in so that the default keeps the house rule's fixed shapes.
+            - `"all"` (default): every one of the B positions, with fixed
+              shapes throughout (the house rule for `train_step`, which XLA
+              needs); x* is computed and discarded wherever it cannot be
+              accepted. That is more than the method needs: Algorithm 1
+              translates each generation (lines 4-10), then rejects (lines
+              11-15), and the authors' code translates the generation slots
+              that have a seed class, then draws the rejection.
+            - `"candidates"`: only the *candidates*: generation slots with a
+              seed whose Bernoulli acceptance draw (eq. 3) succeeds, a subset
+              of what the authors' code translates. An x* is accepted iff its
+              position is a slot, has a seed, passes the Bernoulli draw and
+              passes the gamma test; only the last depends on x*, so the
+              rejection can be drawn before translating. Every random draw
+              is still made for the whole batch and in the default's order
+              (slots, seeds, start noise, rejection); the candidates are
+              then gathered (a data-dependent size inside the graph),
+              translated, tested against gamma and scattered back, so the
+              batch that reaches f keeps its (B, ...) shape. Equivalent to
+              `"all"` for the same seed, draw for draw and not only in
+              distribution: the random numbers are the same, and a row's x*
+              depends only on that row (f and g in inference mode, per-row
+              loss terms). Only float rounding differs (kernels on a smaller
+              batch), which could flip a gamma test within ~1e-6 of the
+              threshold. Measured 1.6x faster steps on SmallCNN and
+              1.8-2.1x on ResNet32 (batch 128, T = 10, imbalance ratio 10,
+              45 % of the positions translated; docs/performance.md); the
+              fewer the candidates, the larger the saving. Under
+              `jit_compile=True` the training step falls back to `"all"`
+              (XLA needs static shapes). Under `tf.distribute` each replica
+              translates its own candidates. `oversample_batch` follows the
+              option.
+            Opt-in: the default keeps the fixed shapes.
         num_classes: C, inferred from the classifier's output shape if None.
         seed: int seed of the model's `keras.random.SeedGenerator`.
 
