@@ -601,7 +601,7 @@ class M2m(PresetLoadingMixin, keras.Model):
             return x_star, self._target_log_prob(x_star, target)
 
         def empty():
-            # Keras' batch norm fails on a 0-row batch inside a graph; skip it.
+            # A 0-row batch fails inside a graph (seen in SmallCNN's batch norm: a shape error); skip it.
             return tf.zeros_like(x_seed, dtype="float32"), tf.zeros_like(target, dtype="float32")
 
         x_star, log_p = tf.cond(tf.size(idx) > 0, run, empty)
