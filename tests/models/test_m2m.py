@@ -336,6 +336,17 @@ def test_candidates_mode_fit_translates_a_data_dependent_number_of_rows():
     assert traced_rows == [None], traced_rows  # the candidates only, not the 12 rows of the batch
 
 
+def test_candidates_mode_step_without_candidates_trains_on_the_real_batch():
+    # Equal counts: no generation slot, so zero rows to translate inside the graph.
+    rng = np.random.default_rng(6)
+    x = rng.random((12, 8, 8, 1), dtype=np.float32)
+    y = np.array([0, 1, 2] * 4)
+    model = M2m(_cnn(), _cnn(name="g"), class_counts=[4, 4, 4], attack_steps=1, seed=0, translated_positions="candidates")
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    history = model.fit(x, y, batch_size=12, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0]) and history["generation_fraction"] == [0.0]
+
+
 @pytest.mark.slow
 def test_candidates_mode_falls_back_to_the_whole_batch_under_xla():
     _, traced_rows = _fit_recording_translated_rows(jit_compile=True)
