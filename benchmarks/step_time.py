@@ -23,6 +23,9 @@ a backward pass to the input only (no weight gradients) 1. So an ERM step is
   whole batch (fixed shapes: all B positions are translated, not only the
   generation slots) 2 T (Phi_g + Phi_f) + one forward of g for the acceptance
   test Phi_g.
+- m2m-compact: `M2m(translated_positions="candidates")`, only the positions
+  that can still be accepted are translated: 1 + s [2T(g+f) + g]/3f, with the
+  translated fraction s measured on the benchmark batch.
 - GAMO: M on the real batch and on the fakes 2 x 3 Phi_M; G through frozen
   M: M input-gradient 2 Phi_M; D on real and fakes 2 x 3 Phi_D; G through
   frozen D: 2 Phi_D; G: 3 forwards (fakes, G vs M, G vs D) + 2 backwards
@@ -56,8 +59,8 @@ from keras_imbalance.optimizers import CoupledSGD  # noqa: E402
 
 BASELINES = ("erm", "rw", "drw", "ldam", "focal")
 METHODS = ("m2m", "ldam-m2m", "gamo", "gamo-d")
-# Proposed changes, measured by subclassing (docs/performance.md, "Proposed changes").
-PROPOSED = ("m2m-compact",)
+# Options of a method timed as their own rows: m2m-compact is M2m(translated_positions="candidates").
+VARIANTS = ("m2m-compact",)
 OTHER_MODELS = ("ImbalanceCycleGAN", "PolarityGAN")
 
 
@@ -108,10 +111,10 @@ def build_model(method, backbone_fn, x, y, counts, jit, attack_steps):
             loss = LDAMLoss(counts, max_margin=0.5, scale=30.0)
         else:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        cls = CompactM2m if method == "m2m-compact" else ki.models.M2m
         # The recipes' beta: 0.999 ** (5000 / N_max), the paper's acceptance at CIFAR-10-LT scale.
-        model = cls(f, g, class_counts=counts, attack_steps=attack_steps, start_epoch=0, seed=0,
-                    beta=0.999 ** (5000.0 / float(max(counts))))
+        model = ki.models.M2m(f, g, class_counts=counts, attack_steps=attack_steps, start_epoch=0, seed=0,
+                              beta=0.999 ** (5000.0 / float(max(counts))),
+                              translated_positions="candidates" if method == "m2m-compact" else "all")
         model.compile(optimizer=_sgd(), loss=loss, jit_compile=jit)
         return model
     if method in ("gamo", "gamo-d"):
@@ -120,56 +123,6 @@ def build_model(method, backbone_fn, x, y, counts, jit, attack_steps):
         model.compile(classifier_optimizer=_sgd(), jit_compile=jit)
         return model
     raise ValueError(f"unknown method {method!r}")
-
-
-class CompactM2m(ki.models.M2m):
-    """M2m translating only the positions that can still be accepted (proposed change, measured here).
-
-    The rejection draw (eq. 3, P = 1 - beta^((N_k0 - N_k)+)) does not depend
-    on x*, so it is drawn before the translation; only generation slots that
-    have a seed and pass it are translated (`tf.where` + gather, a dynamic
-    size inside the graph; scattered back to fixed (B, ...) shapes). Same
-    distribution of the mixed batch as `M2m`, a different random stream.
-    Under `jit_compile` (XLA needs static shapes) it falls back to the
-    whole-batch translation.
-    """
-
-    def _m2m_batch(self, x, labels):
-        if self.jit_compile:
-            return super()._m2m_batch(x, labels)
-        from keras import ops
-
-        counts = ops.convert_to_tensor(self.class_counts)
-        n_y = ops.take(counts, labels)
-        batch = ops.shape(labels)[0]
-        gen_prob = 1.0 - n_y / ops.max(counts)
-        slot = keras.random.uniform((batch,), seed=self.seed_generator) < gen_prob
-        delta = ops.relu(n_y[None, :] - n_y[:, None])
-        p_acc = 1.0 - ops.power(ops.cast(self.beta, "float32"), delta)
-        in_batch = ops.sum(ops.one_hot(labels, self.num_classes, dtype="float32"), axis=0)
-        weight = p_acc / ops.take(in_batch, labels)[None, :]
-        has_seed = ops.sum(weight, axis=-1) > 0
-        logits = ops.where(weight > 0, ops.log(ops.maximum(weight, 1e-30)), -1e9)
-        logits = ops.where(has_seed[:, None], logits, 0.0)
-        seed_index = ops.cast(keras.random.categorical(logits, 1, seed=self.seed_generator)[:, 0], "int32")
-        p_seed = ops.take_along_axis(p_acc, seed_index[:, None], axis=1)[:, 0]
-        seed_class = ops.take(labels, seed_index)
-        candidate = ops.logical_and(slot, has_seed)
-        if self.rejection:
-            draw = keras.random.uniform((batch,), seed=self.seed_generator) < p_seed
-            candidate = ops.logical_and(candidate, draw)
-        idx = tf.where(candidate)[:, 0]
-        target = tf.gather(labels, idx)
-        x_star = self._translate(tf.gather(x, tf.gather(seed_index, idx)), target, tf.gather(seed_class, idx))
-        log_p = ops.sum(ops.one_hot(target, self.num_classes, dtype="float32") * self._translator_log_probs(x_star), axis=-1)
-        confident = ops.exp(log_p) >= self.gamma if self.acceptance_criterion == "probability" else -log_p <= self.gamma
-        accepted = tf.scatter_nd(idx[:, None], tf.cast(confident, tf.int32), tf.shape(labels, out_type=tf.int64)) > 0
-        translated = tf.tensor_scatter_nd_update(tf.cast(x, "float32"), idx[:, None], x_star)
-        mask = ops.reshape(accepted, (-1,) + (1,) * (len(x.shape) - 1))
-        mixed = ops.where(mask, ops.cast(translated, x.dtype), x)
-        return {"x": mixed, "generation_slot": slot, "accepted": accepted, "candidate": candidate}
-
-
 
 
 # ------------------------------------------------------------------ FLOPs
@@ -186,8 +139,28 @@ def forward_flops(model, input_specs):
     return tf.compat.v1.profiler.profile(graph=frozen.graph, options=opts).total_float_ops
 
 
-def expected_counts(methods, models, x, batch, attack_steps):
-    """{method: (count in ERM steps, formula)} from forward FLOPs of each network."""
+def expected_candidate_fraction(model, labels):
+    """s: the expected fraction of the batch `M2m(translated_positions="candidates")` translates.
+
+    Exact expectation over the random draws for this batch's labels (paper
+    Sec. 2.3 and eqs. 3, 5): position i is a candidate with probability
+    (1 - N_i / N_max) * sum_j Q(j | i) (1 - beta^((N_j - N_i)+)), Q the
+    in-batch seed distribution (eq. 5 over the classes present).
+    """
+    counts = np.asarray(model.class_counts, dtype=np.float64)
+    labels = np.asarray(labels).reshape(-1)
+    n = counts[labels]
+    p_acc = 1.0 - model.beta ** np.maximum(n[None, :] - n[:, None], 0.0)  # [slot i, seed j]
+    if not model.rejection:
+        p_acc = (p_acc > 0).astype(np.float64)
+    weight = p_acc / np.bincount(labels, minlength=len(counts))[labels][None, :]
+    total = weight.sum(axis=1)
+    q = np.divide(weight, total[:, None], out=np.zeros_like(weight), where=total[:, None] > 0)
+    return float(np.mean((1.0 - n / counts.max()) * (q * p_acc).sum(axis=1)))
+
+
+def expected_counts(methods, models, x, batch, attack_steps, labels):
+    """{method: (count in ERM steps, formula)} from forward FLOPs of each network (`labels`: the timed batch's)."""
     shape = tuple(x.shape[1:])
     img = tf.TensorSpec((batch, *shape), tf.float32)
     counts = {}
@@ -203,7 +176,9 @@ def expected_counts(methods, models, x, batch, attack_steps):
             pg = forward_flops(model.translators[0], [img])
             t = attack_steps
             if method == "m2m-compact":
-                counts[method] = (float("nan"), "1 + s [2T(g+f) + g]/3f, s = translated fraction (measured)")
+                s = expected_candidate_fraction(model, labels)
+                counts[method] = ((3 * pf + s * (2 * t * (pg + pf) + pg)) / (3 * pf),
+                                  f"1 + s [2T(g+f) + g]/3f, T={t}, s = {s:.3f} expected translated fraction of the timed batch")
             else:
                 counts[method] = ((3 * pf + 2 * t * (pg + pf) + pg) / (3 * pf), f"1 + [2T(g+f) + g]/3f, T={t}")
             phi_f = phi_f or pf
@@ -292,7 +267,7 @@ def main():
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if methods == ["all"]:
-        methods = list(BASELINES + METHODS + PROPOSED)
+        methods = list(BASELINES + METHODS + VARIANTS)
     if "erm" not in methods:
         methods.insert(0, "erm")
     jits = [{"off": False, "on": True}[j.strip()] for j in args.jit.split(",")]
@@ -335,7 +310,7 @@ def main():
                             key = (m, "balanced pipeline" if balanced else "plain pipeline", jit)
                             runners[key] = make_runner(mm, pipeline_iterator(x, y, args.batch_size, balanced))
             if exp is None:
-                exp = expected_counts(methods, models, x, args.batch_size, args.attack_steps)
+                exp = expected_counts(methods, models, x, args.batch_size, args.attack_steps, yb)
             all_models.update({m: mod for m, mod in models.items() if m not in all_models})
         rows = time_interleaved(runners, args.warmup, repeats)
         models = all_models
@@ -357,12 +332,6 @@ def main():
         print()
         for m, (count, formula) in exp.items():
             print(f"  count {m}: {count:.2f} = {formula}")
-        for m, model in models.items():
-            if isinstance(model, CompactM2m):
-                labels = tf.constant(yb.astype("int32"))
-                s = float(np.mean([np.mean(model._m2m_batch(tf.constant(xb), labels)["candidate"]) for _ in range(20)]))
-                print(f"  {m}: translated fraction s = {s:.3f} -> count 1 + s * (count m2m - 1) = "
-                      f"{1 + s * (exp.get('m2m', (float('nan'),))[0] - 1):.2f}")
         sys.stdout.flush()
 
 

@@ -65,11 +65,13 @@ def _static_ds(x, y, batch):
     return ki.datasets.to_dataset(x, y, batch, balanced=True, seed=0, drop_remainder=True)
 
 
-def test_m2m_traces_once_across_steps_epochs_the_deferred_switch_and_fit_calls(count_traces):
+@pytest.mark.parametrize("translated_positions", ["all", "candidates"])
+def test_m2m_traces_once_across_steps_epochs_the_deferred_switch_and_fit_calls(count_traces, translated_positions):
+    # "candidates" translates a different number of rows every step: a dynamic size inside the one graph.
     counts = [40, 16, 8]
     x, y = _digits(counts)
     model = ki.models.M2m(_tiny_cnn((8, 8, 1), 3, "f"), _tiny_cnn((8, 8, 1), 3, "g"), class_counts=counts,
-                          attack_steps=2, start_epoch=1, seed=0)
+                          attack_steps=2, start_epoch=1, seed=0, translated_positions=translated_positions)
     model.compile(optimizer="sgd")
     ds = _static_ds(x, y, 16)  # 4 steps per epoch
     model.fit(ds, epochs=2, verbose=0)  # epoch 0 plain, epoch 1 translating (a tf.cond inside one graph)

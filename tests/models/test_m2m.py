@@ -248,6 +248,8 @@ def test_bad_input_errors_clearly():
         M2m(_cnn(), _cnn(name="g"), beta=1.0)
     with pytest.raises(ValueError, match="translator"):
         M2m(_cnn(), "other")
+    with pytest.raises(ValueError, match="translated_positions must be one of"):
+        M2m(_cnn(), _cnn(name="g"), translated_positions="slots")
     model = M2m(_cnn(), _cnn(name="g"))
     with pytest.raises(ValueError, match="adapt"):
         model.compile(optimizer="sgd")
@@ -257,3 +259,115 @@ def test_bad_input_errors_clearly():
     np.testing.assert_array_equal(model.adapt(np.array([2, 0, 2, 1])), [1, 1, 2])
     with pytest.raises(ValueError, match="target_class"):
         model.translate(np.zeros((2, 8, 8, 1), np.float32), [0, 3], 1)
+
+
+# ------------------------------------------------- translated_positions="candidates"
+
+
+def test_translated_positions_round_trips_through_config_and_keras_file(tmp_path):
+    model = M2m(_cnn(), _cnn(name="g"), class_counts=[30, 8, 2], translated_positions="candidates", seed=2)
+    assert M2m(_cnn(), _cnn(name="g")).get_config()["translated_positions"] == "all"  # the default
+    config = model.get_config()
+    assert config["translated_positions"] == "candidates"
+    assert M2m.from_config(config).translated_positions == "candidates"
+    model.save(tmp_path / "m.keras")
+    assert keras.saving.load_model(tmp_path / "m.keras").translated_positions == "candidates"
+
+
+def _pair(translated_positions, seed=3, linear_f=False, **kwargs):
+    """An M2m with a linear g (so that the gamma test splits the slots) and a SmallCNN or linear f."""
+    rng = np.random.default_rng(3)
+    g = _linear(rng.normal(size=(64, 3)) * 3.0, (8, 8, 1), "g")
+    f = _linear(rng.normal(size=(64, 3)), (8, 8, 1), "f") if linear_f else _cnn()
+    # 26 of the 33 candidates of the test batch pass the gamma test.
+    options = dict(class_counts=[40, 10, 2], beta=0.9, gamma=0.9, step_size=0.3, attack_steps=2, seed=seed)
+    options.update(kwargs)
+    return M2m(f, g, translated_positions=translated_positions, **options), rng
+
+
+def test_candidates_mode_translates_only_candidates_and_agrees_draw_for_draw_with_the_default():
+    compact, rng = _pair("candidates")
+    whole = M2m(compact.classifier, compact.translator, translated_positions="all",
+                **{k: v for k, v in compact.get_config().items() if k in ("class_counts", "beta", "gamma", "step_size", "attack_steps", "seed")})
+    x = rng.random((60, 8, 8, 1), dtype=np.float32)
+    y = np.repeat([0, 1, 2], 20)
+    out = {k: np.asarray(v) for k, v in compact.oversample_batch(x, y).items()}
+    ref = {k: np.asarray(v) for k, v in whole.oversample_batch(x, y).items()}
+    acc, cand = out["accepted"], out["candidate"]
+    assert out["x"].shape == x.shape
+    assert acc.sum() > 0 and (cand & ~acc).sum() > 0 and (out["generation_slot"] & ~cand).sum() > 0
+    assert not np.any(acc & ~cand) and not np.any(cand & ~(out["generation_slot"] & out["has_seed"]))
+    # Accepted positions hold x*, which differs from the input; every other position is untouched.
+    assert np.all(np.abs(out["x"][acc] - x[acc]).reshape(acc.sum(), -1).max(axis=1) > 1e-3)
+    np.testing.assert_array_equal(out["x"][~acc], x[~acc])
+    # Positions that are not candidates were never translated.
+    np.testing.assert_array_equal(out["translated"][~cand], x[~cand])
+    assert np.all(out["translator_confidence"][~cand] == 0)
+    # Same seed, same draws: the whole-batch mode gives the same mix (up to float rounding).
+    for key in ("generation_slot", "candidate", "accepted", "seed_index"):
+        np.testing.assert_array_equal(out[key], ref[key], err_msg=key)
+    np.testing.assert_allclose(out["x"], ref["x"], atol=1e-5)
+    np.testing.assert_allclose(out["translated"][cand], ref["translated"][cand], atol=1e-5)
+
+
+def _fit_recording_translated_rows(jit_compile):
+    """One epoch (2 steps) of a candidates-mode M2m; returns (history, static row counts `_translate` was traced with)."""
+    rng = np.random.default_rng(5)
+    x = rng.random((24, 8, 8, 1), dtype=np.float32)
+    y = np.array([0, 1, 2] * 8)
+    # Linear f and g: XLA compiles them in about a second.
+    model, _ = _pair("candidates", linear_f=True, gamma=float("inf"), attack_steps=1)
+    traced_rows = []
+    translate = model._translate
+
+    def spy(x0, *args):
+        traced_rows.append(x0.shape[0])
+        return translate(x0, *args)
+
+    model._translate = spy
+    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit_compile)
+    history = model.fit(x, y, batch_size=12, epochs=1, shuffle=False, verbose=0).history
+    assert 0.0 < history["acceptance_rate"][0] <= 1.0 and np.isfinite(history["loss"][0])
+    return history, traced_rows
+
+
+def test_candidates_mode_fit_translates_a_data_dependent_number_of_rows():
+    _, traced_rows = _fit_recording_translated_rows(jit_compile=False)
+    assert traced_rows == [None], traced_rows  # the candidates only, not the 12 rows of the batch
+
+
+def test_candidates_mode_step_without_candidates_trains_on_the_real_batch():
+    # Equal counts: no generation slot, so zero rows to translate inside the graph.
+    rng = np.random.default_rng(6)
+    x = rng.random((12, 8, 8, 1), dtype=np.float32)
+    y = np.array([0, 1, 2] * 4)
+    model = M2m(_cnn(), _cnn(name="g"), class_counts=[4, 4, 4], attack_steps=1, seed=0, translated_positions="candidates")
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    history = model.fit(x, y, batch_size=12, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0]) and history["generation_fraction"] == [0.0]
+
+
+@pytest.mark.slow
+def test_candidates_mode_falls_back_to_the_whole_batch_under_xla():
+    _, traced_rows = _fit_recording_translated_rows(jit_compile=True)
+    assert traced_rows == [12], traced_rows  # XLA needs static shapes
+
+
+def test_candidates_mode_accepts_at_the_analytic_rate_per_class():
+    """Accepted fraction of class k = (1 - N_k / N_max) * sum_k0 Q(k0 | k) (1 - beta^(N_k0 - N_k)+) (gamma off)."""
+    counts = np.array([20, 100, 3, 10, 5])
+    beta = 0.9
+    g = _linear(np.zeros((4, 5)), (2, 2, 1), "g")
+    model = M2m(_linear(np.zeros((4, 5)), (2, 2, 1), "f"), g, class_counts=counts, beta=beta, gamma=0.0,
+                acceptance_criterion="probability", attack_steps=1, seed=11, translated_positions="candidates")
+    sizes = np.array([400, 50, 400, 120, 400])
+    y = np.repeat(np.arange(5), sizes)
+    x = np.full((len(y), 2, 2, 1), 0.5, np.float32)
+    accepted = np.asarray(model.oversample_batch(x, y)["accepted"])
+    for k in range(5):
+        p_acc = 1 - beta ** np.maximum(counts - counts[k], 0)
+        q = p_acc / p_acc.sum() if p_acc.sum() > 0 else p_acc
+        expected = (1 - counts[k] / counts.max()) * (q * p_acc).sum()
+        rows = y == k
+        sigma = np.sqrt(expected * (1 - expected) / rows.sum())
+        assert abs(accepted[rows].mean() - expected) <= 4 * sigma + 1e-9, (k, accepted[rows].mean(), expected)

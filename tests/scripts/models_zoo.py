@@ -14,7 +14,7 @@ COUNTS = [24, 10, 6]
 BINARY_COUNTS = [24, 10]  # CycleGAN / ImbalanceCycleGAN: majority A = class 0, minority B = class 1
 NUM_CLASSES = 3
 SHAPE = (8, 8, 1)
-METHODS = ("gamo_pixel", "gamo_bounded", "gamo_feature", "gamo2pix", "m2m", "cyclegan", "icg_aug", "icg_alt", "polarity")
+METHODS = ("gamo_pixel", "gamo_bounded", "gamo_feature", "gamo2pix", "m2m", "m2m_compact", "cyclegan", "icg_aug", "icg_alt", "polarity")
 BINARY = ("cyclegan", "icg_aug", "icg_alt")
 
 
@@ -86,12 +86,14 @@ def build(method, x, y, max_bank_size=None):
         if method == "gamo_feature":
             return model
         return GAMO2Pix.from_gamo(model, latent_dim=3, filters=4, seed=0)
-    if method == "m2m":
+    if method in ("m2m", "m2m_compact"):
         g = _dense_net("translator")
         # gamma = 0 with the probability test: every slot whose Bernoulli
         # draw succeeds is accepted, so translations really enter the batch.
+        # m2m_compact translates only those candidates (a different number of rows per replica).
         return M2m(_dense_net("f"), g, class_counts=np.bincount(y).tolist(), beta=0.9, gamma=0.0,
-                   acceptance_criterion="probability", attack_steps=2, seed=1)
+                   acceptance_criterion="probability", attack_steps=2, seed=1,
+                   translated_positions="candidates" if method == "m2m_compact" else "all")
     if method == "cyclegan":
         return _cycle_gan(seed=1)
     if method in ("icg_aug", "icg_alt"):
