@@ -34,6 +34,7 @@ from keras_imbalance.models.imbalance_cyclegan import CycleGAN
 from keras_imbalance.models.imbalance_cyclegan import ImbalanceCycleGAN
 from keras_imbalance.models.imbalance_cyclegan import binary_only_error
 from keras_imbalance.models.m2m import M2m
+from keras_imbalance.models.m2m import check_translated_positions
 from keras_imbalance.models.polarity_gan import PolarityGAN
 from keras_imbalance.optimizers import CoupledSGD
 
@@ -153,7 +154,7 @@ class M2mRecipe(_MethodRecipe):
     loss_name = "ce"
 
     def __init__(self, beta="scaled", lam=0.5, gamma=0.9, step_size=0.1, attack_steps=10, defer_epoch=None,
-                 acceptance_criterion="loss"):
+                 acceptance_criterion="loss", translated_positions="all"):
         self.beta = beta
         self.lam = float(lam)
         self.gamma = float(gamma)
@@ -161,11 +162,13 @@ class M2mRecipe(_MethodRecipe):
         self.attack_steps = int(attack_steps)
         self.defer_epoch = defer_epoch
         self.acceptance_criterion = acceptance_criterion
+        check_translated_positions(translated_positions)  # before fit spends its time on g
+        self.translated_positions = translated_positions
 
     def get_config(self):
         return {"name": self.name, "beta": self.beta, "lam": self.lam, "gamma": self.gamma, "step_size": self.step_size,
                 "attack_steps": self.attack_steps, "defer_epoch": self.defer_epoch,
-                "acceptance_criterion": self.acceptance_criterion}
+                "acceptance_criterion": self.acceptance_criterion, "translated_positions": self.translated_positions}
 
     def _beta(self, counts):
         return 0.999 ** (5000.0 / float(max(counts))) if self.beta == "scaled" else float(self.beta)
@@ -184,7 +187,8 @@ class M2mRecipe(_MethodRecipe):
         lo, hi = float(np.min(x)), float(np.max(x))
         model = M2m(classifier, translator, class_counts=counts, beta=self._beta(counts), lam=self.lam, gamma=self.gamma,
                     step_size=self.step_size, attack_steps=self.attack_steps, start_epoch=defer, input_range=(lo, hi),
-                    acceptance_criterion=self.acceptance_criterion, seed=int(seed))
+                    acceptance_criterion=self.acceptance_criterion, translated_positions=self.translated_positions,
+                    seed=int(seed))
         model.compile(optimizer=optimizer or CoupledSGD(learning_rate=0.1, momentum=0.9, l2=2e-4), loss=loss)
         resampling = DeferredResampling(defer)
         data = resampling.make_dataset(x, y, batch_size, seed=int(seed), num_classes=c)

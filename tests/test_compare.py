@@ -66,6 +66,9 @@ def test_every_method_recipe_follows_the_interface():
         assert recipe.get_config()["name"] == name
     with pytest.raises(ValueError, match="bad option"):
         recipes.get("m2m", nonsense=1)
+    assert recipes.get("ldam-m2m", translated_positions="candidates").get_config()["translated_positions"] == "candidates"
+    with pytest.raises(ValueError, match="translated_positions must be one of"):
+        recipes.get("m2m", translated_positions="some")
 
 
 def test_image_folder_data_set(tmp_path):

@@ -46,6 +46,12 @@ _ACCEPTANCE_CRITERIA = ("probability", "loss")
 _TRANSLATED_POSITIONS = ("all", "candidates")
 
 
+def check_translated_positions(value):
+    """Raise a ValueError unless `value` is a `translated_positions` option of `M2m`."""
+    if value not in _TRANSLATED_POSITIONS:
+        raise ValueError(f"translated_positions must be one of {_TRANSLATED_POSITIONS}, got {value!r}")
+
+
 def _num_outputs(model, what):
     shape = getattr(model, "output_shape", None)
     if isinstance(shape, (list, tuple)) and shape and isinstance(shape[-1], int):
@@ -259,8 +265,7 @@ class M2m(PresetLoadingMixin, keras.Model):
             raise ValueError(f"lam must be >= 0, got {lam}")
         if acceptance_criterion not in _ACCEPTANCE_CRITERIA:
             raise ValueError(f"acceptance_criterion must be one of {_ACCEPTANCE_CRITERIA}, got {acceptance_criterion!r}")
-        if translated_positions not in _TRANSLATED_POSITIONS:
-            raise ValueError(f"translated_positions must be one of {_TRANSLATED_POSITIONS}, got {translated_positions!r}")
+        check_translated_positions(translated_positions)
         if acceptance_criterion == "probability" and not 0.0 <= float(gamma) <= 1.0:
             raise ValueError(f"gamma is a probability threshold in [0, 1] with acceptance_criterion='probability', got {gamma}")
         if float(step_size) <= 0:
