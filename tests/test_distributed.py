@@ -1,4 +1,4 @@
-"""tf.distribute: every method model under MirroredStrategy on 2 logical CPUs equals one device; a 2-worker run.
+"""tf.distribute: each method model on 2 mirrored logical CPUs equals one device; 2-worker runs equal one process.
 
 Logical devices must be configured before TensorFlow initializes its
 devices, so the training runs in fresh subprocesses (tests/scripts/*.py);
