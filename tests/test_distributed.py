@@ -1,4 +1,4 @@
-"""tf.distribute: every method model under MirroredStrategy on 2 logical CPUs equals one device; a 2-worker run.
+"""tf.distribute: each method model on 2 mirrored logical CPUs equals one device; 2-worker runs equal one process.
 
 Logical devices must be configured before TensorFlow initializes its
 devices, so the training runs in fresh subprocesses (tests/scripts/*.py);
@@ -97,40 +97,67 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _multi_worker(method, tmp_path):
-    ports = [_free_port(), _free_port()]
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    procs, outs = [], []
-    for index in range(2):
-        out = str(tmp_path / f"worker{index}.npz")
-        outs.append(out)
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(SCRIPTS, "multi_worker.py"), method, out],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(TF_CONFIG=tf_config), cwd=ROOT,
-        ))
+def _start(args, env):
+    return subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "multi_worker.py"), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+
+def _finish(procs, timeout):
     errors = []
     for proc in procs:
         try:
-            _, err = proc.communicate(timeout=300)
+            _, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             _, err = proc.communicate()
         errors.append(err)
     for proc, err in zip(procs, errors):
         assert proc.returncode == 0, err[-4000:]
-    return [np.load(out) for out in outs]
+
+
+def _multi_worker(method, tmp_path):
+    """Two workers on localhost, then the single-process reference from worker 0's start weights."""
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    outs = [str(tmp_path / f"worker{index}.npz") for index in range(2)]
+    _finish([  # both workers run at once: they wait for each other at start-up and at every step
+        _start([method, out], _env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})))
+        for i, out in enumerate(outs)
+    ], timeout=300)
+    reference = str(tmp_path / "reference.npz")
+    _finish([_start([method, reference, "--reference", outs[0]], _env())], timeout=300)
+    return [np.load(out) for out in (*outs, reference)]
+
+
+def _prefixed(npz, prefix):
+    return {k: npz[k] for k in npz.files if k.startswith(prefix)}
+
+
+def _max_diff(a, b):
+    assert a and sorted(a) == sorted(b)
+    return max(float(np.abs(a[k] - b[k]).max()) for k in a)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["gamo_pixel", "m2m"])
+@pytest.mark.parametrize("method", ["gamo_pixel", "m2m", "icg_aug", "icg_alt", "polarity"])
 def test_two_worker_multi_worker_mirrored_strategy_on_localhost(method, tmp_path):
-    a, b = _multi_worker(method, tmp_path)
-    assert int(a["replicas"]) == int(b["replicas"]) == 2
-    weights = [k for k in a.files if k.startswith("w")]
-    assert weights and sorted(weights) == sorted(k for k in b.files if k.startswith("w"))
-    for k in weights:
-        np.testing.assert_array_equal(a[k], b[k])
+    a, b, reference = _multi_worker(method, tmp_path)
+    assert int(a["replicas"]) == int(b["replicas"]) == 2 and int(reference["replicas"]) == 1
+    # The two workers hold bit-identical weights (every player, pools, banks),
+    # optimizer variables (step counters included) and seed state ...
+    for prefix in ("w/", "opt/", "seed_state"):
+        assert _max_diff(_prefixed(a, prefix), _prefixed(b, prefix)) == 0.0, prefix
     logs_a, logs_b = json.loads(str(a["logs"])), json.loads(str(b["logs"]))
     assert logs_a == logs_b
     assert all(np.isfinite(v).all() for v in logs_a.values())
+    # ... and match one process on the same global batches, with the mirrored
+    # comparison's tolerances (each worker really trained on its half).
+    _check({
+        "replicas": int(a["replicas"]),
+        "max_weight_change": float(reference["max_weight_change"]),
+        "max_weight_diff": _max_diff(_prefixed(a, "w/"), _prefixed(reference, "w/")),
+        "max_optimizer_diff": _max_diff(_prefixed(a, "opt/"), _prefixed(reference, "opt/")),
+        "logs_one": json.loads(str(reference["logs"])),
+        "logs_two": logs_a,
+    }, method)
+    np.testing.assert_array_equal(a["seed_state"], reference["seed_state"])

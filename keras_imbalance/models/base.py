@@ -150,6 +150,27 @@ def multi_worker_logs(logs):
     return out
 
 
+
+class MultiWorkerSafeFit:
+    """Mixin for a `keras.Model` that trains with Keras' own `train_step`: makes its `fit` work under
+    `MultiWorkerMirroredStrategy` (Keras 3.15), with the two workarounds above.
+
+    Without it, `fit` of a plain Keras model created in a multi-worker
+    strategy scope fails at the first batch (`multi_worker_safe_symbolic_build`)
+    and at the first step's logs (`multi_worker_logs`). Elsewhere it changes
+    nothing. Put it before `keras.Model` in the bases.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        return multi_worker_safe_symbolic_build(self, super()._maybe_symbolic_build, iterator, data_batch)
+
+    def train_step(self, data):
+        return multi_worker_logs(super().train_step(data))
+
+    def test_step(self, data):
+        return multi_worker_logs(super().test_step(data))
+
+
 class MultiPlayerModel(PresetLoadingMixin, keras.Model):
     """Base class: several players, one optimizer and one loss tracker each.
 

@@ -18,7 +18,7 @@ from keras_imbalance.applications.polarity_gan import PolarityCritic, PolarityDe
 from keras_imbalance.datasets.validation import check_xy
 from keras_imbalance.layers.convex_autoencoder import ConvexDecoder, GaussianConvexGenerator
 from keras_imbalance.metrics import uncertainty_scores
-from keras_imbalance.models.base import draw_for_replica, replica_layout
+from keras_imbalance.models.base import MultiWorkerSafeFit, draw_for_replica, multi_worker_logs, replica_layout
 from keras_imbalance.models.convex_oversampling import ConvexOversamplerBase, find_layer
 
 
@@ -34,6 +34,14 @@ class _Stage1:
         self.encoder = encoder
         self.decoder = None
         self.history = None
+
+
+class _StageOneAutoencoder(MultiWorkerSafeFit, keras.Model):
+    """encoder -> decoder as a functional model whose `fit` also runs under `MultiWorkerMirroredStrategy`.
+
+    A plain `keras.Model` fails there in Keras 3.15 (see `MultiWorkerSafeFit`),
+    and stage 1 runs inside the strategy scope the GAN is built in.
+    """
 
 
 @keras.saving.register_keras_serializable(package="keras_imbalance")
@@ -271,7 +279,7 @@ class PolarityGAN(ConvexOversamplerBase):
         decoder_layer.set_bank(targets)
         self._stage1.decoder = decoder
         inputs = keras.Input(self.input_sample_shape)
-        autoencoder = keras.Model(inputs, decoder(encoder(inputs)), name="polarity_autoencoder")
+        autoencoder = _StageOneAutoencoder(inputs, decoder(encoder(inputs)), name="polarity_autoencoder")
         autoencoder.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), loss="mse")
         history = autoencoder.fit(x, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=verbose)
         self._stage1.history = history
@@ -435,7 +443,10 @@ class PolarityGAN(ConvexOversamplerBase):
         return super().metrics + [self.penalty_tracker]
 
     def metrics_result(self):
-        return {**super().metrics_result(), "gradient_penalty": self.penalty_tracker.result()}
+        # The added scalar needs the same shape-(1,) treatment as the base's
+        # logs under MultiWorkerMirroredStrategy (`multi_worker_logs`), or
+        # Keras' log reduction fails on it.
+        return multi_worker_logs({**super().metrics_result(), "gradient_penalty": self.penalty_tracker.result()})
 
     def train_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -25,12 +25,6 @@ from tests.scripts import models_zoo as zoo  # noqa: E402
 GLOBAL_BATCH = 8
 OPTIMIZER = os.environ.get("MIRRORED_OPTIMIZER", "sgd")
 EPOCHS = 2
-# The CycleGAN's generator gradients are large at init (|g| up to ~9: instance
-# norm over 2 x 2 maps of tiny 8 x 8 images); with SGD 0.05 the two-player game
-# amplifies 1e-6 rounding differences into 1e-1 within 6 steps (the one-step
-# gradients of 1 and 2 replicas agree to 5e-6). 1e-3 keeps it in the regime
-# where the comparison measures the computation, not the chaos.
-LR = {"cyclegan": 2e-4, "icg_alt": 1e-3}
 
 
 def run(method, strategy, init=None):
@@ -40,7 +34,7 @@ def run(method, strategy, init=None):
         # SGD: Adam divides by sqrt(v), which turns a gradient that is 0 on one
         # device and 1e-9 (rounding) on the other into a full lr step; with
         # SGD the comparison shows the actual computation's agreement.
-        model = zoo.compile_model(zoo.build(method, x, y), lr=LR.get(method, 0.05), optimizer=OPTIMIZER)
+        model = zoo.compile_model(zoo.build(method, x, y), lr=zoo.comparison_lr(method), optimizer=OPTIMIZER)
     if init is not None:
         model.set_weights(init)
     start = model.get_weights()

@@ -156,3 +156,17 @@ def optimizer_variables(model):
 
 def seed_state(model):
     return np.asarray(model.seed_generator.state)
+
+
+# SGD learning rates of the distributed comparisons (tests/scripts/mirrored.py,
+# multi_worker.py). The CycleGAN's generator gradients are large at init (|g|
+# up to ~9: instance norm over 2 x 2 maps of tiny 8 x 8 images); with SGD 0.05
+# the two-player game amplifies 1e-6 rounding differences into 1e-1 within 6
+# steps (the one-step gradients of 1 and 2 replicas agree to 5e-6). Smaller
+# rates keep it in the regime where the comparison measures the computation,
+# not the chaos.
+COMPARISON_LR = {"cyclegan": 2e-4, "icg_alt": 1e-3}
+
+
+def comparison_lr(method):
+    return COMPARISON_LR.get(method, 0.05)
