@@ -38,7 +38,7 @@ from keras import ops
 from keras_imbalance.callbacks import TerminateOnNaNPlayer
 from keras_imbalance.datasets.validation import check_fit_data
 from keras_imbalance.datasets.validation import class_counts as _class_counts_from_labels
-from keras_imbalance.models.base import draw_for_replica, multi_worker_logs, replica_all_gather, multi_worker_safe_symbolic_build, replica_layout
+from keras_imbalance.models.base import MultiWorkerSafeFit, draw_for_replica, replica_all_gather, replica_layout
 
 from keras_imbalance.models.preset_loading import PresetLoadingMixin
 
@@ -90,7 +90,7 @@ class _EpochCounter(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="keras_imbalance")
-class M2m(PresetLoadingMixin, keras.Model):
+class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
     """M2m: a classifier trained with major-to-minor translated over-samples.
 
     `call(x)` is the classifier f, so `predict`, `evaluate`, `export` and
@@ -397,10 +397,6 @@ class M2m(PresetLoadingMixin, keras.Model):
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras' first-batch reduction fails under MultiWorkerMirroredStrategy (see base).
-        return multi_worker_safe_symbolic_build(self, super()._maybe_symbolic_build, iterator, data_batch)
-
     # ------------------------------------------------------------ translation
 
     def _clip(self, x):
@@ -674,10 +670,8 @@ class M2m(PresetLoadingMixin, keras.Model):
         slot_f = tf.cast(slot, "float32")
         self.acceptance_tracker.update_state(tf.cast(accepted, "float32"), sample_weight=slot_f)
         self.generation_tracker.update_state(slot_f)
-        return multi_worker_logs(super().train_step((x_mixed, y, sample_weight)))
-
-    def test_step(self, data):
-        return multi_worker_logs(super().test_step(data))
+        # Keras' own step on the mixed batch; MultiWorkerSafeFit reduces its logs.
+        return super().train_step((x_mixed, y, sample_weight))
 
     # ---------------------------------------------------------- translator g
 
