@@ -1,7 +1,10 @@
 """Where a method's train step spends its time: TF profiler op breakdown + Python overhead (cProfile).
 
-For each method (default: erm, m2m, gamo) on a backbone (default SmallCNN on
-8x8 digits, batch 128), the compiled train function is warmed up, then
+For each method (default: erm, m2m, gamo; any method of
+`benchmarks/step_time.py`, e.g. imbalance-cyclegan, imbalance-cyclegan-alt,
+cyclegan, polarity-gan, erm-binary) on a backbone (default SmallCNN on 8x8
+digits, batch 128; the CycleGAN methods and erm-binary on step_time's binary
+data, B / 2 pairs), the compiled train function is warmed up, then
 
 1. `tf.profiler.experimental` traces `--steps` steps; the XSpace file it
    writes is read back (`tensorflow/tsl/profiler/protobuf/xplane_pb2`) and
@@ -31,12 +34,18 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
-from benchmarks.step_time import backbone_setup, build_model, make_runner, synthetic_iterator  # noqa: E402
-import keras_imbalance as ki  # noqa: E402
+from benchmarks.step_time import (  # noqa: E402
+    BINARY_METHODS,
+    backbone_setup,
+    binary_setup,
+    build_model,
+    make_runner,
+    synthetic_iterator,
+    timing_batch,
+)
 
 # Ops that only wrap other ops (their time is the time of their children).
 _CONTAINERS = ("PartitionedCall", "While", "If", "Case", "__inference", "FunctionRun", "ExecutorState")
@@ -98,12 +107,13 @@ def main():
     p.add_argument("--jit", action="store_true")
     args = p.parse_args()
     backbone_fn, x, y, counts, label = backbone_setup(args.backbone, args.batch_size)
-    ds = ki.datasets.to_dataset(x, y, args.batch_size, balanced=True, seed=0, drop_remainder=True)
-    xb, yb = (np.asarray(t) for t in next(iter(ds)))
+    methods = args.methods.split(",")
+    binary = binary_setup(args.backbone) if any(m in BINARY_METHODS for m in methods) else None
     print(f"{label}, batch {args.batch_size}, {args.steps} profiled steps, jit={args.jit}")
-    for method in args.methods.split(","):
-        model = build_model(method, backbone_fn, x, y, counts, args.jit, args.attack_steps)
-        run = make_runner(model, synthetic_iterator(xb, yb))
+    for method in methods:
+        mx, my, mc = binary if method in BINARY_METHODS else (x, y, counts)
+        model = build_model(method, backbone_fn, mx, my, mc, args.jit, args.attack_steps)
+        run = make_runner(model, synthetic_iterator(*timing_batch(method, mx, my, mc, args.batch_size)))
         for _ in range(3):
             run()
         with tempfile.TemporaryDirectory() as logdir:
