@@ -643,6 +643,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
             raise ValueError(f"the classifier takes {self.image_shape}, the CycleGAN translates {cycle_gan.image_shape}")
         self.alt_phase = keras.Variable(0, dtype="int32", trainable=False, name="alt_phase")
         self._traced_phase = 0
+        self._phase_train_functions = {}  # phase -> compiled train function, reset by compile
         self.class_counts = None
         if class_counts is not None:
             self.set_class_counts(class_counts)
@@ -678,6 +679,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         Other kwargs (e.g. `metrics`) go to `keras.Model.compile`; metrics see
         the classifier's logits on the real a and b of each batch.
         """
+        self._phase_train_functions = {}  # functions traced for the previous optimizers
         super().compile(optimizers={"classifier": classifier_optimizer, "generator_ab": generator_ab_optimizer,
                                     "generator_ba": generator_ba_optimizer,
                                     "discriminator_a": discriminator_a_optimizer,
@@ -722,20 +724,34 @@ class ImbalanceCycleGAN(MultiPlayerModel):
             raise ValueError("AUG mode has only the classifier phase; use mode='alt' to train the CycleGAN")
         self.alt_phase.assign(int(phase))
         if int(phase) != self._traced_phase:
-            self._traced_phase = int(phase)
-            # The step is chosen in Python and the train function retraced at
-            # a switch: a tf.cond around optimizer steps fails under
-            # tf.distribute (a merge_call inside control flow).
-            if getattr(self, "train_function", None) is not None:
-                self.make_train_function(force=True)
+            self._switch_train_function(int(phase))
+
+    def _switch_train_function(self, phase):
+        """Make the train function the one of `phase`, tracing it only the first time.
+
+        The step is chosen in Python, one train function per phase: a
+        tf.cond around optimizer steps fails under tf.distribute (a
+        merge_call inside control flow). Both functions are kept until the
+        next `compile`, so a switch back reuses the traced graph; retracing
+        at every switch cost ~10 s per switch on a 2-core CPU, more than the
+        steps of several digits epochs (docs/performance.md).
+        """
+        previous, self._traced_phase = self._traced_phase, phase
+        current = getattr(self, "train_function", None)
+        if current is None:
+            return  # not made yet: fit makes the function of the current phase
+        self._phase_train_functions[previous] = current
+        cached = self._phase_train_functions.get(phase)
+        if cached is not None:
+            self.train_function = cached
+        else:
+            self.make_train_function(force=True)
 
     def load_own_variables(self, store):
         super().load_own_variables(store)
         phase = int(np.asarray(self.alt_phase))  # the restored phase picks the step
         if phase != self._traced_phase:
-            self._traced_phase = phase
-            if getattr(self, "train_function", None) is not None:
-                self.make_train_function(force=True)
+            self._switch_train_function(phase)
 
     # Forward -------------------------------------------------------------------
 
