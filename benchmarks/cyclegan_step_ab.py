@@ -5,7 +5,9 @@ The changes (docs/performance.md, "ImbalanceCycleGAN and PolarityGAN"):
 - `ReflectionPadding2D` gathers rows and columns by fixed indices instead of
   calling `ops.pad(mode="reflect")` (TensorFlow's CPU MirrorPadGrad is slow);
 - `ImageHistoryPool` computes its per-image swap loop for the whole batch
-  (`swap_batch`) instead of a `fori_loop` over the images.
+  (`swap_batch`) instead of a `fori_loop` over the images;
+- `ImbalanceCycleGAN` in ALT mode keeps the train function of each phase
+  instead of retracing at every phase switch (`--alt-fit`).
 
 Both give the same values (tests/layers/test_reflection_padding.py,
 tests/models/test_imbalance_cyclegan.py). This script rebuilds the previous
@@ -17,8 +19,14 @@ builds the same models with them and without, and times, interleaved:
 - the CycleGAN pre-training step and the ImbalanceCycleGAN ALT CycleGAN-phase
   step of `benchmarks/step_time.py` (B / 2 pairs).
 
+`--alt-fit N` instead trains the `imbalance-cyclegan-alt` recipe (no
+pre-training, phase switch every epoch) for N epochs of batch 32 on the
+binary digits, once retracing at every switch (before) and once with the
+kept functions (after), and prints the traces and the wall time of each fit.
+
 Usage:
     python benchmarks/cyclegan_step_ab.py [--backbone small_cnn|resnet32] [--repeats 20] [--batch-size 128]
+    python benchmarks/cyclegan_step_ab.py --alt-fit 10
 """
 
 import argparse
@@ -36,8 +44,9 @@ import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
 from benchmarks.step_time import backbone_setup, binary_setup, build_model, make_runner, synthetic_iterator, timing_batch  # noqa: E402
+from keras_imbalance import applications, recipes  # noqa: E402
 from keras_imbalance.layers.reflection_padding import ReflectionPadding2D  # noqa: E402
-from keras_imbalance.models.imbalance_cyclegan import ImageHistoryPool  # noqa: E402
+from keras_imbalance.models.imbalance_cyclegan import ImageHistoryPool, ImbalanceCycleGAN  # noqa: E402
 
 CURRENT = {"pad": ReflectionPadding2D.call, "swap": ImageHistoryPool._swap}
 
@@ -108,12 +117,45 @@ def runners_for(version, backbone_fn, data, batch_size):
     return runs
 
 
+def retrace_at_every_switch(self, phase):
+    """The phase switch before the change: a new train function (a retrace) at every switch."""
+    self._traced_phase = phase
+    if getattr(self, "train_function", None) is not None:
+        self.make_train_function(force=True)
+
+
+def alt_fit(epochs):
+    """Traces and wall time of an ALT fit switching every epoch, before and after."""
+    x, y, _ = binary_setup("small_cnn")
+    current = ImbalanceCycleGAN._switch_train_function
+    original_step = ImbalanceCycleGAN.train_step
+    for version in ("before", "after"):
+        ImbalanceCycleGAN._switch_train_function = retrace_at_every_switch if version == "before" else current
+        traces = []
+
+        def counted(self, data):
+            traces.append(self._traced_phase)  # runs once per trace, not per step
+            return original_step(self, data)
+
+        ImbalanceCycleGAN.train_step = counted
+        recipe = recipes.get("imbalance-cyclegan-alt", gan_epochs=0, switch_every=1)
+        t0 = time.perf_counter()
+        recipe.fit(lambda shape, c: applications.SmallCNN(shape, c), x, y, epochs=epochs, batch_size=32, seed=0)
+        print(f"{version}: ALT fit, {epochs} epochs of 4 steps, a switch every epoch: {len(traces)} traces, "
+              f"{time.perf_counter() - t0:.1f} s (load avg {os.getloadavg()[0]:.1f})", flush=True)
+    ImbalanceCycleGAN._switch_train_function = current
+    ImbalanceCycleGAN.train_step = original_step
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbone", default="small_cnn")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--alt-fit", type=int, default=0, metavar="EPOCHS")
     args = p.parse_args()
+    if args.alt_fit:
+        return alt_fit(args.alt_fit)
     backbone_fn, *_ = backbone_setup(args.backbone, args.batch_size)
     data = binary_setup(args.backbone)
     runs = {}
