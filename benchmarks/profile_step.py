@@ -52,12 +52,16 @@ _CONTAINERS = ("PartitionedCall", "While", "If", "Case", "__inference", "Functio
 
 
 def op_breakdown(logdir):
-    """{op type: seconds}, profiled wall seconds, from the host plane's op events."""
+    """{op type: seconds}, profiled wall seconds, from the host plane's op events.
+
+    The returned Counter also has `.executed`, {op type: number of op events}.
+    """
     files = glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb"))
     space = xplane_pb2.XSpace()
     with open(files[0], "rb") as f:
         space.ParseFromString(f.read())
     per_type = collections.Counter()
+    per_type.executed = collections.Counter()
     first, last = None, None
     for plane in space.planes:
         if not plane.name.startswith("/host:CPU"):
@@ -72,6 +76,7 @@ def op_breakdown(logdir):
                 if any(c in op_type for c in _CONTAINERS):
                     continue
                 per_type[op_type] += ev.duration_ps * 1e-12
+                per_type.executed[op_type] += 1
                 start = line.timestamp_ns * 1e-9 + ev.offset_ps * 1e-12
                 first = start if first is None else min(first, start)
                 last = start + ev.duration_ps * 1e-12 if last is None else max(last, start + ev.duration_ps * 1e-12)
@@ -126,8 +131,9 @@ def main():
             tf.profiler.experimental.stop()
             per_type, _ = op_breakdown(logdir)
         total_ops = sum(per_type.values()) / args.steps
+        executed = sum(per_type.executed.values()) / args.steps
         print(f"\n### {method}: {wall * 1e3:.1f} ms/step under the profiler; op time summed over both cores "
-              f"{total_ops * 1e3:.1f} ms/step")
+              f"{total_ops * 1e3:.1f} ms/step; {executed:.0f} ops executed per step, {total_ops / executed * 1e6:.1f} us per op")
         print("| op type | ms/step | % of op time |")
         print("|---|---:|---:|")
         for op, sec in per_type.most_common(args.top):
