@@ -51,6 +51,7 @@ a backward pass to the input only (no weight gradients) 1. So an ERM step is
 Usage:
     python benchmarks/step_time.py [--backbones small_cnn,resnet32] [--methods erm,rw,...]
         [--repeats 5] [--warmup 2] [--jit off,on] [--data synthetic,pipeline] [--batch-size 128]
+        [--cyclegan-size recipe|paper]
 """
 
 import argparse
@@ -86,6 +87,11 @@ GAN_METHODS = ("imbalance-cyclegan", "imbalance-cyclegan-alt", "polarity-gan")
 BINARY_REFERENCE = "erm-binary"
 CYCLEGAN_METHODS = ("cyclegan", "imbalance-cyclegan", "imbalance-cyclegan-alt")
 BINARY_METHODS = (BINARY_REFERENCE,) + CYCLEGAN_METHODS
+# `--cyclegan-size`: the recipe's small networks (16 filters, 3 residual blocks,
+# 16-filter PatchGAN) or the paper's (CycleGAN's ResnetGenerator with 64
+# filters and 9 blocks, the 64-filter PatchGAN).
+CYCLEGAN_SIZES = {"recipe": {}, "paper": {"generator_filters": 64, "residual_blocks": 9, "discriminator_filters": 64}}
+cyclegan_options = {}
 
 
 def reference_of(method):
@@ -197,14 +203,15 @@ def build_gan_model(method, backbone_fn, x, y, counts, jit):
     """ImbalanceCycleGAN (AUG; ALT in its CycleGAN phase), its CycleGAN pre-training step, or PolarityGAN.
 
     The networks and hyper-parameters are the recipes' defaults
-    (`recipes.get(method)`); the classifier is `backbone_fn` with the
+    (`recipes.get(method)`; the CycleGAN's sizes as `--cyclegan-size`
+    sets `cyclegan_options`); the classifier is `backbone_fn` with the
     benchmark's CoupledSGD, the other players keep their papers' Adam.
     PolarityGAN's stage 1 (the autoencoder) is not run: it sets weights,
     not shapes, so the stage-2 step costs the same.
     """
     shape, c = tuple(x.shape[1:]), len(counts)
     if method in CYCLEGAN_METHODS:
-        recipe = recipes.get("imbalance-cyclegan" if method == "cyclegan" else method)
+        recipe = recipes.get("imbalance-cyclegan" if method == "cyclegan" else method, **cyclegan_options)
         cycle_gan = recipe.build_cycle_gan(shape, (0.0, 1.0), seed=0)
         if method == "cyclegan":
             cycle_gan.compile(jit_compile=jit)
@@ -422,7 +429,10 @@ def main():
     p.add_argument("--data", default="synthetic,pipeline")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--attack-steps", type=int, default=10)
+    p.add_argument("--cyclegan-size", choices=sorted(CYCLEGAN_SIZES), default="recipe",
+                   help="networks of the CycleGAN methods: the recipe's defaults or the paper's")
     args = p.parse_args()
+    cyclegan_options.update(CYCLEGAN_SIZES[args.cyclegan_size])
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if methods == ["all"]:
@@ -445,7 +455,8 @@ def main():
         binary = binary_setup(backbone) if BINARY_REFERENCE in methods else None
         if binary is not None:
             print(f"   binary data ({', '.join(m for m in methods if m in BINARY_METHODS)}): counts {binary[2]}; "
-                  f"CycleGAN steps take {args.batch_size // 2} (majority, minority) pairs = {args.batch_size} real images")
+                  f"CycleGAN steps take {args.batch_size // 2} (majority, minority) pairs = {args.batch_size} real images; "
+                  f"CycleGAN networks: {args.cyclegan_size} {cyclegan_options or ''}")
         rows = {}
         exp = None
         # All models of every XLA setting are timed in one interleaved loop,

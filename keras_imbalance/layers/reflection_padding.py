@@ -69,11 +69,10 @@ class ReflectionPadding2D(keras.layers.Layer):
         if h is None or w is None:
             return ops.pad(inputs, ((0, 0), (top, bottom), (left, right), (0, 0)), mode="reflect")
         # With static sizes the padding is a gather of rows, then of columns,
-        # by fixed indices: the same values as `ops.pad(mode="reflect")`, but
-        # TensorFlow's CPU gradient of MirrorPad (MirrorPadGrad) is slow. It
-        # took 15 % of a CycleGAN step's op time on 8x8 digits; with the
-        # gather a ResnetGenerator step is 11 % (8x8) to 22 % (32x32) faster
-        # (docs/performance.md).
+        # by fixed indices: the same values as `ops.pad(mode="reflect")`, whose
+        # CPU gradient (MirrorPadGrad) is slow: MirrorPad and its gradient took
+        # 22 % of a CycleGAN step's op time on 8x8 digits, the gather 16 %
+        # (docs/performance.md); neutral at 32x32.
         rows = _reflect_indices(h, top, bottom)
         cols = _reflect_indices(w, left, right)
         return ops.take(ops.take(inputs, rows, axis=1), cols, axis=2)
