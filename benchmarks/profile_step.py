@@ -1,7 +1,10 @@
 """Where a method's train step spends its time: TF profiler op breakdown + Python overhead (cProfile).
 
-For each method (default: erm, m2m, gamo) on a backbone (default SmallCNN on
-8x8 digits, batch 128), the compiled train function is warmed up, then
+For each method (default: erm, m2m, gamo; any method of
+`benchmarks/step_time.py`, e.g. imbalance-cyclegan, imbalance-cyclegan-alt,
+cyclegan, polarity-gan, erm-binary) on a backbone (default SmallCNN on 8x8
+digits, batch 128; the CycleGAN methods and erm-binary on step_time's binary
+data, B / 2 pairs), the compiled train function is warmed up, then
 
 1. `tf.profiler.experimental` traces `--steps` steps; the XSpace file it
    writes is read back (`tensorflow/tsl/profiler/protobuf/xplane_pb2`) and
@@ -31,24 +34,34 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
-from benchmarks.step_time import backbone_setup, build_model, make_runner, synthetic_iterator  # noqa: E402
-import keras_imbalance as ki  # noqa: E402
+from benchmarks.step_time import (  # noqa: E402
+    BINARY_METHODS,
+    backbone_setup,
+    binary_setup,
+    build_model,
+    make_runner,
+    synthetic_iterator,
+    timing_batch,
+)
 
 # Ops that only wrap other ops (their time is the time of their children).
 _CONTAINERS = ("PartitionedCall", "While", "If", "Case", "__inference", "FunctionRun", "ExecutorState")
 
 
 def op_breakdown(logdir):
-    """{op type: seconds}, profiled wall seconds, from the host plane's op events."""
+    """{op type: seconds}, profiled wall seconds, from the host plane's op events.
+
+    The returned Counter also has `.executed`, {op type: number of op events}.
+    """
     files = glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb"))
     space = xplane_pb2.XSpace()
     with open(files[0], "rb") as f:
         space.ParseFromString(f.read())
     per_type = collections.Counter()
+    per_type.executed = collections.Counter()
     first, last = None, None
     for plane in space.planes:
         if not plane.name.startswith("/host:CPU"):
@@ -63,6 +76,7 @@ def op_breakdown(logdir):
                 if any(c in op_type for c in _CONTAINERS):
                     continue
                 per_type[op_type] += ev.duration_ps * 1e-12
+                per_type.executed[op_type] += 1
                 start = line.timestamp_ns * 1e-9 + ev.offset_ps * 1e-12
                 first = start if first is None else min(first, start)
                 last = start + ev.duration_ps * 1e-12 if last is None else max(last, start + ev.duration_ps * 1e-12)
@@ -98,12 +112,13 @@ def main():
     p.add_argument("--jit", action="store_true")
     args = p.parse_args()
     backbone_fn, x, y, counts, label = backbone_setup(args.backbone, args.batch_size)
-    ds = ki.datasets.to_dataset(x, y, args.batch_size, balanced=True, seed=0, drop_remainder=True)
-    xb, yb = (np.asarray(t) for t in next(iter(ds)))
+    methods = args.methods.split(",")
+    binary = binary_setup(args.backbone) if any(m in BINARY_METHODS for m in methods) else None
     print(f"{label}, batch {args.batch_size}, {args.steps} profiled steps, jit={args.jit}")
-    for method in args.methods.split(","):
-        model = build_model(method, backbone_fn, x, y, counts, args.jit, args.attack_steps)
-        run = make_runner(model, synthetic_iterator(xb, yb))
+    for method in methods:
+        mx, my, mc = binary if method in BINARY_METHODS else (x, y, counts)
+        model = build_model(method, backbone_fn, mx, my, mc, args.jit, args.attack_steps)
+        run = make_runner(model, synthetic_iterator(*timing_batch(method, mx, my, mc, args.batch_size)))
         for _ in range(3):
             run()
         with tempfile.TemporaryDirectory() as logdir:
@@ -116,8 +131,9 @@ def main():
             tf.profiler.experimental.stop()
             per_type, _ = op_breakdown(logdir)
         total_ops = sum(per_type.values()) / args.steps
+        executed = sum(per_type.executed.values()) / args.steps
         print(f"\n### {method}: {wall * 1e3:.1f} ms/step under the profiler; op time summed over both cores "
-              f"{total_ops * 1e3:.1f} ms/step")
+              f"{total_ops * 1e3:.1f} ms/step; {executed:.0f} ops executed per step, {total_ops / executed * 1e6:.1f} us per op")
         print("| op type | ms/step | % of op time |")
         print("|---|---:|---:|")
         for op, sec in per_type.most_common(args.top):

@@ -30,10 +30,31 @@ a backward pass to the input only (no weight gradients) 1. So an ERM step is
   M: M input-gradient 2 Phi_M; D on real and fakes 2 x 3 Phi_D; G through
   frozen D: 2 Phi_D; G: 3 forwards (fakes, G vs M, G vs D) + 2 backwards
   (2 Phi_G each) = 7 Phi_G.
+- ImbalanceCycleGAN (binary; timed on B / 2 (majority, minority) pairs, i.e.
+  B real images per step like ERM, and divided by the binary ERM step
+  `erm-binary` of the same classifier on a binary batch of B). All Phi at
+  batch B; G = one generator, D = one PatchGAN discriminator.
+  AUG (`imbalance-cyclegan`): G_AB(a) and G_BA(b) forward (B / 2 each) Phi_G;
+  the classifier on [a, G_BA(b), b, G_AB(a)] (2B images) 2 x 3 Phi_f.
+  ALT, CycleGAN phase (`imbalance-cyclegan-alt`; its classifier phase is the
+  AUG step): six generator passes of B / 2 images (translations, cycle,
+  identity), forward + backward 9 Phi_G; D_A, D_B on the fakes with an
+  input-backward 2 Phi_D; D_A, D_B on real and pooled fakes, forward +
+  backward 6 Phi_D; the frozen classifier on the 2B images of eq. 7,
+  forward + input-backward 4 Phi_f.
+  CycleGAN pre-training step (`cyclegan`): 9 Phi_G + 8 Phi_D.
+- PolarityGAN (n = critic_steps): C on the real batch and on a generated
+  batch 2 x 3 Phi_C; G vs frozen C 2 Phi_C (forward + input-backward);
+  G: n forwards for the critic's fakes + 2 x (forward + backward) 3 Phi_G;
+  critic per step: real and fake forward + backward 6 Phi_D, gradient
+  penalty 6 Phi_D (forward, input-gradient, and the backward of both: double
+  backprop); G vs frozen D 2 Phi_D:
+  [8 Phi_C + (n + 6) Phi_G + (12 n + 2) Phi_D] / 3 Phi_C.
 
 Usage:
     python benchmarks/step_time.py [--backbones small_cnn,resnet32] [--methods erm,rw,...]
         [--repeats 5] [--warmup 2] [--jit off,on] [--data synthetic,pipeline] [--batch-size 128]
+        [--cyclegan-size recipe|paper]
 """
 
 import argparse
@@ -52,8 +73,9 @@ import tensorflow as tf  # noqa: E402
 from keras import tree  # noqa: E402
 
 import keras_imbalance as ki  # noqa: E402
-from keras_imbalance import baselines  # noqa: E402
+from keras_imbalance import baselines, recipes  # noqa: E402
 from keras_imbalance.applications.gamo import GAMODiscriminator  # noqa: E402
+from keras_imbalance.applications.polarity_gan import PolarityCritic  # noqa: E402
 from keras_imbalance.losses import LDAMLoss  # noqa: E402
 from keras_imbalance.optimizers import CoupledSGD  # noqa: E402
 
@@ -61,7 +83,23 @@ BASELINES = ("erm", "rw", "drw", "ldam", "focal")
 METHODS = ("m2m", "ldam-m2m", "gamo", "gamo-d")
 # Options of a method timed as their own rows: m2m-compact is M2m(translated_positions="candidates").
 VARIANTS = ("m2m-compact",)
-OTHER_MODELS = ("ImbalanceCycleGAN", "PolarityGAN")
+# The GAN-based methods. ImbalanceCycleGAN is binary: it and its CycleGAN
+# pre-training step (`cyclegan`) run on binary data and are divided by the
+# binary ERM step of the same classifier (`erm-binary`).
+GAN_METHODS = ("imbalance-cyclegan", "imbalance-cyclegan-alt", "polarity-gan")
+BINARY_REFERENCE = "erm-binary"
+CYCLEGAN_METHODS = ("cyclegan", "imbalance-cyclegan", "imbalance-cyclegan-alt")
+BINARY_METHODS = (BINARY_REFERENCE,) + CYCLEGAN_METHODS
+# `--cyclegan-size`: the recipe's small networks (16 filters, 3 residual blocks,
+# 16-filter PatchGAN) or the paper's (CycleGAN's ResnetGenerator with 64
+# filters and 9 blocks, the 64-filter PatchGAN).
+CYCLEGAN_SIZES = {"recipe": {}, "paper": {"generator_filters": 64, "residual_blocks": 9, "discriminator_filters": 64}}
+cyclegan_options = {}
+
+
+def reference_of(method):
+    """The ERM row a method's step time is divided by."""
+    return BINARY_REFERENCE if method in BINARY_METHODS else "erm"
 
 
 # ------------------------------------------------------------------ data
@@ -84,6 +122,43 @@ def backbone_setup(name, batch_size):
     raise ValueError(f"unknown backbone {name!r}")
 
 
+def binary_setup(name):
+    """(x, y, counts) of the binary long-tailed data for ImbalanceCycleGAN; label 0 = majority.
+
+    SmallCNN: digits 3 (majority) vs 8 (minority), counts [120, 10] (the
+    shipped preset's pair, imbalance ratio 12). ResNet32: random 32x32x3
+    images, counts [400, 40].
+    """
+    if name == "small_cnn":
+        (x, y), _ = ki.datasets.load_digits()
+        keep = np.isin(y, [3, 8])
+        x, y = x[keep], (y[keep] == 8).astype("int64")
+        counts = [120, 10]
+        x, y = ki.datasets.make_imbalanced(x, y, counts, seed=0)
+        return x, y, counts
+    if name == "resnet32":
+        counts = [400, 40]
+        y = np.concatenate([np.full(n, k) for k, n in enumerate(counts)]).astype("int64")
+        x = np.random.default_rng(1).random((len(y), 32, 32, 3), dtype=np.float32)
+        return x, y, counts
+    raise ValueError(f"unknown backbone {name!r}")
+
+
+def timing_batch(method, x, y, counts, batch_size):
+    """The one batch a method's synthetic iterator repeats, as numpy arrays.
+
+    The class-balanced first batch of `to_dataset`; for the CycleGAN methods
+    the first (majority, minority) batch of `unpaired_dataset` with
+    batch_size / 2 pairs, so that a step sees batch_size real images as ERM does.
+    """
+    if method in CYCLEGAN_METHODS:
+        majority = int(np.argmax(counts))
+        pairs = ki.models.unpaired_dataset(x[y == majority], x[y != majority], batch_size // 2, seed=0)
+        return tuple(np.asarray(t) for t in next(iter(pairs)))
+    ds = ki.datasets.to_dataset(x, y, batch_size, balanced=True, seed=0, drop_remainder=True)
+    return tuple(np.asarray(t) for t in next(iter(ds)))
+
+
 # ------------------------------------------------------------------ models
 
 
@@ -94,8 +169,10 @@ def _sgd():
 def build_model(method, backbone_fn, x, y, counts, jit, attack_steps):
     """A compiled model for `method`; every classifier uses the recipes' CoupledSGD."""
     shape, c = tuple(x.shape[1:]), len(counts)
-    if method in BASELINES:
-        recipe = baselines.get(method)
+    if method in GAN_METHODS or method == "cyclegan":
+        return build_gan_model(method, backbone_fn, x, y, counts, jit)
+    if method in BASELINES or method == BINARY_REFERENCE:
+        recipe = baselines.get("erm" if method == BINARY_REFERENCE else method)
         model = backbone_fn(shape, c)
         if recipe.loss == "ldam":
             model = baselines._cosine_head(model, c)
@@ -123,6 +200,40 @@ def build_model(method, backbone_fn, x, y, counts, jit, attack_steps):
         model.compile(classifier_optimizer=_sgd(), jit_compile=jit)
         return model
     raise ValueError(f"unknown method {method!r}")
+
+
+def build_gan_model(method, backbone_fn, x, y, counts, jit):
+    """ImbalanceCycleGAN (AUG; ALT in its CycleGAN phase), its CycleGAN pre-training step, or PolarityGAN.
+
+    The networks and hyper-parameters are the recipes' defaults
+    (`recipes.get(method)`; the CycleGAN's sizes as `--cyclegan-size`
+    sets `cyclegan_options`); the classifier is `backbone_fn` with the
+    benchmark's CoupledSGD, the other players keep their papers' Adam.
+    PolarityGAN's stage 1 (the autoencoder) is not run: it sets weights,
+    not shapes, so the stage-2 step costs the same.
+    """
+    shape, c = tuple(x.shape[1:]), len(counts)
+    if method in CYCLEGAN_METHODS:
+        recipe = recipes.get("imbalance-cyclegan" if method == "cyclegan" else method, **cyclegan_options)
+        cycle_gan = recipe.build_cycle_gan(shape, (0.0, 1.0), seed=0)
+        if method == "cyclegan":
+            cycle_gan.compile(jit_compile=jit)
+            return cycle_gan
+        model = ki.models.ImbalanceCycleGAN(backbone_fn(shape, 2), cycle_gan, mode=recipe.mode,
+                                            switch_every=recipe.switch_every, class_counts=counts, seed=0)
+        model.compile(classifier_optimizer=_sgd(), jit_compile=jit)
+        if recipe.mode == "alt":
+            model.set_phase(1)  # phase 0 is the AUG step, timed as `imbalance-cyclegan`
+        return model
+    if method == "polarity-gan":
+        recipe = recipes.get(method)
+        model = ki.models.PolarityGAN(backbone_fn(shape, c), PolarityCritic(shape, c), latent_dim=recipe.latent_dim,
+                                      autoencoder_epochs=0, critic_steps=recipe.critic_steps,
+                                      gradient_penalty=recipe.gradient_penalty, seed=0).adapt(x, y)
+        model.compile(classifier_optimizer=_sgd(), jit_compile=jit)
+        return model
+    raise ValueError(f"unknown method {method!r}")
+
 
 
 # ------------------------------------------------------------------ FLOPs
@@ -169,7 +280,7 @@ def expected_counts(methods, models, x, batch, attack_steps, labels):
         model = models.get(method)
         if model is None:
             continue
-        if method in BASELINES:
+        if method in BASELINES or method == BINARY_REFERENCE:
             counts[method] = (1.0, "1 f step")
         elif method in ("m2m", "ldam-m2m", "m2m-compact"):
             pf = forward_flops(model.classifier, [img])
@@ -191,7 +302,38 @@ def expected_counts(methods, models, x, batch, attack_steps, labels):
                 pd = forward_flops(model.discriminator, [img, tf.TensorSpec((batch, c), tf.float32)])
             total = 8 * pm + 8 * pd + 7 * pgen
             counts[method] = (total / (3 * pm), f"[8M + 8D + 7G]/3M, D/M={pd / pm:.3f}, G/M={pgen / pm:.3f}")
+        elif method in CYCLEGAN_METHODS:
+            counts[method] = cyclegan_count(method, model, models[BINARY_REFERENCE], img)
+        elif method == "polarity-gan":
+            counts[method] = polarity_gan_count(model, img, batch)
     return counts
+
+
+def cyclegan_count(method, model, reference, img):
+    """(count, formula) of a CycleGAN method step, in binary ERM steps (`reference`'s 3 Phi_f).
+
+    Phi at batch B: the step's B / 2 pairs are B images per domain pair.
+    """
+    gan = model if method == "cyclegan" else model.cycle_gan
+    pg = forward_flops(gan.generator_ab, [img])
+    pd = forward_flops(gan.discriminator_a, [img])
+    pf = forward_flops(reference, [img])
+    ratios = f"G/f={pg / pf:.3f}, D/f={pd / pf:.3f}"
+    if method == "imbalance-cyclegan":
+        return (6 * pf + pg) / (3 * pf), f"[6f + G]/3f, {ratios}"
+    if method == "imbalance-cyclegan-alt":
+        return (9 * pg + 8 * pd + 4 * pf) / (3 * pf), f"[9G + 8D + 4f]/3f, {ratios}"
+    return (9 * pg + 8 * pd) / (3 * pf), f"[9G + 8D]/3f, {ratios}"
+
+
+def polarity_gan_count(model, img, batch):
+    """(count, formula) of a PolarityGAN step, all Phi at batch B."""
+    n = model.critic_steps
+    pc = forward_flops(model.classifier, [img])
+    pgen = forward_flops(model.generator, [tf.TensorSpec((batch, model.latent_dim), tf.float32), tf.TensorSpec((batch,), tf.int32)])
+    pd = forward_flops(model.critic, [img, tf.TensorSpec((batch, model.num_classes), tf.float32)])
+    total = 8 * pc + (n + 6) * pgen + (12 * n + 2) * pd
+    return total / (3 * pc), f"[8C + (n+6)G + (12n+2)D]/3C, n={n}, G/C={pgen / pc:.3f}, D/C={pd / pc:.3f}"
 
 
 # ------------------------------------------------------------------ timing
@@ -263,20 +405,22 @@ def main():
     p.add_argument("--data", default="synthetic,pipeline")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--attack-steps", type=int, default=10)
+    p.add_argument("--cyclegan-size", choices=sorted(CYCLEGAN_SIZES), default="recipe",
+                   help="networks of the CycleGAN methods: the recipe's defaults or the paper's")
     args = p.parse_args()
+    cyclegan_options.update(CYCLEGAN_SIZES[args.cyclegan_size])
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if methods == ["all"]:
-        methods = list(BASELINES + METHODS + VARIANTS)
+        methods = list(BASELINES + METHODS + VARIANTS + GAN_METHODS)
     if "erm" not in methods:
         methods.insert(0, "erm")
+    if any(m in BINARY_METHODS for m in methods) and BINARY_REFERENCE not in methods:
+        methods.insert(1, BINARY_REFERENCE)
     jits = [{"off": False, "on": True}[j.strip()] for j in args.jit.split(",")]
     data_modes = [d.strip() for d in args.data.split(",")]
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}, "
           f"batch {args.batch_size}, M2m T={args.attack_steps}")
-    for other in OTHER_MODELS:
-        present = hasattr(ki.models, other)
-        print(f"  {other}: {'present but no benchmark builder yet (not timed)' if present else 'not in keras_imbalance.models'}")
 
     for backbone in [b.strip() for b in args.backbones.split(",")]:
         backbone_fn, x, y, counts, label = backbone_setup(backbone, args.batch_size)
@@ -284,6 +428,11 @@ def main():
         ds = ki.datasets.to_dataset(x, y, args.batch_size, balanced=True, seed=0, drop_remainder=True)
         xb, yb = (np.asarray(t) for t in next(iter(ds)))
         print(f"\n## {label}: N={len(y)}, counts {list(counts)}, {repeats} timed steps after {args.warmup} warm-up (interleaved)")
+        binary = binary_setup(backbone) if BINARY_REFERENCE in methods else None
+        if binary is not None:
+            print(f"   binary data ({', '.join(m for m in methods if m in BINARY_METHODS)}): counts {binary[2]}; "
+                  f"CycleGAN steps take {args.batch_size // 2} (majority, minority) pairs = {args.batch_size} real images; "
+                  f"CycleGAN networks: {args.cyclegan_size} {cyclegan_options or ''}")
         rows = {}
         exp = None
         # All models of every XLA setting are timed in one interleaved loop,
@@ -294,15 +443,17 @@ def main():
         for jit in jits:
             models = {}
             for m in methods:
+                mx, my, mc = binary if m in BINARY_METHODS else (x, y, counts)
                 try:
-                    models[m] = build_model(m, backbone_fn, x, y, counts, jit, args.attack_steps)
+                    models[m] = build_model(m, backbone_fn, mx, my, mc, jit, args.attack_steps)
                 except Exception as e:
                     print(f"  ! build {m} jit={jit}: {type(e).__name__}: {e}")
                     continue
                 if "synthetic" in data_modes:
-                    runners[(m, "synthetic", jit)] = make_runner(models[m], synthetic_iterator(xb, yb))
+                    batch = timing_batch(m, mx, my, mc, args.batch_size) if m in BINARY_METHODS else (xb, yb)
+                    runners[(m, "synthetic", jit)] = make_runner(models[m], synthetic_iterator(*batch))
             if "pipeline" in data_modes:
-                for m in ("erm", "m2m", "gamo"):
+                for m in ("erm", "m2m", "gamo", "polarity-gan"):
                     if m in models:
                         # A fresh model per pipeline: Keras' train function is bound to one model, not one iterator.
                         for balanced in (False, True):
@@ -324,10 +475,12 @@ def main():
         print("|---|---|---|---:|---:|---:|---:|---:|---:|")
         for (m, data, jit), ts in rows.items():
             med = statistics.median(ts)
-            erm = rows.get(("erm", "synthetic", jit))
+            reference = reference_of(m)
+            erm = rows.get((reference, "synthetic", jit))
             ratio = med / statistics.median(erm) if erm else float("nan")
             count = exp.get(m, (float("nan"), ""))[0]
-            print(f"| {m} | {data} | {'on' if jit else 'off'} | {med * 1e3:.1f} | {min(ts) * 1e3:.1f}-{max(ts) * 1e3:.1f} | "
+            name = m if reference == "erm" or m == reference else f"{m} (/ {reference})"
+            print(f"| {name} | {data} | {'on' if jit else 'off'} | {med * 1e3:.1f} | {min(ts) * 1e3:.1f}-{max(ts) * 1e3:.1f} | "
                   f"{ratio:.2f} | {count:.2f} | {ratio / count:.2f} | {args.batch_size / med:.0f} |")
         print()
         for m, (count, formula) in exp.items():

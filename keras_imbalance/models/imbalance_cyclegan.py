@@ -168,12 +168,19 @@ class ImageHistoryPool(keras.layers.Layer):
     Fixed-shape state: `images` (pool_size, H, W, C) and a fill `count`, both
     non-trainable variables (saved with the model, so training resumes with
     the same pool). For each image of a batch, in order (the reference's
-    per-image loop, run as a `fori_loop`):
+    per-image loop):
 
     - while the pool is not full, the image is stored and returned as it is;
     - then, with probability `swap_probability` (0.5), a uniformly chosen
       stored image is returned and replaced by the current one; otherwise the
       current image is returned and the pool is unchanged.
+
+    The loop is computed for the whole batch at once (`swap_batch`), with the
+    loop's results: a swapped image gets what its slot held at its turn, the
+    image of the last earlier writer to that slot in the batch, or else the
+    slot's content before the batch. (A per-image `fori_loop` copied the pool
+    and the batch at every iteration: 2 x 64 sequential iterations per
+    CycleGAN step of 64 pairs.)
 
     `pool_size=0` returns the batch unchanged. Outside training
     (`training=False`) the pool is neither read nor written.
@@ -236,24 +243,53 @@ class ImageHistoryPool(keras.layers.Layer):
         n = ops.shape(images)[0]
         u = keras.random.uniform((n,), seed=self.seed_generator)
         idx = keras.random.randint((n,), 0, self.pool_size, seed=self.seed_generator)
-        zeros = (0,) * len(self.image_shape)
-        size = self.pool_size
-
-        def body(i, state):
-            out, pool, count = state
-            img = ops.expand_dims(images[i], 0)
-            filling = count < size
-            swap = ops.logical_and(ops.logical_not(filling), u[i] < self.swap_probability)
-            j = ops.where(filling, count, idx[i])
-            old = ops.expand_dims(pool[j], 0)
-            pool = ops.slice_update(pool, (j, *zeros), ops.where(ops.logical_or(filling, swap), img, old))
-            out = ops.slice_update(out, (i, *zeros), ops.where(swap, old, img))
-            return out, pool, count + ops.cast(filling, "int32")
-
-        out, pool, count = ops.fori_loop(0, n, body, (images, ops.convert_to_tensor(self.images), ops.convert_to_tensor(self.count)))
+        out, pool, count = self.swap_batch(images, self.images, self.count, u, idx)
         self.images.assign(pool)
         self.count.assign(count)
         return out
+
+    def swap_batch(self, images, pool, count, uniform, index):
+        """The per-image pool loop over a batch, vectorized; returns (images out, new pool, new count).
+
+        Image i (in batch order) finds count + i images in the pool while
+        count + i < pool_size: it is written to slot count + i and returned.
+        Otherwise it swaps when uniform[i] < swap_probability: it is written
+        to slot index[i], and returned is what that slot held just before,
+        the image of the last earlier writer to it in this batch, or else the
+        slot's content in `pool`.
+
+        Args:
+            images: (n, H, W, C); pool: (pool_size, H, W, C); count: int scalar.
+            uniform: (n,) in [0, 1); index: (n,) int in [0, pool_size).
+        """
+        images = ops.convert_to_tensor(images)
+        pool = ops.convert_to_tensor(pool)
+        n = ops.shape(images)[0]
+        count = ops.convert_to_tensor(count, "int32")
+        step = ops.arange(n, dtype="int32")
+        position = count + step
+        filling = position < self.pool_size
+        swap = ops.logical_and(ops.logical_not(filling), ops.convert_to_tensor(uniform) < self.swap_probability)
+        slot = ops.where(filling, position, ops.cast(index, "int32"))
+        writes = ops.logical_or(filling, swap)
+        image_axes = (1,) * (len(images.shape) - 1)
+
+        def last_writer(targets, before):
+            # (m,): the last image k < before[r] written to slot targets[r], or -1.
+            hits = ops.logical_and(ops.equal(targets[:, None], slot[None, :]), writes[None, :])
+            hits = ops.logical_and(hits, step[None, :] < before[:, None])
+            return ops.max(ops.where(hits, step[None, :], -1), axis=1)
+
+        def pick(writer, fallback):
+            # The writer's image where there is one, else the fallback image.
+            mask = ops.reshape(writer >= 0, (-1, *image_axes))
+            return ops.where(mask, ops.take(images, ops.maximum(writer, 0), axis=0), fallback)
+
+        held = pick(last_writer(slot, step), ops.take(pool, slot, axis=0))
+        out = ops.where(ops.reshape(swap, (-1, *image_axes)), held, images)
+        slots = ops.arange(ops.shape(pool)[0], dtype="int32")
+        new_pool = pick(last_writer(slots, ops.full(ops.shape(slots), n, "int32")), pool)
+        return out, new_pool, ops.minimum(count + n, self.pool_size)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -607,6 +643,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
             raise ValueError(f"the classifier takes {self.image_shape}, the CycleGAN translates {cycle_gan.image_shape}")
         self.alt_phase = keras.Variable(0, dtype="int32", trainable=False, name="alt_phase")
         self._traced_phase = 0
+        self._phase_train_functions = {}  # phase -> compiled train function, reset by compile
         self.class_counts = None
         if class_counts is not None:
             self.set_class_counts(class_counts)
@@ -642,6 +679,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         Other kwargs (e.g. `metrics`) go to `keras.Model.compile`; metrics see
         the classifier's logits on the real a and b of each batch.
         """
+        self._phase_train_functions = {}  # functions traced for the previous optimizers
         super().compile(optimizers={"classifier": classifier_optimizer, "generator_ab": generator_ab_optimizer,
                                     "generator_ba": generator_ba_optimizer,
                                     "discriminator_a": discriminator_a_optimizer,
@@ -686,20 +724,34 @@ class ImbalanceCycleGAN(MultiPlayerModel):
             raise ValueError("AUG mode has only the classifier phase; use mode='alt' to train the CycleGAN")
         self.alt_phase.assign(int(phase))
         if int(phase) != self._traced_phase:
-            self._traced_phase = int(phase)
-            # The step is chosen in Python and the train function retraced at
-            # a switch: a tf.cond around optimizer steps fails under
-            # tf.distribute (a merge_call inside control flow).
-            if getattr(self, "train_function", None) is not None:
-                self.make_train_function(force=True)
+            self._switch_train_function(int(phase))
+
+    def _switch_train_function(self, phase):
+        """Make the train function the one of `phase`, tracing it only the first time.
+
+        The step is chosen in Python, one train function per phase: a
+        tf.cond around optimizer steps fails under tf.distribute (a
+        merge_call inside control flow). Both functions are kept until the
+        next `compile`, so a switch back reuses the traced graph; retracing
+        at every switch cost ~10 s per switch on a 2-core CPU, more than the
+        steps of several digits epochs (docs/performance.md).
+        """
+        previous, self._traced_phase = self._traced_phase, phase
+        current = getattr(self, "train_function", None)
+        if current is None:
+            return  # not made yet: fit makes the function of the current phase
+        self._phase_train_functions[previous] = current
+        cached = self._phase_train_functions.get(phase)
+        if cached is not None:
+            self.train_function = cached
+        else:
+            self.make_train_function(force=True)
 
     def load_own_variables(self, store):
         super().load_own_variables(store)
         phase = int(np.asarray(self.alt_phase))  # the restored phase picks the step
         if phase != self._traced_phase:
-            self._traced_phase = phase
-            if getattr(self, "train_function", None) is not None:
-                self.make_train_function(force=True)
+            self._switch_train_function(phase)
 
     # Forward -------------------------------------------------------------------
 

@@ -43,3 +43,19 @@ def test_keras_round_trip(tmp_path):
     reloaded = keras.saving.load_model(path)
     assert reloaded.layers[0].padding == ((1, 2), (2, 1))
     np.testing.assert_array_equal(np.asarray(reloaded(x)), np.asarray(model(x)))
+
+
+def test_gradient_matches_mirror_pad_and_unknown_sizes_fall_back():
+    import tensorflow as tf
+
+    layer = ReflectionPadding2D(((2, 1), (1, 3)))
+    x = tf.constant(np.random.default_rng(2).normal(size=(2, 5, 6, 3)).astype("float32"))
+    weights = tf.constant(np.random.default_rng(3).normal(size=(2, 8, 10, 3)).astype("float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        fast = tf.reduce_sum(layer(x) * weights)  # static sizes: the gather path
+        mirror = tf.reduce_sum(tf.pad(x, ((0, 0), (2, 1), (1, 3), (0, 0)), mode="REFLECT") * weights)
+    np.testing.assert_allclose(tape.gradient(fast, x), tape.gradient(mirror, x), rtol=1e-6, atol=1e-6)
+    # Unknown height and width (a traced function): ops.pad's reflect mode, same values.
+    dynamic = tf.function(layer, input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
+    np.testing.assert_array_equal(np.asarray(dynamic(x)), np.pad(np.asarray(x), ((0, 0), (2, 1), (1, 3), (0, 0)), mode="reflect"))

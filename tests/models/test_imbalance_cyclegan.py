@@ -94,6 +94,38 @@ def test_pool_swap_probability_is_one_half():
     assert np.all(out[idx] < idx)
 
 
+def _pool_loop(images, pool, count, uniform, index, size, swap_probability):
+    """The reference's per-image history-pool loop, in NumPy."""
+    out, pool = images.copy(), pool.copy()
+    for i in range(len(images)):
+        filling = count < size
+        swap = not filling and uniform[i] < swap_probability
+        slot = count if filling else index[i]
+        held = pool[slot].copy()
+        if filling or swap:
+            pool[slot] = images[i]
+        out[i] = held if swap else images[i]
+        count += int(filling)
+    return out, pool, count
+
+
+def test_pool_batch_swap_equals_the_per_image_loop():
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        size, n = int(rng.integers(1, 6)), int(rng.integers(1, 12))
+        count = int(rng.integers(0, size + 1))
+        pool = ImageHistoryPool(size, (2, 1, 1), swap_probability=float(rng.choice([0.0, 0.5, 1.0])))
+        images = rng.normal(size=(n, 2, 1, 1)).astype("float32")
+        stored = rng.normal(size=(size, 2, 1, 1)).astype("float32")
+        uniform = rng.random(n).astype("float32")
+        index = rng.integers(0, size, n).astype("int32")
+        out, new_pool, new_count = pool.swap_batch(images, stored, count, uniform, index)
+        ref_out, ref_pool, ref_count = _pool_loop(images, stored, count, uniform, index, size, pool.swap_probability)
+        np.testing.assert_array_equal(np.asarray(out), ref_out, err_msg=f"trial {trial}")
+        np.testing.assert_array_equal(np.asarray(new_pool), ref_pool, err_msg=f"trial {trial}")
+        assert int(new_count) == ref_count
+
+
 def test_pool_of_size_zero_is_identity():
     pool = ImageHistoryPool(0, (2, 2, 1))
     x = np.random.default_rng(0).uniform(size=(3, 2, 2, 1)).astype("float32")
