@@ -125,3 +125,21 @@ def check_fit_data(x, y=None, input_shape=None, num_classes=None, name="x"):
         x, y = check_xy(x, y, num_classes)
         if input_shape is not None:
             check_sample_shape(x.shape[1:], input_shape, name=name)
+
+
+def collect_batches(data, caller):
+    """(x, y) numpy arrays from a dataset / iterable of (x, y) batches, e.g. for `adapt(dataset)`.
+
+    `caller` names the method in the errors ("adapt", "ImbalanceCycleGAN.fit"):
+    a batch that is not an (x, y) pair and an empty dataset raise a ValueError.
+    Shapes: batches (b_i, ...) and (b_i,) (or (b_i, 1)) -> (N, ...) and (N,).
+    """
+    xs, ys = [], []
+    for batch in data:
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise ValueError(f"{caller} needs (x, y) data: arrays x, y or a dataset of (x, y) batches")
+        xs.append(np.asarray(batch[0]))
+        ys.append(np.asarray(batch[1]).reshape(-1))
+    if not xs:
+        raise ValueError(f"{caller} got an empty dataset")
+    return np.concatenate(xs), np.concatenate(ys)

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_imbalance.datasets.validation import check_fit_data, check_labels, check_sample_shape, check_xy, class_counts
+from keras_imbalance.datasets.validation import check_fit_data, check_labels, check_sample_shape, check_xy, class_counts, collect_batches
 from keras_imbalance.models.base import MultiPlayerModel
 
 
@@ -55,19 +55,6 @@ def find_layer(model, layer_class, role="model"):
         if isinstance(layer, layer_class):
             return layer
     raise ValueError(f"{role} {model.name!r} contains no {layer_class.__name__} layer")
-
-
-def collect_batches(data):
-    """(x, y) numpy arrays from a dataset / iterable of (x, y) batches (`adapt(dataset)`)."""
-    xs, ys = [], []
-    for batch in data:
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise ValueError("adapt(dataset) needs a dataset of (x, y) batches")
-        xs.append(np.asarray(batch[0]))
-        ys.append(np.asarray(batch[1]).reshape(-1))
-    if not xs:
-        raise ValueError("adapt got an empty dataset")
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 class RefreshFeatureBank(keras.callbacks.Callback):
@@ -175,7 +162,7 @@ class ConvexOversamplerBase(MultiPlayerModel):
         that G was built for these counts.
         """
         if y is None:
-            x, y = collect_batches(x)
+            x, y = collect_batches(x, "adapt")
         x, y = check_xy(x, y, num_classes=self.num_classes)
         self._check_input_shape(x)
         counts = class_counts(y, self.num_classes)

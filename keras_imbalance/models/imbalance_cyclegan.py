@@ -27,7 +27,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.callbacks import AlternatingPhases
-from keras_imbalance.datasets.validation import check_images, check_labels, check_sample_shape, check_xy, class_counts as _class_counts
+from keras_imbalance.datasets.validation import check_images, check_labels, check_sample_shape, check_xy, collect_batches, class_counts as _class_counts
 from keras_imbalance.models.base import MultiPlayerModel, replica_all_gather, replica_layout
 
 _GAN_PLAYERS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
@@ -533,18 +533,6 @@ class CycleGAN(MultiPlayerModel):
         return cls(**config)
 
 
-def _collect_xy(data):
-    xs, ys = [], []
-    for batch in data:
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise ValueError("ImbalanceCycleGAN.fit needs (x, y) data: arrays x, y or a dataset of (x, y) batches")
-        xs.append(np.asarray(batch[0]))
-        ys.append(np.asarray(batch[1]).reshape(-1))
-    if not xs:
-        raise ValueError("ImbalanceCycleGAN.fit got an empty dataset")
-    return np.concatenate(xs), np.concatenate(ys)
-
-
 def binary_only_error(num_classes):
     """The ValueError for data that is not a two-class problem."""
     return ValueError(
@@ -701,7 +689,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
     def adapt(self, x, y=None):
         """Take the class counts (hence majority, minority and gamma) from (x, y) or a dataset of (x, y)."""
         if y is None:
-            x, y = _collect_xy(x)
+            x, y = collect_batches(x, "ImbalanceCycleGAN.fit")
         y = check_labels(y)  # integer ids first: non-integer or string labels are not "more classes"
         labels = np.unique(y)
         if len(labels) > 2 or (y.size and (np.min(y) < 0 or np.max(y) > 1)):
@@ -830,7 +818,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
                 raise ValueError("pass either arrays x, y or a dataset of (x, y) batches")
             first = next(iter(x))
             batch_size = batch_size or int(np.asarray(first[0]).shape[0])
-            x, y = _collect_xy(x)
+            x, y = collect_batches(x, "ImbalanceCycleGAN.fit")
         if self.class_counts is None:
             self.adapt(x, y)
         else:
