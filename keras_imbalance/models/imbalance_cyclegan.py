@@ -528,6 +528,9 @@ class CycleGAN(MultiPlayerModel):
         (self, or an `ImbalanceCycleGAN` training this CycleGAN in ALT mode).
         `extra_generator_loss(fake_a, fake_b)` (images in `value_range`)
         returns a scalar added to L_G (eq. 7's classifier terms).
+        Calls on independent inputs are stacked (G_AB on [a, b], G_BA on
+        [b, a], D_A on [a, pooled fake_a], D_B likewise) unless a network
+        has a batch-coupled layer: see the class docstring.
         """
         owner = self if owner is None else owner
         with tf.GradientTape() as tape:
