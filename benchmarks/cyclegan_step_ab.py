@@ -19,6 +19,12 @@ builds the same models with them and without, and times, interleaved:
 - the CycleGAN pre-training step and the ImbalanceCycleGAN ALT CycleGAN-phase
   step of `benchmarks/step_time.py` (B / 2 pairs).
 
+`--compare stacking` instead times the CycleGAN and ALT steps with each
+network's calls on independent inputs stacked into one call (after) or made
+one per input (before, `stack_generator_calls` and
+`stack_discriminator_calls` forced False); the padding and pool are the
+current ones in both.
+
 `--alt-fit N` instead trains the `imbalance-cyclegan-alt` recipe (no
 pre-training, phase switch every epoch) for N epochs of batch 32 on the
 binary digits, once retracing at every switch (before) and once with the
@@ -26,6 +32,7 @@ kept functions (after), and prints the traces and the wall time of each fit.
 
 Usage:
     python benchmarks/cyclegan_step_ab.py [--backbone small_cnn|resnet32] [--repeats 20] [--batch-size 128]
+    python benchmarks/cyclegan_step_ab.py --compare stacking [--backbone ...]
     python benchmarks/cyclegan_step_ab.py --alt-fit 10
 """
 
@@ -117,6 +124,21 @@ def runners_for(version, backbone_fn, data, batch_size):
     return runs
 
 
+def stacking_runners(version, backbone_fn, data, batch_size):
+    """{name: run()} of the CycleGAN and ALT steps, calls stacked ("after") or one per input ("before")."""
+    x, y, counts = data
+    a, b = timing_batch("cyclegan", x, y, counts, batch_size)
+    runs = {}
+    for method in ("cyclegan", "imbalance-cyclegan-alt"):
+        model = build_model(method, backbone_fn, x, y, counts, False, 0)
+        gan = model if method == "cyclegan" else model.cycle_gan
+        gan.stack_generator_calls = gan.stack_discriminator_calls = version == "after"
+        runs[f"{method} step"] = make_runner(model, synthetic_iterator(a, b))
+        for _ in range(3):
+            runs[f"{method} step"]()
+    return runs
+
+
 def retrace_at_every_switch(self, phase):
     """The phase switch before the change: a new train function (a retrace) at every switch."""
     self._traced_phase = phase
@@ -153,6 +175,7 @@ def main():
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--alt-fit", type=int, default=0, metavar="EPOCHS")
+    p.add_argument("--compare", choices=("pad-pool", "stacking"), default="pad-pool")
     args = p.parse_args()
     if args.alt_fit:
         return alt_fit(args.alt_fit)
@@ -160,7 +183,8 @@ def main():
     data = binary_setup(args.backbone)
     runs = {}
     for version in ("before", "after"):
-        runs.update({(name, version): run for name, run in runners_for(version, backbone_fn, data, args.batch_size).items()})
+        make = stacking_runners if args.compare == "stacking" else runners_for
+        runs.update({(name, version): run for name, run in make(version, backbone_fn, data, args.batch_size).items()})
     use("after")
     times = {key: [] for key in runs}
     for _ in range(args.repeats):
@@ -168,7 +192,8 @@ def main():
             t0 = time.perf_counter()
             run()
             times[key].append(time.perf_counter() - t0)
-    print(f"{args.backbone}, {args.batch_size // 2} pairs, {args.repeats} interleaved repeats, load avg {os.getloadavg()[0]:.1f}")
+    print(f"{args.backbone}, {args.batch_size // 2} pairs, {args.repeats} interleaved repeats ({args.compare}), "
+          f"load avg {os.getloadavg()[0]:.1f}")
     print("| timed | before ms (median) | after ms (median) | after / before | before min-max | after min-max |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in dict.fromkeys(n for n, _ in runs):

@@ -160,6 +160,45 @@ def _apply_joint(owner, names, tape, loss, tracked):
         owner.loss_trackers[name].update_state(value)
 
 
+def mixes_batch_samples(model):
+    """True when a layer of `model` (nested layers included) makes one sample's output depend on the others.
+
+    `CycleGAN` calls a network once on the concatenation of two independent
+    batches (e.g. G_AB on [a, b] for fake_b and the identity term) instead of
+    twice: fewer, larger convolutions run faster on small networks
+    (docs/performance.md). That equals the two calls only if no layer
+    couples the samples of a batch. Found here: `BatchNormalization` (batch
+    statistics in training; the concatenation would normalize a and b
+    together) and dropout-like layers (any layer with a `noise_shape`) whose
+    noise shape has 1 on the batch axis (one mask shared by all samples).
+    Per-sample layers (convolutions, `GroupNormalization`, hence this
+    package's `InstanceNormalization`, `LayerNormalization`, element-wise
+    dropout) do not count. A custom layer that mixes samples in its own
+    ops cannot be seen from outside; such a network should not be stacked
+    (set the `CycleGAN.stack_*_calls` flags to False).
+    """
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            return True
+        noise_shape = getattr(layer, "noise_shape", None)
+        if noise_shape is not None and len(noise_shape) > 0 and noise_shape[0] == 1:
+            return True
+    return False
+
+
+def _call_on_each(network, inputs, training, stacked):
+    """[network(x) for x in inputs]; one call on the concatenated inputs when `stacked`, split back by sizes."""
+    if not stacked or len(inputs) == 1:
+        return [network(x, training=training) for x in inputs]
+    out = network(ops.concatenate(inputs, axis=0), training=training)
+    parts, start = [], 0
+    for x in inputs:
+        end = start + ops.shape(x)[0]
+        parts.append(out[start:end])
+        start = end
+    return parts
+
+
 @keras.saving.register_keras_serializable(package="keras_imbalance")
 class ImageHistoryPool(keras.layers.Layer):
     """CycleGAN's image buffer (Shrivastava et al. 2017; Zhu et al. 2017, Sec. 4): the
@@ -328,6 +367,19 @@ class CycleGAN(MultiPlayerModel):
     2. Discriminators: L_D_B = 0.5 (mean((D_B(b) - 1)^2) + mean(D_B(pool_B(G_AB(a)))^2)),
        likewise D_A; `pool_*` are `ImageHistoryPool`s of `pool_size` images.
 
+    Calls on independent inputs are stacked into one call (speed only, same
+    values up to float rounding): G_AB on [a, b] gives G_AB(a) and the
+    identity term's G_AB(b), G_BA on [b, a] likewise, and each
+    discriminator's loss runs it once on [real, pooled fake]. Small networks
+    run far below the CPU's peak on many small ops; one call on 2B images
+    is cheaper than two on B (docs/performance.md). Only where
+    `mixes_batch_samples` finds no layer that couples the samples
+    (`stack_generator_calls`, `stack_discriminator_calls`, set at
+    construction; a generator or discriminator with BatchNormalization is
+    called once per input as before). The cycle terms G_BA(G_AB(a)),
+    G_AB(G_BA(b)) and the adversarial terms (D_B(G_AB(a)), D_A(G_BA(b)):
+    different discriminators) are not stackable.
+
     Each of the four players has its own optimizer (Adam(2e-4, beta_1=0.5)
     by default; Adam is per-parameter, so this equals the reference's one
     optimizer per pair). Both generators step on the joint L_G; the tracker
@@ -383,6 +435,11 @@ class CycleGAN(MultiPlayerModel):
             raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}")
         self.value_range = (low, high)
         self.pool_size = int(pool_size)
+        # Checked once here, not per trace: stack each network's calls on
+        # independent inputs only if it has no batch-coupled layer.
+        self.stack_generator_calls = not (mixes_batch_samples(generator_ab) or mixes_batch_samples(generator_ba))
+        self.stack_discriminator_calls = not (mixes_batch_samples(discriminator_a)
+                                              or mixes_batch_samples(discriminator_b))
         self.pool_a = ImageHistoryPool(self.pool_size, self.image_shape, seed=None if seed is None else int(seed) + 1, name="pool_a")
         self.pool_b = ImageHistoryPool(self.pool_size, self.image_shape, seed=None if seed is None else int(seed) + 2, name="pool_b")
         self.mark_built(self.image_shape)
@@ -430,8 +487,12 @@ class CycleGAN(MultiPlayerModel):
         (|G_AB(b) - b|), `identity_ba`, `generator_ab`, `generator_ba`, `total`;
         fake_b = G_AB(a) and fake_a = G_BA(b) in [-1, 1].
         """
-        fake_b = self.generator_ab(a, training=training)
-        fake_a = self.generator_ba(b, training=training)
+        # G_AB(a) and the identity G_AB(b) in one call when stackable (class
+        # docstring); likewise G_BA(b) and G_BA(a).
+        identity = self.identity_weight > 0
+        stack = self.stack_generator_calls
+        fake_b, *same_b = _call_on_each(self.generator_ab, [a, b] if identity else [a], training, stack)
+        fake_a, *same_a = _call_on_each(self.generator_ba, [b, a] if identity else [b], training, stack)
         rec_a = self.generator_ba(fake_b, training=training)
         rec_b = self.generator_ab(fake_a, training=training)
         d_b = self.discriminator_b(fake_b, training=training)
@@ -442,9 +503,9 @@ class CycleGAN(MultiPlayerModel):
             "cycle_a": ops.mean(ops.abs(rec_a - a)),
             "cycle_b": ops.mean(ops.abs(rec_b - b)),
         }
-        if self.identity_weight > 0:
-            t["identity_ab"] = ops.mean(ops.abs(self.generator_ab(b, training=training) - b))
-            t["identity_ba"] = ops.mean(ops.abs(self.generator_ba(a, training=training) - a))
+        if identity:
+            t["identity_ab"] = ops.mean(ops.abs(same_b[0] - b))
+            t["identity_ba"] = ops.mean(ops.abs(same_a[0] - a))
         else:
             t["identity_ab"] = t["identity_ba"] = ops.convert_to_tensor(0.0)
         t["generator_ab"] = t["adversarial_ab"] + self.cycle_weight * t["cycle_a"] + self.identity_weight * t["identity_ab"]
@@ -453,9 +514,12 @@ class CycleGAN(MultiPlayerModel):
         return t, fake_a, fake_b
 
     def discriminator_loss(self, discriminator, real, fake):
-        """0.5 (mean((D(real) - 1)^2) + mean(D(fake)^2)): least squares, halved."""
-        return 0.5 * (ops.mean(ops.square(discriminator(real, training=True) - 1.0))
-                      + ops.mean(ops.square(discriminator(fake, training=True))))
+        """0.5 (mean((D(real) - 1)^2) + mean(D(fake)^2)): least squares, halved.
+
+        D runs once on [real, fake] when `stack_discriminator_calls` (class docstring).
+        """
+        d_real, d_fake = _call_on_each(discriminator, [real, fake], True, self.stack_discriminator_calls)
+        return 0.5 * (ops.mean(ops.square(d_real - 1.0)) + ops.mean(ops.square(d_fake)))
 
     def gan_step(self, a, b, owner=None, extra_generator_loss=None):
         """One generator step then one discriminator step on (a, b) in [-1, 1].
@@ -464,6 +528,9 @@ class CycleGAN(MultiPlayerModel):
         (self, or an `ImbalanceCycleGAN` training this CycleGAN in ALT mode).
         `extra_generator_loss(fake_a, fake_b)` (images in `value_range`)
         returns a scalar added to L_G (eq. 7's classifier terms).
+        Calls on independent inputs are stacked (G_AB on [a, b], G_BA on
+        [b, a], D_A on [a, pooled fake_a], D_B likewise) unless a network
+        has a batch-coupled layer: see the class docstring.
         """
         owner = self if owner is None else owner
         with tf.GradientTape() as tape:
