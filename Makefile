@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: test test-slow demo install clean
+.PHONY: test test-slow mutation demo install clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# Mutation check of the training steps and losses (on demand, not in CI; see docs/testing.md).
+mutation: $(STAMP)
+	$(PY) -m tests.mutation.run --report docs/testing.md
 
 demo: $(STAMP)
 	$(VENV)/bin/keras-imbalance demo

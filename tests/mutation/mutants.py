@@ -1,0 +1,63 @@
+"""The mutants `make mutation` applies: each a one-edit bug that changes an algorithm.
+
+A mutant names its file (relative to the repository root), the exact original
+snippet (it must occur exactly once in the file; `tests/test_mutation_list.py`
+checks this), the mutated snippet, what it breaks in words, and the tests that
+must go red. `equivalent` holds the reason when a mutant provably cannot change
+behaviour (it is then reported, not counted as a survivor).
+
+Categories covered, per the issue that introduced this list: the sign of every
+player objective, every target (1 vs 0, onehot vs 1 - onehot), every
+stop_gradient / frozen-player guard, swapped real/fake inputs, and weights
+(lambda, 1/gamma, the gradient-penalty coefficient, the loss weights).
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    file: str
+    original: str
+    mutated: str
+    what: str
+    tests: tuple
+    equivalent: str = ""
+
+
+LOSSES = "keras_imbalance/losses.py"
+LOSS_TESTS = ("tests/test_losses.py",)
+
+MUTANTS = [
+    # losses.py: the classifier losses every recipe uses.
+    Mutant("ldam-margin-sign", LOSSES,
+           "shifted = y_pred - onehot * ops.expand_dims(margin, -1)",
+           "shifted = y_pred + onehot * ops.expand_dims(margin, -1)",
+           "LDAM subtracts the margin from the true-class logit (Cao et al. eq. 13): sign flipped", LOSS_TESTS),
+    Mutant("ldam-margin-exponent", LOSSES,
+           "m = counts ** -0.25",
+           "m = counts ** -0.5",
+           "LDAM margins proportional to n_j^(-1/4): exponent changed", LOSS_TESTS),
+    Mutant("ldam-scale-dropped", LOSSES,
+           "self.scale * shifted, from_logits=True",
+           "shifted, from_logits=True",
+           "LDAM scales the margin-shifted cosine logits by s before the softmax: s dropped", LOSS_TESTS),
+    Mutant("cb-weights-effective-number", LOSSES,
+           "w = (1.0 - beta) / (1.0 - np.power(beta, counts))",
+           "w = (1.0 - beta) / (1.0 - np.power(beta, counts + 1))",
+           "class-balanced weight (1 - beta) / (1 - beta^n_c): effective number off by one sample", LOSS_TESTS),
+    Mutant("weighted-mean-denominator", LOSSES,
+           "losses = losses * batch / ops.maximum(ops.sum(w), 1e-12)",
+           "losses = losses * batch / ops.maximum(ops.cast(batch, w.dtype), 1e-12)",
+           "weighted mean sum(w l) / sum(w) replaced by the batch mean", LOSS_TESTS),
+    Mutant("class-weight-by-label", LOSSES,
+           "w = ops.take(ops.cast(self.class_weights, losses.dtype), labels)",
+           "w = ops.take(ops.cast(self.class_weights, losses.dtype), (self.num_classes - 1) - labels)",
+           "per-sample weight taken from the wrong class (w_{C-1-y} instead of w_y)", LOSS_TESTS),
+    Mutant("inverse-frequency", LOSSES,
+           "w = 1.0 / counts\n",
+           "w = 1.0 / np.sqrt(counts)\n",
+           "RW weights proportional to 1 / n_c: replaced by 1 / sqrt(n_c)", LOSS_TESTS),
+]
+
