@@ -59,5 +59,15 @@ MUTANTS = [
            "w = 1.0 / counts\n",
            "w = 1.0 / np.sqrt(counts)\n",
            "RW weights proportional to 1 / n_c: replaced by 1 / sqrt(n_c)", LOSS_TESTS),
+    # samplers.py: M2m's translation over a data set.
+    Mutant("sampler-acceptance-direction", "keras_imbalance/samplers.py",
+           "return p >= self.model.gamma",
+           "return p < self.model.gamma",
+           "M2m's gamma test (Algorithm 1 line 13) inverted in TranslationOverSampler",
+           ("tests/test_samplers.py::test_translation_sampler_follows_m2m_acceptance",)),
+    Mutant("sampler-seed-from-smaller-class", "keras_imbalance/samplers.py",
+           "gap = np.maximum(counts - counts[k], 0.0)",
+           "gap = np.abs(counts - counts[k])",
+           "Q(k0 | k) ~ 1 - beta^((N_k0 - N_k)+): seeds also drawn from smaller classes",
+           ("tests/test_samplers.py::test_translation_sampler_follows_m2m_acceptance",)),
 ]
-
