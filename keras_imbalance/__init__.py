@@ -10,6 +10,8 @@ Sub-packages:
 - `keras_imbalance.baselines`, `losses`, `callbacks`, `optimizers`: the baselines the papers compare against.
 - `keras_imbalance.serving`, `presets`: TF Serving export and pretrained balancers.
 - `keras_imbalance.reproducibility`: `set_seed`, epoch-seeded (resumable) input pipelines.
+- `keras_imbalance.tensorboard`: `BalancerTensorBoard`, generated samples and per-class recall in TensorBoard.
+- `keras_imbalance.samplers` (needs imbalanced-learn; import it explicitly): a trained balancer as a `fit_resample` sampler.
 """
 
 __version__ = "0.1.0"
@@ -27,3 +29,4 @@ from keras_imbalance import plots  # noqa: E402
 from keras_imbalance import presets  # noqa: E402
 from keras_imbalance import reproducibility  # noqa: E402
 from keras_imbalance import serving  # noqa: E402
+from keras_imbalance import tensorboard  # noqa: E402

@@ -76,10 +76,27 @@ One `fit` call. Each step trains M and D on the real batch, draws generated
 labels in proportion to each class's deficit (n_max - n_i), trains M and D on
 the generated samples, then the generator against both. The logs show each
 player's loss and the balanced accuracy of the classifier on the real batch.
+
+To watch the game in TensorBoard, add `keras.callbacks.TensorBoard` (the
+players' losses) and `ki.tensorboard.BalancerTensorBoard`: every few epochs
+it writes a grid of generated samples per minority class (from a fixed latent
+draw, so the same z is followed through training) and the per-class recall
+on validation data. Then `tensorboard --logdir runs/tutorial_gamo/logs`.
+(It needs the `tensorboard` extra. Here the validation data is the test split
+only to keep the tutorial short; select models on a validation split.)
 """
 
+log_dir = os.path.join(os.environ.get("KERAS_IMBALANCE_TUTORIAL_RUNS", "runs/tutorial_gamo"), "logs")
 gamo.compile(metrics=[ki.metrics.BalancedAccuracy(10)])
-gamo.fit(ki.datasets.to_dataset(x_train, y_train, batch_size=32, seed=0), epochs=EPOCHS, verbose=2 if not FAST else 0)
+gamo.fit(
+    ki.datasets.to_dataset(x_train, y_train, batch_size=32, seed=0),
+    epochs=EPOCHS,
+    verbose=2 if not FAST else 0,
+    callbacks=[
+        keras.callbacks.TensorBoard(log_dir),
+        ki.tensorboard.BalancerTensorBoard(log_dir, validation_data=(x_test, y_test), every_n_epochs=5),
+    ],
+)
 
 """
 ## Evaluation on the balanced test split
