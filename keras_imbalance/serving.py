@@ -47,6 +47,55 @@ def _image_shape(model, input_shape):
     return tuple(shape[1:])
 
 
+def generated_classes(model):
+    """The class ids a model's `generate` signature accepts: its `minority_classes`, else every class."""
+    classes = getattr(model, "minority_classes", None)
+    if classes is None:
+        classes = range(int(_classifier_of(model).output_shape[-1]))
+    classes = sorted(int(c) for c in classes)
+    if not classes:
+        raise ValueError("the model's generator makes no class (is it adapted?)")
+    return classes
+
+
+def check_request_images(images, dtype="uint8"):
+    """Validate a batch of images for a request and return it as `dtype`.
+
+    `"uint8"` (the default signature of a uint8 export) takes whole numbers in
+    0..255 of any numeric dtype and refuses fractions, NaN and values outside the
+    range, which a cast would silently wrap; `"float32"` (a float32 export, the
+    translation signatures) takes finite numbers.
+    """
+    images = np.asarray(images)
+    if images.ndim < 2:
+        raise ValueError(f"images must be a batch (B, ...), got shape {images.shape}")
+    if images.dtype.kind not in "iuf":
+        raise ValueError(f"images must be numbers, got dtype {images.dtype}")
+    if dtype == "float32":
+        if not np.all(np.isfinite(images)):
+            raise ValueError("images contain NaN or inf")
+        return images.astype(np.float32)
+    if dtype != "uint8":
+        raise ValueError(f"dtype must be 'uint8' or 'float32', got {dtype!r}")
+    if images.dtype.kind == "f":
+        if not np.all(np.isfinite(images)):
+            raise ValueError("images contain NaN or inf; the signature takes uint8 pixels 0..255")
+        if not np.all(images == np.round(images)):
+            raise ValueError(
+                "images hold fractional values (such as preprocessed floats); the signature takes raw uint8 "
+                "pixels 0..255 and scales them itself (export with input_dtype='float32' to send floats)"
+            )
+    if images.size and (images.min() < 0 or images.max() > 255):
+        raise ValueError(f"pixel values must be in 0..255, got {images.min()}..{images.max()}")
+    return images.astype(np.uint8)
+
+
+def _request_dtype(dtype, signature_name):
+    if dtype is not None:
+        return dtype
+    return "float32" if signature_name in ("translate_ab", "translate_ba") else "uint8"
+
+
 def export_for_serving(
     model,
     export_dir,
@@ -132,10 +181,20 @@ def export_for_serving(
         )
     generator, latent_dim = getattr(model, "generator", None), getattr(model, "latent_dim", None)
     if generator is not None and latent_dim:
+        generated = generated_classes(model)
+        allowed = tf.constant(np.isin(np.arange(max(generated) + 1), generated))
+        refusal = f"class_ids must be classes the generator makes, {generated}"
+
         # Stateless draws: the seed arrives as a tensor, and the same seed must
-        # give the same samples on every call.
+        # give the same samples on every call. A class without a generator unit
+        # (the majority) or out of range is refused, as `model.sample` refuses
+        # it, instead of coming back as an all-zero image.
         def generate(class_ids, seed):
-            z = tf.random.stateless_normal((tf.shape(class_ids)[0], int(latent_dim)), seed=tf.stack([seed, 0]))
+            inside = (class_ids >= 0) & (class_ids < tf.size(allowed, out_type=class_ids.dtype))
+            known = tf.gather(allowed, tf.clip_by_value(class_ids, 0, tf.size(allowed, out_type=class_ids.dtype) - 1))
+            check = tf.debugging.assert_equal(tf.reduce_all(inside & known), True, message=refusal)
+            with tf.control_dependencies([check]):
+                z = tf.random.stateless_normal((tf.shape(class_ids)[0], int(latent_dim)), seed=tf.stack([seed, 0]))
             return {"samples": generator([z, class_ids], training=False)}
 
         archive.add_endpoint(
@@ -200,15 +259,15 @@ def write_models_config(models, path):
     return text
 
 
-def rest_predict_body(images, format="instances", signature_name=SERVING_SIGNATURE, input_name="images"):
+def rest_predict_body(images, format="instances", signature_name=SERVING_SIGNATURE, input_name="images", dtype=None):
     """The JSON body of a REST `:predict` request.
 
     `format="instances"` is the row format (`{"instances": [{"images": ...}]}`),
-    `"inputs"` the columnar one (`{"inputs": {"images": [...]}}`).
+    `"inputs"` the columnar one (`{"inputs": {"images": [...]}}`). `dtype` is
+    the signature's input type (`check_request_images`); None means uint8 for
+    `serving_default` and float32 for the translation signatures.
     """
-    images = np.asarray(images)
-    if images.ndim < 2:
-        raise ValueError(f"images must be a batch (B, ...), got shape {images.shape}")
+    images = check_request_images(images, _request_dtype(dtype, signature_name))
     values = images.tolist()
     if format == "instances":
         body = {"instances": [{input_name: v} for v in values]}
@@ -251,7 +310,13 @@ def _call_signature(signature, named_inputs):
     unknown = set(named_inputs) - set(specs)
     if unknown:
         raise ValueError(f"unknown input(s) {sorted(unknown)}; the signature takes {sorted(specs)}")
-    tensors = {name: tf.constant(np.asarray(value), dtype=specs[name].dtype) for name, value in named_inputs.items()}
+    tensors = {}
+    for name, value in named_inputs.items():
+        dtype = specs[name].dtype
+        if dtype == tf.uint8 or dtype == tf.float32:
+            # What the server refuses, refuse here too, rather than wrap it in a cast.
+            value = check_request_images(value, dtype.name) if np.ndim(value) >= 2 else np.asarray(value)
+        tensors[name] = tf.constant(np.asarray(value), dtype=dtype)
     return {k: v.numpy() for k, v in signature(**tensors).items()}
 
 
@@ -280,18 +345,21 @@ def predict_rest_locally(export_path, body):
     raise ValueError("a predict body needs 'instances' or 'inputs'")
 
 
-def grpc_predict_request(model_name, images, signature_name=SERVING_SIGNATURE, input_name="images", version=None):
+def grpc_predict_request(model_name, images, signature_name=SERVING_SIGNATURE, input_name="images", version=None,
+                         dtype=None):
     """A `tensorflow_serving.apis.predict_pb2.PredictRequest` for the classifier.
 
-    Needs the optional extra `pip install keras-imbalance[serving]`.
+    `dtype` as in `rest_predict_body`. Needs the optional extra
+    `pip install keras-imbalance[serving]`.
     """
+    images = check_request_images(images, _request_dtype(dtype, signature_name))
     predict_pb2 = _serving_api()
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature_name
     if version is not None:
         request.model_spec.version.value = int(version)
-    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(np.asarray(images)))
+    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(images))
     return request
 
 

@@ -214,3 +214,44 @@ def test_gamo_exports_classifier_and_generate_signature(tmp_path):
     bank1 = x[y == 1]
     assert np.all(samples[:2] >= bank1.min(0) - 1e-5) and np.all(samples[:2] <= bank1.max(0) + 1e-5)
     np.testing.assert_allclose(samples[2], x[y == 2][0], atol=1e-5)
+
+
+def test_generate_signature_refuses_classes_without_a_generator(tmp_path):
+    from keras_imbalance.models import GAMO
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1, 2], [6, 3, 2])
+    x = rng.uniform(0, 1, (len(y), 8, 8, 1)).astype("float32")
+    model = GAMO(applications.GAMOClassifier((8, 8, 1), 3, hidden_units=(8,)), latent_dim=4, seed=0).adapt(x, y)
+    path = serving.export_for_serving(model, tmp_path / "gamo")
+    generate = tf.saved_model.load(path).signatures["generate"]
+    assert generate(class_ids=tf.constant([1, 2]), seed=tf.constant(0))["samples"].shape == (2, 8, 8, 1)
+    # The majority (0) has no generator unit; 3 and -1 are no class at all. Python's sample() refuses them too.
+    for bad in ([0], [1, 3], [-1]):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"classes the generator makes, \[1, 2\]"):
+            generate(class_ids=tf.constant(bad), seed=tf.constant(0))
+    with pytest.raises(ValueError):
+        model.sample(2, 0)
+
+
+def test_request_helpers_refuse_what_a_cast_would_wrap(exported):
+    _, _, path, images, _ = exported
+    for bad, message in [
+        (images.astype("float32") / 255.0, "fractional"),
+        (images.astype("int32") + 300, r"0\.\.255"),
+        (images.astype("int32") - 1000, r"0\.\.255"),
+        (np.full(images.shape, np.nan), "NaN"),
+        (images[0, 0, 0], "batch"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            serving.rest_predict_body(bad)
+        with pytest.raises(ValueError, match=message):
+            serving.grpc_predict_request("digits", bad)
+    # The local server refuses the same as the helpers (a hand-written body skips them).
+    with pytest.raises(ValueError, match=r"0\.\.255"):
+        serving.predict_rest_locally(path, {"instances": [{"images": (images[0].astype(int) + 256).tolist()}]})
+    # Whole-number floats are pixels; float32 signatures take floats.
+    body = serving.rest_predict_body(images.astype("float64"))
+    assert body["instances"][0]["images"] == images[0].tolist()
+    floats = serving.rest_predict_body(images / 255.0, signature_name="translate_ab")
+    assert isinstance(floats["instances"][0]["images"][0][0][0], float)
