@@ -156,6 +156,8 @@ class BaseRecipe:
 
     name = None
     kind = "baseline"
+    # The constructor arguments `get_config` returns after "name" (attributes of the same names).
+    config_keys = ()
     history_ = None
 
     def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, **kwargs):
@@ -177,7 +179,7 @@ class BaseRecipe:
         return None
 
     def get_config(self):
-        return {"name": self.name}
+        return {"name": self.name, **{key: getattr(self, key) for key in self.config_keys}}
 
     def __repr__(self):
         return f"{type(self).__name__}({self.get_config()})"
@@ -335,6 +337,8 @@ class Recipe(BaseRecipe):
     _SAMPLING = ("none", "balanced", "under", "over", "smote")
     _LOSSES = ("ce", "focal", "ldam")
     _WEIGHTS = ("none", "inverse", "class_balanced")
+    config_keys = ("sampling", "loss", "weights", "beta", "deferred", "defer_epoch", "focal_gamma", "max_margin", "scale",
+                   "tau", "weighted_mean", "k_neighbors")
 
     def __init__(
         self,
@@ -375,23 +379,6 @@ class Recipe(BaseRecipe):
         self.weighted_mean = bool(weighted_mean)
         self.k_neighbors = int(k_neighbors)
         self.history_ = None
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "sampling": self.sampling,
-            "loss": self.loss,
-            "weights": self.weights,
-            "beta": self.beta,
-            "deferred": self.deferred,
-            "defer_epoch": self.defer_epoch,
-            "focal_gamma": self.focal_gamma,
-            "max_margin": self.max_margin,
-            "scale": self.scale,
-            "tau": self.tau,
-            "weighted_mean": self.weighted_mean,
-            "k_neighbors": self.k_neighbors,
-        }
 
     @classmethod
     def from_config(cls, config):

@@ -108,16 +108,13 @@ class GAMORecipe(MethodRecipe):
     """
 
     name = "gamo"
+    config_keys = ("loss", "discriminator", "latent_dim", "classifier_learning_rate")
 
     def __init__(self, loss="least_squares", discriminator=True, latent_dim=100, classifier_learning_rate=2e-4):
         self.loss = loss
         self.discriminator = bool(discriminator)
         self.latent_dim = int(latent_dim)
         self.classifier_learning_rate = float(classifier_learning_rate)
-
-    def get_config(self):
-        return {"name": self.name, "loss": self.loss, "discriminator": self.discriminator,
-                "latent_dim": self.latent_dim, "classifier_learning_rate": self.classifier_learning_rate}
 
     def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None, **fit_kwargs):
         x, y, counts = _prepare(x, y, num_classes, seed)
@@ -178,6 +175,8 @@ class M2mRecipe(MethodRecipe):
     """
 
     name = "m2m"
+    config_keys = ("beta", "lam", "gamma", "step_size", "attack_steps", "defer_epoch", "acceptance_criterion",
+                   "translated_positions")
     loss_name = "ce"
 
     def __init__(self, beta="scaled", lam=0.5, gamma=0.9, step_size=0.1, attack_steps=10, defer_epoch=None,
@@ -191,11 +190,6 @@ class M2mRecipe(MethodRecipe):
         self.acceptance_criterion = acceptance_criterion
         check_translated_positions(translated_positions)  # before fit spends its time on g
         self.translated_positions = translated_positions
-
-    def get_config(self):
-        return {"name": self.name, "beta": self.beta, "lam": self.lam, "gamma": self.gamma, "step_size": self.step_size,
-                "attack_steps": self.attack_steps, "defer_epoch": self.defer_epoch,
-                "acceptance_criterion": self.acceptance_criterion, "translated_positions": self.translated_positions}
 
     def _beta(self, counts):
         return 0.999 ** (5000.0 / float(max(counts))) if self.beta == "scaled" else float(self.beta)
@@ -268,6 +262,8 @@ class ImbalanceCycleGANRecipe(MethodRecipe):
     """
 
     name = "imbalance-cyclegan"
+    config_keys = ("mode", "switch_every", "gan_epochs", "generator_filters", "residual_blocks", "discriminator_filters",
+                   "pool_size", "cycle_weight", "identity_weight")
     default_mode = "aug"
 
     def __init__(self, mode=None, switch_every=5, gan_epochs=None, generator_filters=16, residual_blocks=3,
@@ -284,12 +280,6 @@ class ImbalanceCycleGANRecipe(MethodRecipe):
         self.cycle_weight = float(cycle_weight)
         self.identity_weight = float(identity_weight)
         self.examples_ = None
-
-    def get_config(self):
-        return {"name": self.name, "mode": self.mode, "switch_every": self.switch_every, "gan_epochs": self.gan_epochs,
-                "generator_filters": self.generator_filters, "residual_blocks": self.residual_blocks,
-                "discriminator_filters": self.discriminator_filters, "pool_size": self.pool_size,
-                "cycle_weight": self.cycle_weight, "identity_weight": self.identity_weight}
 
     def check_data(self, num_classes):
         if int(num_classes) != 2:
@@ -380,6 +370,7 @@ class PolarityGANRecipe(MethodRecipe):
     """
 
     name = "polarity-gan"
+    config_keys = ("autoencoder_fraction", "critic_steps", "gradient_penalty", "latent_dim", "classifier_learning_rate")
 
     def __init__(self, autoencoder_fraction=0.2, critic_steps=5, gradient_penalty=10.0, latent_dim=32,
                  classifier_learning_rate=2e-4):
@@ -390,11 +381,6 @@ class PolarityGANRecipe(MethodRecipe):
         self.gradient_penalty = float(gradient_penalty)
         self.latent_dim = int(latent_dim)
         self.classifier_learning_rate = float(classifier_learning_rate)
-
-    def get_config(self):
-        return {"name": self.name, "autoencoder_fraction": self.autoencoder_fraction, "critic_steps": self.critic_steps,
-                "gradient_penalty": self.gradient_penalty, "latent_dim": self.latent_dim,
-                "classifier_learning_rate": self.classifier_learning_rate}
 
     def split_epochs(self, epochs):
         """(autoencoder epochs, stage-2 epochs) for a budget of `epochs`."""
