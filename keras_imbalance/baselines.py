@@ -21,11 +21,12 @@ sample). `recipe.history_` keeps the `History` of the last fit.
 
 Registry: every recipe is registered once, under its name, by `register`;
 names are normalised by `normalize_name` (stripped, lower case) and looked
-up by `create_recipe` / `registered_names`. This module registers the
-baselines; importing `keras_imbalance.recipes` (done by `import
-keras_imbalance`) registers the generative methods. `baselines.get` /
+up by `create_recipe` / `registered_names`. The registry lives here because
+this module needs no method model: it registers the baselines, and
+`keras_imbalance.recipes` (which builds the method models, so imports
+`models`) registers the methods when it is imported. `baselines.get` /
 `baselines.available` are the baseline part of the registry;
-`recipes.get` accepts every name.
+`recipes.get` / `recipes.available(None)` cover every name.
 
 Backbone contract: `backbone_fn(input_shape, num_classes)` returns a
 `keras.Model` mapping (B, *input_shape) -> logits (B, num_classes), e.g.

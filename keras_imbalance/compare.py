@@ -2,7 +2,9 @@
 
 For each seed the long-tailed training set is drawn once (`make_imbalanced`)
 and every method trains on it with the same backbone, epochs and batch size;
-each is scored on the same balanced test split. Results go to `out/`:
+each is scored on the same balanced test split. `prepare_data` (data,
+`check_data` of every recipe, training counts) and `train_and_score` (one
+run) are shared with `keras-imbalance fit`. Results go to `out/`:
 
 - `runs/<method>/seed_<s>.json`: one run (report, confusion matrix, wall
   time). A run whose file exists is not trained again, so an interrupted
