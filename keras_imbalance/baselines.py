@@ -254,6 +254,21 @@ def create_recipe(name, kind=None, **options):
 # ---------------------------------------------------------------- helpers shared with the method recipes
 
 
+def prepare_fit_data(x, y, num_classes=None, seed=0):
+    """The start of every recipe's `fit`: seed Keras, NumPy and TF with `seed`, validate `(x, y)`, count the classes.
+
+    Returns:
+        `(x, y, counts)`: x float32, y int64 labels, counts per class (length `num_classes`, default max(y) + 1).
+
+    Raises:
+        ValueError: from `datasets.check_xy` / `class_counts` (bad shapes or labels, a class without samples).
+    """
+    keras.utils.set_random_seed(int(seed))
+    x, y = check_xy(x, y, num_classes)
+    counts = _class_counts(y, num_classes)
+    return x.astype(np.float32, copy=False), y, counts
+
+
 def paper_sgd():
     """The papers' CIFAR optimizer: `CoupledSGD(0.1, momentum 0.9, coupled L2 2e-4)` (M2m Sec. 3.1; Cao et al. 2019)."""
     return CoupledSGD(learning_rate=0.1, momentum=0.9, l2=2e-4)
@@ -434,15 +449,11 @@ class Recipe(BaseRecipe):
         if lr_schedule not in ("auto", "paper", None):
             raise ValueError(f"lr_schedule must be 'auto', 'paper' or None, got {lr_schedule!r}")
         seed = int(seed)
-        keras.utils.set_random_seed(seed)
-        x, y = check_xy(x, y, num_classes)
-        counts = _class_counts(y, num_classes)
+        x, y, counts = prepare_fit_data(x, y, num_classes, seed)
         c = len(counts)
         if c < 2:
             raise ValueError(f"y holds one class only ({counts.tolist()} samples of class 0); a classifier needs at least 2 classes")
         input_shape = tuple(x.shape[1:])
-        if x.dtype != np.float32:
-            x = x.astype(np.float32)
 
         if self.sampling == "under":
             x, y = random_under_sample(x, y, seed=seed, num_classes=c)
@@ -564,6 +575,7 @@ __all__ = [
     "get",
     "normalize_name",
     "paper_sgd",
+    "prepare_fit_data",
     "register",
     "registered_names",
     "resolve_optimizer",

@@ -31,6 +31,7 @@ from keras_imbalance.baselines import BaseRecipe
 from keras_imbalance.baselines import cosine_head
 from keras_imbalance.baselines import create_recipe
 from keras_imbalance.baselines import normalize_name  # noqa: F401  (part of this module's API)
+from keras_imbalance.baselines import prepare_fit_data
 from keras_imbalance.baselines import register
 from keras_imbalance.baselines import registered_names
 from keras_imbalance.baselines import resolve_optimizer
@@ -40,7 +41,6 @@ from keras_imbalance.callbacks import PaperLRSchedule
 from keras_imbalance.callbacks import scale_epoch
 from keras_imbalance.datasets.pipeline import to_dataset
 from keras_imbalance.datasets.validation import check_xy
-from keras_imbalance.datasets.validation import class_counts
 from keras_imbalance.losses import LDAMLoss
 from keras_imbalance.models import GAMO
 from keras_imbalance.models import M2m
@@ -66,13 +66,6 @@ def get(name, **options):
         ValueError: unknown name (the message lists every known one) or bad option.
     """
     return create_recipe(name, **options)
-
-
-def _prepare(x, y, num_classes, seed):
-    keras.utils.set_random_seed(int(seed))
-    x, y = check_xy(x, y, num_classes)
-    counts = class_counts(y, num_classes)
-    return x.astype(np.float32, copy=False), y, counts
 
 
 class MethodRecipe(BaseRecipe):
@@ -117,7 +110,7 @@ class GAMORecipe(MethodRecipe):
         self.classifier_learning_rate = float(classifier_learning_rate)
 
     def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None, **fit_kwargs):
-        x, y, counts = _prepare(x, y, num_classes, seed)
+        x, y, counts = prepare_fit_data(x, y, num_classes, seed)
         c = len(counts)
         shape = tuple(x.shape[1:])
         model = GAMO(
@@ -158,8 +151,8 @@ class M2mRecipe(MethodRecipe):
     """M2m (Kim et al. 2020, Sec. 2, Algorithm 1): g pre-trained by the ERM recipe, f trained with deferred translation.
 
     g is the `erm` baseline's model trained on the same data, budget and
-    optimizer (paper Sec. 3.1: "pre-trained on the given dataset via standard
-    ERM"). f starts as ERM on the data as it is; from the deferred epoch
+    optimizer (a copy when `optimizer` is an instance; paper Sec. 3.1:
+    "pre-trained on the given dataset via standard ERM"). f starts as ERM on the data as it is; from the deferred epoch
     (80 % of the epochs, 160 of 200 in the paper) the data switch to
     class-balanced batches and the translation starts, with the paper's
     optimizer recipe (SGD 0.1, momentum 0.9, coupled L2 2e-4, warm-up and
@@ -198,7 +191,7 @@ class M2mRecipe(MethodRecipe):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True), backbone_fn(shape, len(counts))
 
     def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None, **fit_kwargs):
-        x, y, counts = _prepare(x, y, num_classes, seed)
+        x, y, counts = prepare_fit_data(x, y, num_classes, seed)
         c = len(counts)
         translator = create_recipe("erm").fit(backbone_fn, x, y, epochs=epochs, batch_size=batch_size, seed=seed,
                                               optimizer=_copy_if_instance(optimizer), verbose=0, num_classes=c)
@@ -307,7 +300,7 @@ class ImbalanceCycleGANRecipe(MethodRecipe):
         if num_classes is None:
             num_classes = int(np.max(check_xy(x, y)[1])) + 1
         self.check_data(num_classes)
-        x, y, counts = _prepare(x, y, 2, seed)
+        x, y, counts = prepare_fit_data(x, y, 2, seed)
         shape = tuple(x.shape[1:])
         lo, hi = float(np.min(x)), float(np.max(x))
         value_range = (lo, hi) if hi > lo else (0.0, 1.0)
@@ -391,7 +384,7 @@ class PolarityGANRecipe(MethodRecipe):
         return stage1, max(1, epochs - stage1)
 
     def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None, **fit_kwargs):
-        x, y, counts = _prepare(x, y, num_classes, seed)
+        x, y, counts = prepare_fit_data(x, y, num_classes, seed)
         c = len(counts)
         shape = tuple(x.shape[1:])
         stage1, stage2 = self.split_epochs(epochs)
