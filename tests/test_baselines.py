@@ -142,3 +142,49 @@ def test_ldam_classifier_passes_harness(tmp_path):
     x, y = _data()
     clf = baselines.get("ldam-drw", defer_epoch=0).fit(tiny_backbone, x, y, epochs=1, batch_size=32, seed=0)
     run_model_test(lambda: clf, x[:8], y[:8], tmp_path=tmp_path, expected_output_shape=(8, 4))
+
+
+def test_one_registry_for_baselines_and_methods():
+    from keras_imbalance import recipes
+
+    assert baselines.normalize_name(" LDAM-DRW ") == "ldam-drw"
+    assert baselines.registered_names("baseline") == NAMES
+    assert recipes.available() == baselines.registered_names("method")
+    assert recipes.available(None) == NAMES + recipes.available()
+    for name in recipes.available(None):  # every name, through the one lookup, round-trips its config
+        recipe = recipes.get(name.upper())
+        assert recipe.name == name and recipe.kind in baselines.RECIPE_KINDS
+        assert recipes.get(recipe.get_config()).get_config() == recipe.get_config()
+    with pytest.raises(ValueError, match="'gamo' is a method recipe"):
+        baselines.get("gamo")  # the baseline view of the registry
+    with pytest.raises(ValueError, match="unknown method 'nope'; known: erm.*gamo"):
+        recipes.get("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        baselines.register(lambda **o: None, name="ERM", kind="baseline")
+    with pytest.raises(ValueError, match="kind"):
+        baselines.register(lambda **o: None, name="new-one", kind="other")
+    assert "new-one" not in baselines.registered_names()
+
+
+def test_hooks_have_defaults():
+    recipe = baselines.get("erm")
+    assert recipe.check_data(7) is None and recipe.sample_grid(None, 7) is None
+
+
+def test_resolve_optimizer_and_cosine_head_are_public():
+    from keras_imbalance.optimizers import CoupledSGD
+
+    default = baselines.resolve_optimizer(None)
+    assert isinstance(default, CoupledSGD) and float(default.learning_rate) == pytest.approx(0.1) and default.l2 == 2e-4
+    assert isinstance(baselines.resolve_optimizer(None, default=lambda: keras.optimizers.Adam(1e-3)), keras.optimizers.Adam)
+    assert isinstance(baselines.resolve_optimizer("sgd"), keras.optimizers.SGD)
+    assert isinstance(baselines.resolve_optimizer(lambda: keras.optimizers.Adam()), keras.optimizers.Adam)
+    used = keras.optimizers.SGD()
+    used.build(tiny_backbone((4, 4, 1), 4).trainable_variables)
+    with pytest.raises(ValueError, match="already used"):
+        baselines.resolve_optimizer(used)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        baselines.resolve_optimizer(3)
+    head = baselines.cosine_head(tiny_backbone((4, 4, 1), 4), 4)
+    assert isinstance(head.layers[-1], CosineDense) and head.output_shape == (None, 4)
+    assert baselines.cosine_head(head, 4) is head

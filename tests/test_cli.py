@@ -11,14 +11,16 @@ from keras_imbalance import cli
 
 def test_compare_fit_export_predict(tmp_path, capsys):
     out = tmp_path / "cmp"
-    assert cli.main(["compare", "--methods", "erm,drw", "--seeds", "1", "--epochs", "1", "--out", str(out), "--verbose", "0"]) == 0
+    assert cli.main(["compare", "--methods", "erm,rw", "--seeds", "1", "--epochs", "1", "--out", str(out), "--verbose", "0"]) == 0
     text = capsys.readouterr().out
-    assert "(1/2) erm seed 0: training" in text and "| drw |" in text and (out / "report.md").exists()
+    assert "(1/2) erm seed 0: training" in text and "| rw |" in text and (out / "report.md").exists()
 
     run = tmp_path / "run"
     assert cli.main(["fit", "rw", "--epochs", "1", "--out", str(run), "--verbose", "0"]) == 0
     meta = json.load(open(run / "run.json"))
     assert meta["method"] == "rw" and "balanced_accuracy" in meta["report"]
+    # `fit` and `compare` train and score a run by the same function: same seed, same report.
+    assert meta["report"] == json.load(open(out / "runs" / "rw" / "seed_0.json"))["report"]
     assert (run / "model.keras").exists() and (run / "serving" / "1" / "saved_model.pb").exists()
 
     assert cli.main(["export", str(run), "--to", str(tmp_path / "served"), "--version", "2"]) == 0

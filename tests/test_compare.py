@@ -63,7 +63,8 @@ def test_training_counts_profiles():
 def test_every_method_recipe_follows_the_interface():
     for name in recipes.available():
         recipe = recipes.get(name)
-        assert recipe.get_config()["name"] == name
+        assert recipe.get_config()["name"] == name and recipe.kind == "method"
+        assert recipes.get(recipe.get_config()).get_config() == recipe.get_config()
     with pytest.raises(ValueError, match="bad option"):
         recipes.get("m2m", nonsense=1)
     assert recipes.get("ldam-m2m", translated_positions="candidates").get_config()["translated_positions"] == "candidates"
@@ -96,3 +97,52 @@ def test_report_states_the_ratio_of_the_counts_used_not_the_ignored_requested_on
     paper = compare.format_markdown(results("gamo-mnist", None))
     assert "max / min = 100.0" in paper and "ratio 50" not in paper
     assert "requested ratio 50.0" in compare.format_markdown(results("exp", 50.0))
+
+
+def test_train_and_score_is_one_run_and_refuses_a_diverged_model():
+    import keras
+
+    from keras_imbalance import applications
+    from keras_imbalance import baselines
+
+    (x_pool, y_pool), (x_test, y_test), names, counts = compare.prepare_data("digits", [recipes.get("erm")],
+                                                                             imbalance_ratio=10, log=lambda m: None)
+    assert len(names) == 10 and len(counts) == 10 and max(counts) / min(counts) >= 9
+    x, y = compare.datasets.make_imbalanced(x_pool, y_pool, counts, seed=0)
+    backbone = lambda s, c: applications.SmallCNN(s, c, filters=(4,), dense_units=8)  # noqa: E731
+    model, run = compare.train_and_score(recipes.get("erm"), backbone, x, y, x_test, y_test, counts, epochs=1, seed=0)
+    assert list(run) == ["method", "seed", "wall_time_s", "report", "confusion_matrix"] and run["method"] == "erm"
+    assert np.array(run["confusion_matrix"]).sum() == len(y_test) and 0 <= run["report"]["balanced_accuracy"] <= 1
+
+    class Diverged(baselines.BaseRecipe):
+        name = "diverged"
+
+        def fit(self, backbone_fn, x, y, **kwargs):
+            model = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.Flatten(), keras.layers.Dense(10)])
+            model.layers[-1].kernel.assign(np.full(model.layers[-1].kernel.shape, np.nan, "float32"))
+            return model
+
+    with pytest.raises(FloatingPointError, match="diverged"):
+        compare.train_and_score(Diverged(), backbone, x, y, x_test, y_test, counts, epochs=1)
+
+
+def test_check_data_runs_before_any_training():
+    with pytest.raises(ValueError, match="binary"):
+        compare.prepare_data("digits", [recipes.get("erm"), recipes.get("imbalance-cyclegan")], log=lambda m: None)
+    assert compare.parse_methods(" ERM, ,Gamo") == ["erm", "gamo"] == compare.parse_methods(["ERM", " ", "Gamo"])
+
+
+def test_m2m_recipe_takes_an_optimizer_instance():
+    # g (the ERM translator) and f are two models: g trains with a copy, f with the instance given.
+    # Both used to share the instance, and f's first step failed on variables the optimizer was not built for.
+    import keras
+
+    from keras_imbalance import applications
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), [30, 10, 5])
+    x = rng.uniform(size=(len(y), 8, 8, 1)).astype("float32")
+    opt = keras.optimizers.SGD(0.01)
+    model = recipes.get("m2m", attack_steps=1, defer_epoch=0).fit(
+        lambda s, c: applications.SmallCNN(s, c, filters=(4,), dense_units=8), x, y, epochs=1, batch_size=16, optimizer=opt)
+    assert model.optimizer is opt and np.all(np.isfinite(model.predict(x, verbose=0)))

