@@ -153,6 +153,14 @@ def test_alt_cyclegan_phase_matches_eq_7_and_freezes_the_classifier(batchnorm, m
     assert not np.allclose(expected["weights"]["generator_ab"][0], without["weights"]["generator_ab"][0], atol=1e-4)
     assert not np.allclose(expected["weights"]["generator_ba"][0], without["weights"]["generator_ba"][0], atol=1e-4)
 
+    # Eq. 7's classifier terms on this step's translations, term by term (inference mode: no state change).
+    fake_a, fake_b = ((f + 1.0) / 2.0 for f in expected["fakes"])
+    loss_a, loss_b, _, _ = model.classifier_losses(a, b, fake_a, fake_b, training=False)
+    ref_a, ref_b = ref.classifier_losses(ref.copy(clf), a, b, fake_a, fake_b, majority, training=False)
+    np.testing.assert_allclose(float(loss_a), float(ref_a), rtol=1e-5)
+    np.testing.assert_allclose(float(loss_b), float(ref_b), rtol=1e-5)
+    np.testing.assert_allclose(float(ref_a + ref_b), expected["terms"]["teacher"], rtol=1e-5)
+
     clf_before = _state(clf)
     phases = AlternatingPhases(1)
     logs = model.fit(x, y, batch_size=N, epochs=2, initial_epoch=1, verbose=0, callbacks=[phases]).history
