@@ -33,7 +33,14 @@ def _sgd():
 
 
 def _setup(mode, majority, batchnorm, pool_size=0):
-    """(model, players, classifier, a, b, x, y): N majority and N minority images; class counts give gamma = 3."""
+    """(model, players, classifier, a, b, x, y): N majority and N minority images; class counts give gamma = 3.
+
+    `fit(x, y, batch_size=N)` pairs the classes with a random order of its
+    own; with N images per class one step holds every a and every b once,
+    in some order. Every quantity checked is a mean over a group (and
+    BatchNormalization statistics are order-free), so the reference needs
+    no knowledge of that order.
+    """
     players = ref.gan_players(batchnorm)
     clf = ref.classifier(seed=50)
     gan = CycleGAN(*(players[n] for n in ref.GAN_PLAYERS), pool_size=pool_size, value_range=(0.0, 1.0), seed=0)
