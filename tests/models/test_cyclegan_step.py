@@ -24,8 +24,9 @@ def _batch():
     return ref.images(N, 1), ref.images(N, 2)
 
 
-def _cycle_gan(players, pool_size=0):
-    return CycleGAN(*(players[n] for n in ref.GAN_PLAYERS), pool_size=pool_size, value_range=(0.0, 1.0), seed=0)
+def _cycle_gan(players, pool_size=0, **kwargs):
+    return CycleGAN(*(players[n] for n in ref.GAN_PLAYERS), pool_size=pool_size, value_range=(0.0, 1.0), seed=0,
+                    **kwargs)
 
 
 def _fit_one_step(gan, a, b):
@@ -82,13 +83,14 @@ def test_discriminators_train_on_the_history_pool_output():
     fake (just written to the only slot), and the pool ends holding the
     last fake. So D_A must see [Q_a, G_BA(b)[:-1]] and D_B
     [Q_b, G_AB(a)[:-1]] (not this step's fakes), and the generators'
-    update is unaffected.
+    update is unaffected. This test also sets beta = 3 and alpha = 0 (no
+    identity term): the constructor's weights must be the ones used.
     """
     players = ref.gan_players(batchnorm=False)
     a, b = _batch()
     a_g, b_g = 2.0 * a - 1.0, 2.0 * b - 1.0
     stored = {"a": ref.images(1, 3) * 2.0 - 1.0, "b": ref.images(1, 4) * 2.0 - 1.0}
-    gan = _cycle_gan(players, pool_size=1)
+    gan = _cycle_gan(players, pool_size=1, cycle_weight=3.0, identity_weight=0.0)
     for key, pool in (("a", gan.pool_a), ("b", gan.pool_b)):
         pool.images.assign(stored[key])
         pool.count.assign(1)
@@ -97,7 +99,7 @@ def test_discriminators_train_on_the_history_pool_output():
     def pooled(key, fakes):
         return np.concatenate([stored[key], fakes[:-1]], axis=0)
 
-    expected = ref.cyclegan_step(players, a_g, b_g, LR, pool=pooled)
+    expected = ref.cyclegan_step(players, a_g, b_g, LR, alpha=0.0, beta=3.0, pool=pooled)
     logs = _fit_one_step(gan, a, b)
     for key, value in expected["logs"].items():
         np.testing.assert_allclose(logs[key], value, rtol=1e-5, err_msg=key)
@@ -107,5 +109,5 @@ def test_discriminators_train_on_the_history_pool_output():
     np.testing.assert_allclose(np.asarray(gan.pool_a.images), fake_a[-1:], atol=1e-6)
     np.testing.assert_allclose(np.asarray(gan.pool_b.images), fake_b[-1:], atol=1e-6)
     # The fresh-fakes reading gives other discriminator weights: the pool matters here.
-    fresh = ref.cyclegan_step(players, a_g, b_g, LR)
+    fresh = ref.cyclegan_step(players, a_g, b_g, LR, alpha=0.0, beta=3.0)
     assert not np.allclose(fresh["weights"]["discriminator_b"][0], expected["weights"]["discriminator_b"][0], atol=1e-4)
