@@ -469,3 +469,100 @@ def test_generated_labels_follow_the_deficit_and_the_generator_labels_are_unifor
         assert off < 1e-5
         alphas.append(alpha)
     assert stats.kstest(np.concatenate(alphas), "uniform").pvalue > 1e-4
+
+
+# Stage 1: the autoencoder ------------------------------------------------------------------------------------
+
+
+def _encoder():
+    x_in = keras.Input((FEATURES,))
+    h = layers.Dense(5, name="e_dense")(x_in)
+    h = layers.BatchNormalization(name="e_bn")(h)
+    h = layers.Activation("tanh", name="e_tanh")(h)
+    return keras.Model(x_in, layers.Dense(LATENT, name="e_out")(h), name="tiny_encoder")
+
+
+def ref_encoder(p, x, training):
+    h = _bn(_dense(_t(x), p, "e_dense"), p, "e_bn", training)
+    return _dense(tf.tanh(h), p, "e_out")
+
+
+def ref_decoder(p, codes, training):
+    """Q([c, 0_C]) then ONE softmax head over all N training samples: a convex combination of the training set."""
+    h = tf.concat([codes, tf.zeros((codes.shape[0], CLASSES), codes.dtype)], axis=1)
+    h = _bn(tf.nn.relu(_dense(h, p, "ctmu_dense1")), p, "ctmu_bn1", training)
+    return tf.nn.softmax(_dense(h, p, "head"), axis=-1) @ p["bank"]
+
+
+@pytest.mark.filterwarnings("ignore:Even though the `tf.config.experimental_run_functions_eagerly`:UserWarning")
+def test_stage1_autoencoder_step_and_class_conditional_gaussians():
+    """Sec. 4 (BAGAN-style initialization), as documented: one full-batch SGD step of encoder + decoder on the
+    squared reconstruction error over all training samples (no class input: zeros), then per class k the mean
+    mu_k and Cholesky factor of Sigma_k + r I of the encoder's codes (inference mode; Sigma_k the unbiased
+    covariance, r = latent_ridge x the mean per-dimension variance of all codes).
+    """
+    keras.utils.set_random_seed(0)
+    log = _Log()
+    rng = np.random.default_rng(2)
+    encoder = _encoder()
+    _randomize(encoder, rng)
+    ridge = 0.05
+    model = PolarityGAN(_classifier(log), _critic(log), encoder=encoder, latent_dim=LATENT, hidden_units=(5,),
+                        autoencoder_epochs=1, latent_ridge=ridge, seed=4)
+    x, y = _data(COUNTS, seed=2)
+    model.adapt(x, y)
+    e0 = {v.path: np.array(v) for v in encoder.weights}
+    before = []
+
+    class SnapshotSGD(keras.optimizers.SGD):
+        """Plain SGD that keeps the values its variables had before each update."""
+
+        def apply(self, grads, trainable_variables=None):
+            before.append([(v, np.array(v)) for v in trainable_variables])
+            return super().apply(grads, trainable_variables)
+
+    lr = 0.3
+    tf.config.run_functions_eagerly(True)
+    try:
+        history = model.pretrain_autoencoder(epochs=1, batch_size=len(x), optimizer=SnapshotSGD(lr, momentum=0.0))
+    finally:
+        tf.config.run_functions_eagerly(False)
+    assert len(before) == 1  # one full-batch step
+    decoder_layer = next(layer for layer in model.decoder.layers if hasattr(layer, "bank"))
+    np.testing.assert_array_equal(np.asarray(decoder_layer.bank), x)  # the decoder mixes all N training samples
+    trained = {id(v) for v in encoder.trainable_weights + decoder_layer.trainable_weights}
+    assert {id(v) for v, _ in before[0]} == trained  # encoder and decoder are trained, nothing else
+
+    pre = {v.path: value for v, value in before[0]}
+    assert len(pre) == len(before[0])
+    params = {k: tf.Variable(np.asarray(v, "float64")) for k, v in pre.items()}
+    consts = {k: _t(v) for k, v in e0.items() if k not in params}
+    consts["bank"] = _t(x)
+    p = {**consts, **params}
+    with tf.GradientTape() as tape:
+        recon = ref_decoder(p, ref_encoder(p, x, True), True)
+        loss = tf.reduce_mean(tf.square(recon - _t(x)))
+    names = list(params)
+    grads = dict(zip(names, tape.gradient(loss, [params[k] for k in names])))
+    assert history.history["loss"][0] == pytest.approx(float(loss), rel=1e-5)
+    now = {v.path: np.array(v) for v in encoder.trainable_weights + decoder_layer.trainable_weights}
+    for k in names:
+        np.testing.assert_allclose(now[k], pre[k] - lr * grads[k].numpy(), atol=1e-5, err_msg=k)
+
+    # The encoder's BN moving statistics after its one training-mode call (momentum 0.99).
+    mean, var = tf.nn.moments(_dense(_t(x), p, "e_dense"), axes=[0])
+    e1 = {v.path: np.array(v) for v in encoder.weights}
+    np.testing.assert_allclose(e1["e_bn/moving_mean"], 0.99 * e0["e_bn/moving_mean"] + 0.01 * mean.numpy(), atol=1e-6)
+    np.testing.assert_allclose(e1["e_bn/moving_variance"], 0.99 * e0["e_bn/moving_variance"] + 0.01 * var.numpy(), atol=1e-6)
+
+    # Class-conditional Gaussians of the codes (BAGAN): computed here from the trained encoder in inference mode.
+    codes = ref_encoder({k: _t(v) for k, v in e1.items()}, x, False).numpy()
+    r = ridge * np.mean(np.var(codes, axis=0))
+    cg = model.convex_generator
+    for k in range(CLASSES):
+        ck = codes[y == k]
+        mu = ck.mean(axis=0)
+        sigma = (ck - mu).T @ (ck - mu) / (len(ck) - 1)
+        np.testing.assert_allclose(np.asarray(cg.latent_mean)[k], mu, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(cg.latent_scale)[k], np.linalg.cholesky(sigma + r * np.eye(LATENT)), atol=1e-5)
+    assert model.autoencoder_initialized
