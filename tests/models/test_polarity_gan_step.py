@@ -301,9 +301,15 @@ def step():
     model, log, x, y = _build()
     logs, final = _one_step(model, log, x[BATCH], y[BATCH])
     ev = log.events
-    assert [(e["player"], e["training"]) for e in ev] == SEQUENCE
     return {"model": model, "log": log, "x": x, "y": y, "logs": logs, "final": final, "ev": ev,
             "S": [e["state"] for e in ev] + [final]}
+
+
+def test_players_are_called_in_algorithm_1_order_with_their_modes(step):
+    """Algorithm 1's order: C on real data (line 4), G -> C (lines 5-7), critic_steps critic updates, G vs C
+    (line 10), G vs D (line 11); G only generates in inference mode, and frozen C / D run in inference mode."""
+    assert [(e["player"], e["training"]) for e in step["ev"]] == SEQUENCE
+    assert [name for name, _ in step["log"].losses] == ["classifier"] * 2 + ["critic"] * 2 + ["generator"] * 2
 
 
 def test_classifier_steps_are_eq6_on_real_then_generated_samples(step):
@@ -448,7 +454,7 @@ def test_generated_labels_follow_the_deficit_and_the_generator_labels_are_unifor
     rows = np.random.default_rng(0).integers(0, len(y), 1200)
     _one_step(model, log, x[rows], y[rows])
     ev = log.events
-    assert [(e["player"], e["training"]) for e in ev] == SEQUENCE
+    assert [e["player"] for e in ev] == [player for player, _ in SEQUENCE]
     deficit = _deficit(counts)
     expected = deficit[[0, 2]] / deficit.sum()
     for g_event in (1, 6):
