@@ -44,7 +44,8 @@ class _Log:
     def record(self, player, inputs, training):
         inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         self.events.append(
-            {"player": player, "inputs": [np.asarray(t) for t in inputs], "training": training, "state": _state(self.model)}
+            {"player": player, "inputs": [np.asarray(t) for t in inputs], "training": training,
+             "state": _state(self.model)}
         )
 
 
@@ -97,7 +98,8 @@ def _critic(log):
 def _generator(log, counts):
     eps_in, labels_in = keras.Input((LATENT,)), keras.Input((), dtype="int32")
     eps, labels = _Tap("generator", log, name="g_tap")([eps_in, labels_in])
-    out = GaussianConvexGenerator(counts, (FEATURES,), latent_dim=LATENT, hidden_units=(5,), name="g_convex")([eps, labels])
+    convex = GaussianConvexGenerator(counts, (FEATURES,), latent_dim=LATENT, hidden_units=(5,), name="g_convex")
+    out = convex([eps, labels])
     return keras.Model([eps_in, labels_in], out, name="tiny_generator")
 
 
@@ -142,11 +144,13 @@ def _build(counts=COUNTS, seed=0):
     x, y = _data(counts, seed)
     model.adapt(x, y)
     means = rng.normal(0, 1, (CLASSES, LATENT))
-    scales = np.tril(rng.normal(0, 0.4, (CLASSES, LATENT, LATENT)), -1) + np.eye(LATENT) * rng.uniform(0.5, 1.5, (CLASSES, 1, LATENT))
+    scales = np.tril(rng.normal(0, 0.4, (CLASSES, LATENT, LATENT)), -1)
+    scales += np.eye(LATENT) * rng.uniform(0.5, 1.5, (CLASSES, 1, LATENT))
     model.convex_generator.set_latent_gaussians(means, scales)
     model.compile(**{f"{n}_optimizer": keras.optimizers.SGD(LR[n], momentum=0.0) for n in PLAYERS}, run_eagerly=True)
     log.model = model
-    # The loss each optimizer step receives, in order (`apply_player_gradients` is the one place a tape meets an optimizer).
+    # The loss each optimizer step receives, in order (`apply_player_gradients`, the documented place where a
+    # tape meets an optimizer).
     apply = model.apply_player_gradients
 
     def recording_apply(name, tape, loss, *args, **kwargs):
@@ -241,7 +245,8 @@ def ref_critic_loss(p, real, fake, onehot, alpha, lam):
 def _params(state, player, model):
     """float64 copies of a player's weights: tf.Variables for the trainable ones, constants for the rest."""
     trainable = [v.path for v in getattr(model, player).trainable_weights]
-    return {k: tf.Variable(np.asarray(v, "float64")) if k in trainable else _t(v) for k, v in state[player].items()}, trainable
+    params = {k: tf.Variable(np.asarray(v, "float64")) if k in trainable else _t(v) for k, v in state[player].items()}
+    return params, trainable
 
 
 def ref_sgd_step(state, player, model, loss_fn):
@@ -323,7 +328,8 @@ def test_classifier_steps_are_eq6_on_real_then_generated_samples(step):
     deficit = _deficit(COUNTS)
     xb, yb = x[BATCH], y[BATCH]
     np.testing.assert_array_equal(ev[0]["inputs"][0], xb)
-    loss_real, c1, _ = ref_sgd_step(S[0], "classifier", model, lambda p: (ref_eq6(ref_classifier(p, xb, True), yb, deficit),))
+    loss_real, c1, _ = ref_sgd_step(S[0], "classifier", model,
+                                    lambda p: (ref_eq6(ref_classifier(p, xb, True), yb, deficit),))
     _assert_weights(S[1], "classifier", c1)
 
     eps, labels = ev[1]["inputs"]
@@ -368,7 +374,8 @@ def test_critic_steps_are_eq5_with_the_gradient_penalty(step):
         after = S[first + 3]  # the next event's snapshot: after this critic update
         _assert_weights(after, "critic", new)
         # The gradient penalty really is in the critic's gradient: without it the update differs.
-        _, without, _ = ref_sgd_step(S[first], "critic", model, lambda p: ref_critic_loss(p, real, fake, onehot, alpha, 0.0))
+        _, without, _ = ref_sgd_step(S[first], "critic", model,
+                                     lambda p: ref_critic_loss(p, real, fake, onehot, alpha, 0.0))
         assert max(np.abs(without[p] - after["critic"][p]).max() for p in without) > 1e-3
         losses.append(loss)
         penalties.append(penalty)
@@ -560,7 +567,8 @@ def test_stage1_autoencoder_step_and_class_conditional_gaussians():
     mean, var = tf.nn.moments(_dense(_t(x), p, "e_dense"), axes=[0])
     e1 = {v.path: np.array(v) for v in encoder.weights}
     np.testing.assert_allclose(e1["e_bn/moving_mean"], 0.99 * e0["e_bn/moving_mean"] + 0.01 * mean.numpy(), atol=1e-6)
-    np.testing.assert_allclose(e1["e_bn/moving_variance"], 0.99 * e0["e_bn/moving_variance"] + 0.01 * var.numpy(), atol=1e-6)
+    np.testing.assert_allclose(e1["e_bn/moving_variance"], 0.99 * e0["e_bn/moving_variance"] + 0.01 * var.numpy(),
+                               atol=1e-6)
 
     # Class-conditional Gaussians of the codes (BAGAN): computed here from the trained encoder in inference mode.
     codes = ref_encoder({k: _t(v) for k, v in e1.items()}, x, False).numpy()
@@ -571,5 +579,6 @@ def test_stage1_autoencoder_step_and_class_conditional_gaussians():
         mu = ck.mean(axis=0)
         sigma = (ck - mu).T @ (ck - mu) / (len(ck) - 1)
         np.testing.assert_allclose(np.asarray(cg.latent_mean)[k], mu, atol=1e-5)
-        np.testing.assert_allclose(np.asarray(cg.latent_scale)[k], np.linalg.cholesky(sigma + r * np.eye(LATENT)), atol=1e-5)
+        chol = np.linalg.cholesky(sigma + r * np.eye(LATENT))
+        np.testing.assert_allclose(np.asarray(cg.latent_scale)[k], chol, atol=1e-5)
     assert model.autoencoder_initialized
