@@ -1,0 +1,316 @@
+"""M2m player-level step tests: one whole `train_step` against a reference written here from the paper.
+
+Paper: Kim, Jeong & Shin, "M2m: Imbalanced Classification via Major-to-minor Translation", CVPR 2020
+(/work/shared/papers/m2m__*.txt). What each step must do (Algorithm 1 and Sec. 2.3, "Practical
+implementation via re-sampling"):
+
+- every sample i of the batch is a generation slot with probability 1 - N_{y_i} / N_max;
+- its seed x0 comes from the same batch, of class k0 ~ Q(k0 | k) prop. to 1 - beta^((N_k0 - N_k)+) (eq. 5);
+- x* = x0 + delta, then T steps x* <- clip(x* - eta * grad / ||grad||_2) of CE(g(x*), k) + lambda * f_k0(x*)
+  (eq. 2, Algorithm 1 lines 7-10), f and g in inference mode;
+- x* is rejected with probability beta^((N_k0 - N_k)+) (eq. 3, Algorithm 1 lines 11-13) or when g is not
+  confident enough (Algorithm 1 line 13 / Sec. 2.3: CE(g(x*), k) < gamma; the package also offers the
+  "probability" reading softmax_g(x*)[k] >= gamma); a rejected slot keeps its real minority sample, an
+  accepted one becomes (x*, k);
+- one SGD step of f on the mixed batch (cross-entropy, or LDAM: margins prop. to n_j^(-1/4), largest 0.5,
+  scale s), after `start_epoch` epochs of plain ERM (Sec. 3.1, deferred schedule); g never changes.
+
+The reference below shares no code with the package: the tiny players (Dense -> BatchNormalization -> ReLU
+-> Dense) are re-written as float64 TensorFlow functions on copies of their weights, and the attack, the
+acceptance test, the mix, the loss and the SGD update are written from the equations above.
+
+Random draws. The slot and Bernoulli uniforms and the start noise are re-drawn from a copy of the model's
+`seed_generator` state, in the documented order (slots, seed indices, start noise, rejection; see the
+`translated_positions` docstring). The seed indices are not re-drawn: they are read from what g actually
+received (its first input of the step is clip(x[seed] + delta)), and checked against eq. 5's support;
+the distributions themselves (slots, Q, acceptance) are checked statistically on a large batch through
+`train_step` in `test_step_draws_follow_the_papers_distributions`. Players are wrapped with a `_Tap` layer
+that records, in eager mode (`run_eagerly=True`), every input and `training` flag each player received.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import stats
+
+from keras_imbalance.losses import LDAMLoss
+from keras_imbalance.models import M2m
+
+D = 6  # features
+H = 5  # hidden units
+EPS = 1e-3  # BatchNormalization epsilon of the tiny players
+BN_MOMENTUM = 0.9
+LR = 0.5
+COUNTS = np.array([40.0, 10.0, 2.0])  # N_k; class 0 is the majority
+LDAM_SCALE = 3.0
+
+
+def _optimizer(model):
+    """f's optimizer (one place to change if M2m exposes it as `classifier_optimizer`)."""
+    return model.optimizer
+
+
+# --------------------------------------------------------------------------- tiny recorded players
+
+
+class _Tap(keras.layers.Layer):
+    """Identity layer that records, in eager mode, each input batch and the `training` flag it was called with."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = []
+
+    def call(self, x, training=None):
+        if tf.executing_eagerly() and hasattr(x, "numpy"):
+            self.calls.append((np.array(x, dtype=np.float64), training))
+        return x
+
+
+def _player(name, seed, num_classes=3):
+    """x -> Dense(H) -> BN -> ReLU -> Dense(C), with a `_Tap` in front and non-trivial BN moving statistics."""
+    rng = np.random.default_rng(seed)
+    inputs = keras.Input((D,))
+    tap = _Tap(name=f"{name}_tap")
+    h = keras.layers.Dense(H, name="dense1")(tap(inputs))
+    h = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=EPS, name="bn")(h)
+    h = keras.layers.ReLU()(h)
+    out = keras.layers.Dense(num_classes, name="dense2")(h)
+    model = keras.Model(inputs, out, name=name)
+    model.get_layer("dense1").set_weights([rng.normal(size=(D, H)) * 1.5, rng.normal(size=H) * 0.2])
+    model.get_layer("bn").set_weights([1.0 + 0.3 * rng.normal(size=H), 0.3 * rng.normal(size=H),
+                                       0.5 * rng.normal(size=H), rng.uniform(0.5, 2.0, size=H)])
+    model.get_layer("dense2").set_weights([rng.normal(size=(H, num_classes)) * 1.5, rng.normal(size=num_classes) * 0.2])
+    model.tap = tap
+    return model
+
+
+def _params(model):
+    """float64 copies of a player's weights, by role."""
+    k1, b1 = model.get_layer("dense1").get_weights()
+    gamma, beta, mm, mv = model.get_layer("bn").get_weights()
+    k2, b2 = model.get_layer("dense2").get_weights()
+    return {k: np.asarray(v, np.float64) for k, v in dict(k1=k1, b1=b1, gamma=gamma, beta=beta, mm=mm, mv=mv, k2=k2, b2=b2).items()}
+
+
+TRAINABLE = ("k1", "b1", "gamma", "beta", "k2", "b2")
+
+
+def _forward(p, x, training):
+    """Reference player: logits and the batch statistics (training) or moving statistics (inference)."""
+    h = tf.matmul(x, p["k1"]) + p["b1"]
+    if training:
+        mean = tf.reduce_mean(h, axis=0)
+        var = tf.reduce_mean(tf.square(h - mean), axis=0)  # biased, as BatchNormalization
+    else:
+        mean, var = tf.constant(p["mm"]), tf.constant(p["mv"])
+    h = (h - mean) / tf.sqrt(var + EPS) * p["gamma"] + p["beta"]
+    return tf.matmul(tf.nn.relu(h), p["k2"]) + p["b2"], (mean, var)
+
+
+def _g_log_probs(gs, x):
+    """log softmax_g(x); for an ensemble, log of the MEAN of the members' softmax (supplementary Sec. B)."""
+    probs = [tf.nn.softmax(_forward(p, x, False)[0]) for p in gs]
+    return tf.math.log(tf.add_n(probs) / len(probs))
+
+
+def _ldam_margins(counts, max_margin=0.5):
+    m = np.asarray(counts, np.float64) ** -0.25
+    return m * max_margin / m.max()
+
+
+def _f_loss(p, x, y, loss, counts):
+    """Mean per-sample loss of f (training mode) on (x, y): CE on logits, or LDAM CE(s (z - Delta_y e_y), y)."""
+    logits, stats_ = _forward(p, x, True)
+    onehot = tf.one_hot(y, logits.shape[-1], dtype=tf.float64)
+    if loss == "ldam":
+        logits = LDAM_SCALE * (logits - onehot * _ldam_margins(counts)[y][:, None])
+    return tf.reduce_mean(-tf.reduce_sum(onehot * tf.nn.log_softmax(logits), axis=-1)), stats_
+
+
+def _sgd_reference(f0, x, y, loss, counts):
+    """One plain SGD step of f: (loss value, weights after w - lr * grad, BN moving statistics after)."""
+    variables = {k: tf.Variable(f0[k]) for k in TRAINABLE}
+    with tf.GradientTape() as tape:
+        value, (mean, var) = _f_loss({**f0, **variables}, tf.constant(x), y, loss, counts)
+    grads = tape.gradient(value, variables)
+    new = {k: f0[k] - LR * grads[k].numpy() for k in TRAINABLE}
+    new["mm"] = BN_MOMENTUM * f0["mm"] + (1 - BN_MOMENTUM) * mean.numpy()
+    new["mv"] = BN_MOMENTUM * f0["mv"] + (1 - BN_MOMENTUM) * var.numpy()
+    return float(value), new
+
+
+def _redraw(state, batch, noise_norm):
+    """The step's uniforms and start noise from a copy of the seed-generator state, in the step's draw order."""
+    gen = keras.random.SeedGenerator(0)
+    gen.state.assign(state)
+    slot_u = np.asarray(keras.random.uniform((batch,), seed=gen), np.float64)
+    gen.next()  # the seed-index draw (keras.random.categorical); read from what g received instead
+    delta = None
+    if noise_norm > 0:
+        z = np.asarray(keras.random.normal((batch, D), seed=gen), np.float64)
+        delta = noise_norm * z / np.linalg.norm(z, axis=1, keepdims=True)
+    coin_u = np.asarray(keras.random.uniform((batch,), seed=gen), np.float64)
+    return slot_u, delta, coin_u
+
+
+def _m2m_reference(cfg, f0, gs0, x, y, state, g_first_input):
+    """The paper's M2m batch and f-step, reproduced: a dict with every intermediate."""
+    batch = len(y)
+    counts, beta = cfg["counts"], cfg["beta"]
+    lo, hi = cfg["input_range"]
+    slot_u, delta, coin_u = _redraw(state, batch, cfg["noise_norm"])
+    n = counts[y]
+    slot = slot_u < 1.0 - n / counts.max()  # Sec. 2.3: generate with probability 1 - N_{y_i} / N_1
+    # Eq. 3: P(accept | k0, k) = 1 - beta^((N_k0 - N_k)+); eq. 5: Q(k0 | k) is prop. to it (support: N_k0 > N_k).
+    p_acc = 1.0 - beta ** np.maximum(n[None, :] - n[:, None], 0.0)
+    has_seed = (p_acc > 0).any(axis=1)
+
+    # The seed indices, read from g's first input clip(x[seed] + delta) (the noise is the re-drawn one).
+    start_all = x[None, :, :] + (0.0 if delta is None else delta[:, None, :])  # [i, s] = x_s + delta_i
+    start_all = np.clip(start_all, lo, hi)
+    dist = np.abs(start_all - g_first_input[:, None, :]).max(axis=-1)
+    seed = dist.argmin(axis=1)
+    assert np.all(dist[np.arange(batch), seed] < 1e-5), "g's first input is not clip(x[seed] + delta) for any seed"
+    seed_class = y[seed]
+    assert np.all(p_acc[np.arange(batch), seed][has_seed] > 0), "a seed outside eq. 5's support (N_k0 > N_k)"
+
+    # Algorithm 1 lines 7-10: T normalized-gradient steps on CE(g(x), k) + lambda f_k0(x), f and g in inference mode.
+    iterates = [start_all[np.arange(batch), seed]]
+    xs = tf.constant(iterates[0])
+    target = tf.one_hot(y, 3, dtype=tf.float64)
+    seed_oh = tf.one_hot(seed_class, 3, dtype=tf.float64)
+    for _ in range(cfg["attack_steps"]):
+        with tf.GradientTape() as tape:
+            tape.watch(xs)
+            obj = -tf.reduce_sum(target * _g_log_probs(gs0, xs))
+            obj += cfg["lam"] * tf.reduce_sum(seed_oh * _forward(f0, xs, False)[0])
+        grad = tape.gradient(obj, xs)
+        xs = tf.clip_by_value(xs - cfg["step_size"] * grad / tf.norm(grad, axis=1, keepdims=True), lo, hi)
+        iterates.append(xs.numpy())
+    x_star = xs.numpy()
+
+    conf = np.exp(np.sum(target.numpy() * _g_log_probs(gs0, xs).numpy(), axis=1))  # softmax_g(x*)[k]
+    if cfg["acceptance_criterion"] == "probability":
+        confident, margin = conf >= cfg["gamma"], np.abs(conf - cfg["gamma"])
+    else:  # Algorithm 1 line 13: reject if CE(g(x*), k) > gamma
+        confident, margin = -np.log(conf) <= cfg["gamma"], np.abs(-np.log(conf) - cfg["gamma"])
+    coin = coin_u < p_acc[np.arange(batch), seed]  # eq. 3 (R = 0)
+    accepted = slot & has_seed & coin & confident
+    mixed = np.where(accepted[:, None], x_star, x)  # rejected slots keep the real minority sample
+    value, f1 = _sgd_reference(f0, mixed, y, cfg["loss"], counts)
+    return dict(slot=slot, has_seed=has_seed, seed=seed, seed_class=seed_class, coin=coin, confident=confident,
+                gamma_margin=margin, conf=conf, accepted=accepted, iterates=iterates, x_star=x_star, mixed=mixed,
+                loss=value, f1=f1)
+
+
+# --------------------------------------------------------------------------- building and running a step
+
+
+def _batch():
+    rng = np.random.default_rng(11)
+    x = rng.uniform(0.15, 0.85, size=(12, D))
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2])
+    return x, y
+
+
+def _config(**overrides):
+    cfg = dict(counts=COUNTS, beta=0.97, lam=0.5, gamma=0.5, step_size=0.4, attack_steps=2, noise_norm=0.1,
+               input_range=(0.0, 1.0), acceptance_criterion="probability", loss="ce", ensemble=False, seed=5, start_epoch=0)
+    cfg.update(overrides)
+    return cfg
+
+
+def _build(cfg):
+    f = _player("f", 1)
+    gs = [_player("g1", 2)] + ([_player("g2", 3)] if cfg["ensemble"] else [])
+    model = M2m(f, gs if cfg["ensemble"] else gs[0], class_counts=cfg["counts"], beta=cfg["beta"], lam=cfg["lam"],
+                gamma=cfg["gamma"], step_size=cfg["step_size"], attack_steps=cfg["attack_steps"],
+                start_epoch=cfg["start_epoch"], input_range=cfg["input_range"], noise_norm=cfg["noise_norm"],
+                acceptance_criterion=cfg["acceptance_criterion"], seed=cfg["seed"])
+    loss = LDAMLoss(cfg["counts"], max_margin=0.5, scale=LDAM_SCALE) if cfg["loss"] == "ldam" else None
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=LR, momentum=0.0), loss=loss, run_eagerly=True)
+    return model, f, gs
+
+
+def _snapshot(model, f, gs):
+    for p in [f, *gs]:
+        p.tap.calls.clear()
+    state = np.asarray(keras.ops.convert_to_numpy(model.seed_generator.state))
+    return state, _params(f), [_params(g) for g in gs], [[np.array(w) for w in g.weights] for g in gs]
+
+
+def _assert_players(model, f, gs, g_weights_before, f_expected, f_calls_expected):
+    """f holds the reference weights; g did not change at all; only f is trained."""
+    after = _params(f)
+    for k in (*TRAINABLE, "mm", "mv"):
+        np.testing.assert_allclose(after[k], f_expected[k], atol=1e-5, err_msg=f"f's {k} after one step")
+    for g, before in zip(gs, g_weights_before):
+        assert not g.trainable
+        for w, b in zip(g.weights, before):  # kernels, biases, BN gamma/beta AND moving mean/variance
+            np.testing.assert_array_equal(np.asarray(w), b, err_msg=f"{g.name}/{w.path} changed")
+    assert {id(v) for v in model.trainable_variables} == {id(v) for v in f.trainable_variables}
+    assert len(f.tap.calls) == f_calls_expected
+
+
+def _run_m2m_step(cfg):
+    x, y = _batch()
+    model, f, gs = _build(cfg)
+    state, f0, gs0, g_before = _snapshot(model, f, gs)
+    logs = model.train_on_batch(tf.constant(x, "float32"), tf.constant(y), return_dict=True)
+    ref = _m2m_reference(cfg, f0, gs0, x.astype("float32").astype(np.float64), y, state, gs[0].tap.calls[0][0])
+    return model, f, gs, g_before, logs, ref, x, y
+
+
+# --------------------------------------------------------------------------- the tests
+
+STEP_CASES = {
+    # name: (loss, acceptance_criterion, gamma, ensemble)
+    "ce-probability-single": ("ce", "probability", 0.97, False),
+    "ce-loss-ensemble": ("ce", "loss", 0.6, True),
+    "ldam-loss-single": ("ldam", "loss", 0.03, False),
+    "ldam-probability-ensemble": ("ldam", "probability", 0.7, True),
+}
+
+
+@pytest.mark.parametrize("case", list(STEP_CASES))
+def test_one_m2m_step_matches_the_papers_reference(case):
+    """Algorithm 1 / Sec. 2.3 in one `train_step`: slots (1 - N_k/N_max), eq. 5 seeds, eq. 2 translation with
+    f and g in inference mode, the gamma test, eq. 3 rejection, rejected slots keep the real sample, then one
+    SGD step of f on the mixed batch with labels y (the target class k) under CE or LDAM; g never changes."""
+    loss, criterion, gamma, ensemble = STEP_CASES[case]
+    cfg = _config(loss=loss, acceptance_criterion=criterion, gamma=gamma, ensemble=ensemble)
+    model, f, gs, g_before, logs, ref, x, y = _run_m2m_step(cfg)
+    T = cfg["attack_steps"]
+
+    # The configuration exercises every branch: accepted slots, slots rejected by the Bernoulli draw (eq. 3) and
+    # by the gamma test, non-slots among the minority, and the majority (no seed, never a slot).
+    slot_seeded = ref["slot"] & ref["has_seed"]
+    assert ref["accepted"].sum() >= 2
+    assert (slot_seeded & ~ref["coin"]).any(), "no Bernoulli rejection in this draw"
+    assert (slot_seeded & ref["coin"] & ~ref["confident"]).any(), "no gamma rejection in this draw"
+    assert (~ref["slot"] & (y > 0)).any()
+    assert np.all(ref["gamma_margin"][slot_seeded] > 1e-3), "a confidence too close to gamma to compare"
+    assert not ref["slot"][y == 0].any() and not ref["has_seed"][y == 0].any()
+
+    # g: T + 1 calls (T attack steps, then the acceptance test), all in inference mode, on the reference iterates.
+    for g in gs:
+        assert [t for _, t in g.tap.calls] == [False] * (T + 1)
+        for t, (got, _) in enumerate(g.tap.calls):
+            np.testing.assert_allclose(got, ref["iterates"][min(t, T)], atol=1e-5, err_msg=f"{g.name} input {t}")
+    # f: T attack calls in inference mode (lambda > 0), then ONE training call on the reference mixed batch.
+    assert [t for _, t in f.tap.calls] == [False] * T + [True]
+    for t in range(T):
+        np.testing.assert_allclose(f.tap.calls[t][0], ref["iterates"][t], atol=1e-5)
+    mixed_got = f.tap.calls[-1][0]
+    np.testing.assert_allclose(mixed_got, ref["mixed"], atol=1e-5)
+    keep = ~ref["accepted"]
+    np.testing.assert_array_equal(mixed_got[keep], x.astype("float32")[keep])  # real samples, bit for bit
+
+    # The loss of that step, with the slot's label k on accepted x*, and f's weights: w - lr * grad.
+    np.testing.assert_allclose(logs["loss"], ref["loss"], rtol=1e-5, atol=1e-6)
+    _assert_players(model, f, gs, g_before, ref["f1"], T + 1)
+    # The step's metrics: accepted / slots, slots / samples.
+    np.testing.assert_allclose(logs["generation_fraction"], ref["slot"].mean(), atol=1e-6)
+    np.testing.assert_allclose(logs["acceptance_rate"], ref["accepted"].sum() / ref["slot"].sum(), atol=1e-6)
+    assert int(_optimizer(model).iterations) == 1
