@@ -314,3 +314,111 @@ def test_one_m2m_step_matches_the_papers_reference(case):
     np.testing.assert_allclose(logs["generation_fraction"], ref["slot"].mean(), atol=1e-6)
     np.testing.assert_allclose(logs["acceptance_rate"], ref["accepted"].sum() / ref["slot"].sum(), atol=1e-6)
     assert int(_optimizer(model).iterations) == 1
+
+
+class _StepRecorder(keras.callbacks.Callback):
+    """Per training batch: the seed-generator state, f's and g's weights before, and what each player received."""
+
+    def __init__(self, f, gs):
+        super().__init__()
+        self.f, self.gs, self.steps = f, gs, []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        state, f0, gs0, g_before = _snapshot(self.model, self.f, self.gs)
+        self.steps.append(dict(state=state, f0=f0, gs0=gs0, epoch=int(self.model.current_epoch)))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps[-1].update(f1=_params(self.f), f_calls=list(self.f.tap.calls), g_calls=[list(g.tap.calls) for g in self.gs])
+
+
+@pytest.mark.parametrize("loss", ["ce", "ldam"])
+def test_deferred_start_is_plain_erm_then_m2m(loss):
+    """Sec. 3.1 deferred schedule: before `start_epoch` the step is ERM on the REAL batch (g is never called, f
+    takes w - lr * grad of the plain loss); from `start_epoch` on, the step is the Algorithm 1 step of the reference."""
+    cfg = _config(loss=loss, start_epoch=1, gamma=0.97 if loss == "ce" else 0.03,
+                  acceptance_criterion="probability" if loss == "ce" else "loss")
+    x, y = _batch()
+    model, f, gs = _build(cfg)
+    g_before = [[np.array(w) for w in g.weights] for g in gs]
+    recorder = _StepRecorder(f, gs)
+    history = model.fit(x.astype("float32"), y, batch_size=len(y), epochs=2, shuffle=False, verbose=0,
+                        callbacks=[recorder]).history
+    erm, m2m = recorder.steps
+    xf = x.astype("float32").astype(np.float64)
+
+    # Epoch 0: plain ERM. f sees the real batch once, in training mode; g is not consulted; no slot is counted.
+    assert erm["epoch"] == 0 and erm["g_calls"] == [[]]
+    assert [t for _, t in erm["f_calls"]] == [True]
+    np.testing.assert_array_equal(erm["f_calls"][0][0], xf)
+    value, f1 = _sgd_reference(erm["f0"], xf, y, loss, cfg["counts"])
+    np.testing.assert_allclose(history["loss"][0], value, rtol=1e-5, atol=1e-6)
+    for k in (*TRAINABLE, "mm", "mv"):
+        np.testing.assert_allclose(erm["f1"][k], f1[k], atol=1e-5, err_msg=k)
+    assert history["generation_fraction"][0] == 0.0
+
+    # Epoch 1: the M2m step, from the weights ERM left.
+    assert m2m["epoch"] == 1
+    ref = _m2m_reference(cfg, m2m["f0"], m2m["gs0"], xf, y, m2m["state"], m2m["g_calls"][0][0][0])
+    assert ref["accepted"].any() and (ref["slot"] & ~ref["accepted"]).any()
+    np.testing.assert_allclose(m2m["f_calls"][-1][0], ref["mixed"], atol=1e-5)
+    assert [t for _, t in m2m["f_calls"]] == [False] * cfg["attack_steps"] + [True]
+    np.testing.assert_allclose(history["loss"][1], ref["loss"], rtol=1e-5, atol=1e-6)
+    _assert_players(model, f, gs, g_before, ref["f1"], cfg["attack_steps"] + 1)
+    np.testing.assert_allclose(history["generation_fraction"][1], ref["slot"].mean(), atol=1e-6)
+
+
+@pytest.mark.parametrize("translated_positions", ["all", "candidates"])
+def test_step_draws_follow_the_papers_distributions(translated_positions):
+    """One `train_step` on a large unbalanced batch, read from what the players received: slots with probability
+    1 - N_k / N_max (Sec. 2.3), seed classes k0 ~ Q(k0 | k) prop. to 1 - beta^((N_k0 - N_k)+) whatever the batch's
+    class mix (eq. 5), acceptance by the Bernoulli draw of eq. 3, so accepted seeds ~ Q * P_accept; the majority
+    class never generates. T = 0, no noise, lambda = 0 and gamma = 0 ("probability"), so x* = x0 exactly and only
+    the random selection is left."""
+    counts = np.array([12.0, 60.0, 4.0, 25.0])  # class 1 is the majority
+    beta = 0.9
+    sizes = np.array([300, 80, 300, 150])
+    y = np.repeat(np.arange(4), sizes)
+    batch = len(y)
+    rng = np.random.default_rng(3)
+    x = np.concatenate([np.arange(batch)[:, None], rng.uniform(size=(batch, D - 1))], axis=1)  # column 0: row id
+    f, g = _player("f", 1, num_classes=4), _player("g", 2, num_classes=4)
+    model = M2m(f, g, class_counts=counts, beta=beta, lam=0.0, gamma=0.0, acceptance_criterion="probability",
+                attack_steps=0, noise_norm=0.0, input_range=None, translated_positions=translated_positions, seed=13)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=LR, momentum=0.0), run_eagerly=True)
+    logs = model.train_on_batch(tf.constant(x, "float32"), tf.constant(y), return_dict=True)
+
+    [(mixed, training)] = f.tap.calls
+    assert training
+    accepted = np.any(mixed != x.astype("float32"), axis=1)
+    seed_of_accepted = mixed[accepted, 0].astype(int)  # x* = x0: the accepted row is its seed
+    np.testing.assert_array_equal(mixed[accepted], x.astype("float32")[seed_of_accepted])
+    [(g_input, g_training)] = g.tap.calls  # the gamma test is g's only call (T = 0)
+    assert g_training is False
+    if translated_positions == "all":
+        seeds = g_input[:, 0].astype(int)
+        np.testing.assert_array_equal(seeds[accepted], seed_of_accepted)
+    else:  # only the candidates reach g; with gamma = 0 every candidate is accepted
+        np.testing.assert_array_equal(g_input[:, 0].astype(int), seed_of_accepted)
+
+    p_acc = 1.0 - beta ** np.maximum(counts[None, :] - counts[:, None], 0.0)  # [k, k0], eq. 3
+    q = p_acc / np.maximum(p_acc.sum(axis=1, keepdims=True), 1e-300)  # eq. 5
+    assert not accepted[y == 1].any()
+    expected_slots = np.mean(1.0 - counts[y] / counts.max())
+    assert abs(logs["generation_fraction"] - expected_slots) < 4 * np.sqrt(expected_slots * (1 - expected_slots) / batch)
+    for k in (0, 2, 3):
+        rows = y == k
+        if translated_positions == "all":
+            observed = np.bincount(y[seeds[rows]], minlength=4)
+            assert observed[q[k] == 0].sum() == 0, (k, observed)
+            if (q[k] > 0).sum() > 1:
+                _, p = stats.chisquare(observed[q[k] > 0], q[k][q[k] > 0] * rows.sum())
+                assert p > 1e-3, (k, observed, q[k])
+        rate = (1.0 - counts[k] / counts.max()) * np.sum(q[k] * p_acc[k])
+        assert abs(accepted[rows].mean() - rate) < 4 * np.sqrt(rate * (1 - rate) / rows.sum()), (k, accepted[rows].mean(), rate)
+        # Accepted seeds: Q(k0 | k) * P_accept(k0 | k), renormalized.
+        got = np.bincount(y[mixed[rows & accepted, 0].astype(int)], minlength=4)
+        w = q[k] * p_acc[k]
+        assert got[w == 0].sum() == 0
+        if (w > 0).sum() > 1:
+            _, p = stats.chisquare(got[w > 0], w[w > 0] / w.sum() * got.sum())
+            assert p > 1e-3, (k, got, w)
