@@ -186,7 +186,9 @@ def _m2m_reference(cfg, f0, gs0, x, y, state, g_first_input):
             obj = -tf.reduce_sum(target * _g_log_probs(gs0, xs))
             obj += cfg["lam"] * tf.reduce_sum(seed_oh * _forward(f0, xs, False)[0])
         grad = tape.gradient(obj, xs)
-        xs = tf.clip_by_value(xs - cfg["step_size"] * grad / tf.norm(grad, axis=1, keepdims=True), lo, hi)
+        norm = tf.norm(grad, axis=1, keepdims=True)
+        step = tf.where(norm > 0, grad / tf.where(norm > 0, norm, 1.0), 0.0)  # a vanishing gradient: no move
+        xs = tf.clip_by_value(xs - cfg["step_size"] * step, lo, hi)
         iterates.append(xs.numpy())
     x_star = xs.numpy()
 
@@ -196,6 +198,8 @@ def _m2m_reference(cfg, f0, gs0, x, y, state, g_first_input):
     else:  # Algorithm 1 line 13: reject if CE(g(x*), k) > gamma
         confident, margin = -np.log(conf) <= cfg["gamma"], np.abs(-np.log(conf) - cfg["gamma"])
     coin = coin_u < p_acc[np.arange(batch), seed]  # eq. 3 (R = 0)
+    if not cfg["rejection"]:  # the "M2m-No-Reject" ablation: no Bernoulli draw
+        coin = np.ones(batch, bool)
     accepted = slot & has_seed & coin & confident
     mixed = np.where(accepted[:, None], x_star, x)  # rejected slots keep the real minority sample
     value, f1 = _sgd_reference(f0, mixed, y, cfg["loss"], counts)
@@ -216,7 +220,8 @@ def _batch():
 
 def _config(**overrides):
     cfg = dict(counts=COUNTS, beta=0.97, lam=0.5, gamma=0.5, step_size=0.4, attack_steps=2, noise_norm=0.1,
-               input_range=(0.0, 1.0), acceptance_criterion="probability", loss="ce", ensemble=False, seed=5, start_epoch=0)
+               input_range=(0.0, 1.0), acceptance_criterion="probability", loss="ce", ensemble=False, seed=5, start_epoch=0,
+               rejection=True)
     cfg.update(overrides)
     return cfg
 
@@ -227,7 +232,7 @@ def _build(cfg):
     model = M2m(f, gs if cfg["ensemble"] else gs[0], class_counts=cfg["counts"], beta=cfg["beta"], lam=cfg["lam"],
                 gamma=cfg["gamma"], step_size=cfg["step_size"], attack_steps=cfg["attack_steps"],
                 start_epoch=cfg["start_epoch"], input_range=cfg["input_range"], noise_norm=cfg["noise_norm"],
-                acceptance_criterion=cfg["acceptance_criterion"], seed=cfg["seed"])
+                acceptance_criterion=cfg["acceptance_criterion"], rejection=cfg["rejection"], seed=cfg["seed"])
     loss = LDAMLoss(cfg["counts"], max_margin=0.5, scale=LDAM_SCALE) if cfg["loss"] == "ldam" else None
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=LR, momentum=0.0), loss=loss, run_eagerly=True)
     return model, f, gs
@@ -253,8 +258,9 @@ def _assert_players(model, f, gs, g_weights_before, f_expected, f_calls_expected
     assert len(f.tap.calls) == f_calls_expected
 
 
-def _run_m2m_step(cfg):
-    x, y = _batch()
+def _run_m2m_step(cfg, x=None, y=None):
+    if x is None:
+        x, y = _batch()
     model, f, gs = _build(cfg)
     state, f0, gs0, g_before = _snapshot(model, f, gs)
     logs = model.train_on_batch(tf.constant(x, "float32"), tf.constant(y), return_dict=True)
@@ -422,3 +428,50 @@ def test_step_draws_follow_the_papers_distributions(translated_positions):
         if (w > 0).sum() > 1:
             _, p = stats.chisquare(got[w > 0], w[w > 0] / w.sum() * got.sum())
             assert p > 1e-3, (k, got, w)
+
+
+def test_m2m_self_step_matches_the_reference():
+    """M2m-Self (supplementary Sec. B): g = f. The translation's CE(g(x), k) and the gamma test use the current f in
+    inference mode (its BN moving statistics must not move during the attack); then one SGD step of f on the mix."""
+    cfg = _config(gamma=0.5)
+    x, y = _batch()
+    f = _player("f", 1)
+    model = M2m(f, "self", class_counts=cfg["counts"], beta=cfg["beta"], lam=cfg["lam"], gamma=cfg["gamma"],
+                step_size=cfg["step_size"], attack_steps=cfg["attack_steps"], input_range=cfg["input_range"],
+                noise_norm=cfg["noise_norm"], acceptance_criterion=cfg["acceptance_criterion"], seed=cfg["seed"])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=LR, momentum=0.0), run_eagerly=True)
+    state, f0, _, _ = _snapshot(model, f, [])
+    logs = model.train_on_batch(tf.constant(x, "float32"), tf.constant(y), return_dict=True)
+    T = cfg["attack_steps"]
+    ref = _m2m_reference(cfg, f0, [f0], x.astype("float32").astype(np.float64), y, state, f.tap.calls[0][0])
+    slot_seeded = ref["slot"] & ref["has_seed"]
+    assert ref["accepted"].any() and (slot_seeded & ref["coin"] & ~ref["confident"]).any()
+    assert np.all(ref["gamma_margin"][slot_seeded] > 1e-3)
+    # Per attack step: f as g, then f for the lambda term; then f as g for the gamma test; then f's training call.
+    assert [t for _, t in f.tap.calls] == [False] * (2 * T + 1) + [True]
+    for c in range(2 * T + 1):
+        np.testing.assert_allclose(f.tap.calls[c][0], ref["iterates"][c // 2], atol=1e-5)
+    np.testing.assert_allclose(f.tap.calls[-1][0], ref["mixed"], atol=1e-5)
+    np.testing.assert_allclose(logs["loss"], ref["loss"], rtol=1e-5, atol=1e-6)
+    _assert_players(model, f, [], [], ref["f1"], 2 * T + 2)
+
+
+def test_no_reject_ablation_and_slots_without_a_larger_class_in_the_batch():
+    """"M2m-No-Reject" (supplementary Sec. B): no Bernoulli draw (eq. 3), so with gamma = inf every seeded slot is
+    replaced. A slot whose class is the largest one present has no seed in the batch (Sec. 2.3: k0 ~ Q(k0 | k)
+    "until k0 in the batch"; Q's support is N_k0 > N_k), so it keeps its real sample even without rejection."""
+    cfg = _config(rejection=False, acceptance_criterion="loss", gamma=float("inf"))
+    rng = np.random.default_rng(12)
+    x = rng.uniform(0.15, 0.85, size=(8, D))
+    y = np.array([1, 2, 1, 2, 1, 2, 1, 2])  # no sample of the majority class 0
+    model, f, gs, g_before, logs, ref, x, y = _run_m2m_step(cfg, x, y)
+    assert not ref["has_seed"][y == 1].any() and ref["has_seed"][y == 2].all()
+    assert (ref["slot"] & (y == 1)).any(), "no seedless slot in this draw"
+    # With rejection on, eq. 3 would reject most of these (P(accept | 1 -> 2) = 1 - 0.97^8 = 0.22).
+    np.testing.assert_array_equal(ref["accepted"], ref["slot"] & (y == 2))
+    assert ref["accepted"].sum() >= 2
+    mixed_got = f.tap.calls[-1][0]
+    np.testing.assert_allclose(mixed_got, ref["mixed"], atol=1e-5)
+    np.testing.assert_array_equal(mixed_got[y == 1], x.astype("float32")[y == 1])
+    np.testing.assert_allclose(logs["loss"], ref["loss"], rtol=1e-5, atol=1e-6)
+    _assert_players(model, f, gs, g_before, ref["f1"], cfg["attack_steps"] + 1)
