@@ -441,7 +441,8 @@ def test_m2m_self_step_matches_the_reference():
                 noise_norm=cfg["noise_norm"], acceptance_criterion=cfg["acceptance_criterion"], seed=cfg["seed"])
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=LR, momentum=0.0), run_eagerly=True)
     state, f0, _, _ = _snapshot(model, f, [])
-    logs = model.train_on_batch(tf.constant(x, "float32"), tf.constant(y), return_dict=True)
+    # NumPy arrays, as a user passes them: under run_eagerly, train_on_batch hands them to train_step unconverted.
+    logs = model.train_on_batch(x.astype("float32"), y, return_dict=True)
     T = cfg["attack_steps"]
     ref = _m2m_reference(cfg, f0, [f0], x.astype("float32").astype(np.float64), y, state, f.tap.calls[0][0])
     slot_seeded = ref["slot"] & ref["has_seed"]
