@@ -24,8 +24,12 @@ Random draws. The slot and Bernoulli uniforms and the start noise are re-drawn f
 `translated_positions` docstring). The seed indices are not re-drawn: they are read from what g actually
 received (its first input of the step is clip(x[seed] + delta)), and checked against eq. 5's support;
 the distributions themselves (slots, Q, acceptance) are checked statistically on a large batch through
-`train_step` in `test_step_draws_follow_the_papers_distributions`. Players are wrapped with a `_Tap` layer
-that records, in eager mode (`run_eagerly=True`), every input and `training` flag each player received.
+`train_step` in `test_step_draws_follow_the_papers_distributions`. Each player's first layer is a `_Tap` that
+records, in eager mode (`run_eagerly=True`), every input and `training` flag the player received.
+
+A vanishing input gradient (all ReLUs of a player dead at x*) leaves x* in place: the paper's delta / ||delta||_2
+is undefined there; the package divides by ||delta|| + 1e-12, i.e. no move, and the reference does the same.
+No private attribute of M2m is used; f's optimizer is read through `_optimizer` only.
 """
 
 import keras
