@@ -638,6 +638,7 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x = tf.convert_to_tensor(x)  # train_on_batch under run_eagerly passes NumPy arrays through
         if not x.dtype.is_floating:
             x = tf.cast(x, "float32")
         labels = self._labels_1d(y)
