@@ -23,9 +23,11 @@ Exit status: 0 when every mutant is killed (or marked equivalent with a reason),
 """
 
 import argparse
+import concurrent.futures
 import datetime
 import os
 import platform
+import queue
 import shutil
 import subprocess
 import sys
@@ -97,41 +99,59 @@ def mutate(workdir, mutant):
     return path, original_text
 
 
-def run(mutants, timeout=900, log=print):
-    """Run every mutant; returns a list of result dicts (id, status, seconds, killer)."""
-    results = []
-    workdir = tempfile.mkdtemp(prefix="ki-mutation-")
+def _one_mutant(workdir, mutant, timeout):
+    """Apply `mutant` in `workdir`, run its tests, restore the file; returns the result dict."""
+    count = occurrences(mutant, workdir)
+    if count != 1:
+        return dict(id=mutant.id, status=f"stale ({count} matches)", seconds=0.0, killer="")
+    path, original_text = mutate(workdir, mutant)
     try:
-        copy_tree(workdir)
+        status, seconds, tail = run_tests(workdir, list(mutant.tests), timeout)
+    finally:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(original_text)
+    if status in ("failed", "timeout"):
+        verdict = "killed"
+    elif status == "passed":
+        verdict = "equivalent" if mutant.equivalent else "SURVIVED"
+    else:
+        verdict = status
+    return dict(id=mutant.id, status=verdict, seconds=seconds, killer=first_failure(tail))
+
+
+def run(mutants, timeout=900, jobs=2, log=print):
+    """Run every mutant, `jobs` at a time (each in its own copy); returns result dicts in `mutants` order."""
+    jobs = max(1, min(int(jobs), len(mutants)))
+    workdirs = [tempfile.mkdtemp(prefix="ki-mutation-") for _ in range(jobs)]
+    try:
+        for workdir in workdirs:
+            copy_tree(workdir)
         all_tests = sorted({t for m in mutants for t in m.tests})
         log(f"baseline: {len(all_tests)} test target(s) on the unmutated copy ...")
-        status, seconds, tail = run_tests(workdir, all_tests, timeout)
+        status, seconds, tail = run_tests(workdirs[0], all_tests, timeout)
         if status != "passed":
             raise SystemExit(f"the unmutated tests do not pass ({status}); fix them first:\n{tail}")
-        log(f"baseline passed in {seconds:.0f} s")
-        for i, mutant in enumerate(mutants, 1):
-            count = occurrences(mutant, workdir)
-            if count != 1:
-                results.append(dict(id=mutant.id, status=f"stale ({count} matches)", seconds=0.0, killer=""))
-                log(f"[{i}/{len(mutants)}] {mutant.id}: STALE, original found {count} times in {mutant.file}")
-                continue
-            path, original_text = mutate(workdir, mutant)
+        log(f"baseline passed in {seconds:.0f} s; {len(mutants)} mutants, {jobs} at a time")
+        free = queue.Queue()
+        for workdir in workdirs:
+            free.put(workdir)
+        done = []
+
+        def work(mutant):
+            workdir = free.get()
             try:
-                status, seconds, tail = run_tests(workdir, list(mutant.tests), timeout)
+                result = _one_mutant(workdir, mutant, timeout)
             finally:
-                with open(path, "w", encoding="utf-8") as f:
-                    f.write(original_text)
-            if status in ("failed", "timeout"):
-                verdict = "killed"
-            elif status == "passed":
-                verdict = "equivalent" if mutant.equivalent else "SURVIVED"
-            else:
-                verdict = status
-            results.append(dict(id=mutant.id, status=verdict, seconds=seconds, killer=first_failure(tail)))
-            log(f"[{i}/{len(mutants)}] {mutant.id}: {verdict} in {seconds:.0f} s {first_failure(tail)}")
+                free.put(workdir)
+            done.append(result)
+            log(f"[{len(done)}/{len(mutants)}] {mutant.id}: {result['status']} in {result['seconds']:.0f} s {result['killer']}")
+            return result
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            return list(pool.map(work, mutants))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return results
+        for workdir in workdirs:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def format_report(mutants, results, seconds):
@@ -175,6 +195,7 @@ def main(argv=None):
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--report", default="", help="markdown file whose mutation-report block is rewritten")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per test run (default 900)")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run at a time, each in its own copy (default 2)")
     args = parser.parse_args(argv)
     mutants = list(MUTANTS)
     if args.only:
@@ -188,7 +209,7 @@ def main(argv=None):
             print(f"{m.id:32s} {m.file}: {m.what}")
         return 0
     start = time.perf_counter()
-    results = run(mutants, timeout=args.timeout)
+    results = run(mutants, timeout=args.timeout, jobs=args.jobs)
     report = format_report(mutants, results, time.perf_counter() - start)
     print(report)
     if args.report:
