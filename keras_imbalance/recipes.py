@@ -30,7 +30,7 @@ from keras_imbalance.datasets.validation import check_xy
 from keras_imbalance.datasets.validation import class_counts as _class_counts
 from keras_imbalance.losses import LDAMLoss
 from keras_imbalance.models.gamo import GAMO
-from keras_imbalance.models.imbalance_cyclegan import CycleGAN
+from keras_imbalance.models.cyclegan import CycleGAN
 from keras_imbalance.models.imbalance_cyclegan import ImbalanceCycleGAN
 from keras_imbalance.models.imbalance_cyclegan import binary_only_error
 from keras_imbalance.models.m2m import M2m

@@ -14,7 +14,8 @@ from keras import ops
 
 from keras_imbalance.applications.gamo import GAMO2PixDecoder, GAMOGenerator
 from keras_imbalance.layers.convex_generator import ConvexGenerator
-from keras_imbalance.models.base import MultiPlayerModel, draw_for_replica, replica_layout
+from keras_imbalance.distribute import draw_for_replica, replica_layout
+from keras_imbalance.models.base import MultiPlayerModel
 from keras_imbalance.models.convex_oversampling import ConvexOversamplerBase, find_layer
 from keras_imbalance.models.convex_oversampling import RefreshFeatureBank  # noqa: F401  (was defined here)
 

@@ -38,7 +38,7 @@ from keras import ops
 from keras_imbalance.callbacks import TerminateOnNaNPlayer
 from keras_imbalance.datasets.validation import check_fit_data
 from keras_imbalance.datasets.validation import class_counts as _class_counts_from_labels
-from keras_imbalance.models.base import MultiWorkerSafeFit, draw_for_replica, replica_all_gather, replica_layout
+from keras_imbalance.distribute import MultiWorkerSafeFit, draw_for_replica, replica_all_gather, replica_layout
 
 from keras_imbalance.models.preset_loading import PresetLoadingMixin
 

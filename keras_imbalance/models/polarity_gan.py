@@ -18,7 +18,7 @@ from keras_imbalance.applications.polarity_gan import PolarityCritic, PolarityDe
 from keras_imbalance.datasets.validation import check_xy
 from keras_imbalance.layers.convex_autoencoder import ConvexDecoder, GaussianConvexGenerator
 from keras_imbalance.metrics import uncertainty_scores
-from keras_imbalance.models.base import MultiWorkerSafeFit, draw_for_replica, multi_worker_logs, replica_layout
+from keras_imbalance.distribute import MultiWorkerSafeFit, draw_for_replica, multi_worker_logs, replica_layout
 from keras_imbalance.models.convex_oversampling import ConvexOversamplerBase, find_layer
 
 
