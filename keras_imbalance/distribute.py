@@ -85,14 +85,16 @@ def draw_for_replica(draw, local_batch, layout):
     return draw(total)[offset : offset + local_batch]
 
 
-def replica_draws(local_batch):
+def replica_draws(local_batch, layout=None):
     """`draw(fn)` for a `train_step`: `fn(n)` makes n random rows; returns this replica's rows of the global draw.
 
-    Resolves the replica layout once (one small all-gather under several
-    replicas, nothing on one device) and returns the closure every method
-    model uses for its per-sample draws (`draw_for_replica`).
+    Resolves the replica layout once (`layout`, or `replica_layout(local_batch)`:
+    one small all-gather under several replicas, nothing on one device) and
+    returns the closure every method model uses for its per-sample draws
+    (`draw_for_replica`).
     """
-    layout = replica_layout(local_batch)
+    if layout is None:
+        layout = replica_layout(local_batch)
 
     def draw(fn):
         return draw_for_replica(fn, local_batch, layout)

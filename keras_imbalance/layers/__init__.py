@@ -10,3 +10,4 @@ from keras_imbalance.layers.shortcuts import SubsampleZeroPadShortcut
 from keras_imbalance.layers.convex_autoencoder import ConvexDecoder
 from keras_imbalance.layers.convex_autoencoder import GaussianConvexGenerator
 from keras_imbalance.layers.image_history_pool import ImageHistoryPool
+from keras_imbalance.layers.seed_state import SeedStateSaving

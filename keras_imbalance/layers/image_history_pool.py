@@ -5,10 +5,11 @@ import numpy as np
 from keras import ops
 
 from keras_imbalance.distribute import replica_all_gather, replica_layout
+from keras_imbalance.layers.seed_state import SeedStateSaving
 
 
 @keras.saving.register_keras_serializable(package="keras_imbalance")
-class ImageHistoryPool(keras.layers.Layer):
+class ImageHistoryPool(SeedStateSaving, keras.layers.Layer):
     """CycleGAN's image buffer (Shrivastava et al. 2017; Zhu et al. 2017, Sec. 4): the
     discriminator sees a mix of current and earlier generated images.
 
@@ -44,7 +45,8 @@ class ImageHistoryPool(keras.layers.Layer):
         pool_size: stored images (50).
         image_shape: (H, W, C); builds the layer at once (else at first call).
         swap_probability: chance of returning a stored image once full (0.5).
-        seed: int or None, the layer's random draws.
+        seed: int or None, the layer's random draws (the generator's state
+            is saved with the layer, so a resumed run makes the same swaps).
 
     Call: images (B, H, W, C) -> (B, H, W, C).
     """
@@ -140,19 +142,6 @@ class ImageHistoryPool(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
-
-    # The seed generator's state is not a layer variable, so Keras would not
-    # save it; a run resumed from a checkpoint would redo earlier swap draws.
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store["seed_generator_state"] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        if "seed_generator_state" in list(store.keys()):
-            self.seed_generator.state.assign(store["seed_generator_state"])
-            store = {k: store[k] for k in store.keys() if k != "seed_generator_state"}
-        super().load_own_variables(store)
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "image_shape": self.image_shape,

@@ -40,27 +40,64 @@ import keras
 
 from keras_imbalance.callbacks import TerminateOnNaNPlayer
 from keras_imbalance.distribute import multi_worker_logs, multi_worker_safe_symbolic_build, num_replicas, scale_gradients
+from keras_imbalance.layers.seed_state import SeedStateSaving
 from keras_imbalance.models.preset_loading import PresetLoadingMixin
 
 _RESERVED_COMPILE_KEYS = ("optimizer", "loss")
 
 
-class MultiPlayerModel(PresetLoadingMixin, keras.Model):
+class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
+    """What every method model shares, whatever its training step (`MultiPlayerModel`, `M2m`).
+
+    - `self.seed_generator`, seeded by `seed`: all randomness inside
+      `train_step` goes through it, and its state is saved with the model
+      (`layers.SeedStateSaving`), so runs are reproducible and resume exactly;
+    - `fit` adds `callbacks.TerminateOnNaNPlayer` first in the callbacks
+      (set the class attribute `terminate_on_nan = False` to opt out), which
+      stops training with an error naming the player whose loss became NaN /
+      inf and the epoch;
+    - `from_preset(name)` (`PresetLoadingMixin`);
+    - the first-batch symbolic build works under `MultiWorkerMirroredStrategy`
+      (`distribute.multi_worker_safe_symbolic_build`).
+
+    Args:
+        seed: int or None.
+        seed_generator_name: the generator's name.
+        **kwargs: passed to `keras.Model` (name, dtype, ...).
+    """
+
+    terminate_on_nan = True
+
+    def __init__(self, seed=None, seed_generator_name="seed_generator", **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name=seed_generator_name)
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.fit`, with `TerminateOnNaNPlayer` first in the callbacks (unless present or disabled)."""
+        if not isinstance(callbacks, keras.callbacks.CallbackList):
+            callbacks = list(callbacks or [])
+            if self.terminate_on_nan and not any(isinstance(c, TerminateOnNaNPlayer) for c in callbacks):
+                # First, so it raises before any checkpoint callback saves this batch.
+                callbacks.insert(0, TerminateOnNaNPlayer())
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        return multi_worker_safe_symbolic_build(self, super()._maybe_symbolic_build, iterator, data_batch)
+
+
+class MultiPlayerModel(MethodModel):
     """Base class: several players, one optimizer and one loss tracker each.
 
     Args:
-        seed: int or None, seeds `self.seed_generator` (all randomness inside
-            `train_step` goes through it, so runs are reproducible).
+        seed: int or None, seeds `self.seed_generator` (see `MethodModel`).
         **kwargs: passed to `keras.Model` (name, dtype, ...).
     """
 
     player_names = ()
-    terminate_on_nan = True
 
     def __init__(self, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        super().__init__(seed=seed, **kwargs)
         self.loss_trackers = {name: keras.metrics.Mean(name=f"{name}_loss") for name in self.player_names}
         for name in self.player_names:
             setattr(self, f"{name}_optimizer", None)
@@ -153,23 +190,11 @@ class MultiPlayerModel(PresetLoadingMixin, keras.Model):
 
     # Training helpers ---------------------------------------------------
 
-    def fit(self, *args, callbacks=None, **kwargs):
-        """`keras.Model.fit`, with `TerminateOnNaNPlayer` first in the callbacks (unless present or disabled)."""
-        if not isinstance(callbacks, keras.callbacks.CallbackList):
-            callbacks = list(callbacks or [])
-            if self.terminate_on_nan and not any(isinstance(c, TerminateOnNaNPlayer) for c in callbacks):
-                # First, so it raises before any checkpoint callback saves this batch.
-                callbacks.insert(0, TerminateOnNaNPlayer())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
-
     @property
     def metrics(self):
         trackers = [self.loss_trackers[name] for name in self.active_players()]
         compiled = [self._compile_metrics] if getattr(self, "_compile_metrics", None) is not None else []
         return trackers + compiled
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        return multi_worker_safe_symbolic_build(self, super()._maybe_symbolic_build, iterator, data_batch)
 
     def scale_loss(self, loss):
         """Divide a hand-written (ops.mean) loss by the number of replicas."""
@@ -223,23 +248,6 @@ class MultiPlayerModel(PresetLoadingMixin, keras.Model):
         if y is not None:
             self.update_compiled_metrics(y, self(x, training=False))
         return self.metrics_result()
-
-    # The seed generator's state is not a layer variable, so Keras would not
-    # save it; storing it makes a reloaded model draw the same random numbers
-    # as the original would have (exact resume).
-
-    def save_own_variables(self, store):
-        own = self._trainable_variables + self._non_trainable_variables
-        for i, v in enumerate(own):
-            store[f"{i}"] = v
-        store["seed_generator_state"] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        own = self._trainable_variables + self._non_trainable_variables
-        for i, v in enumerate(own):
-            v.assign(store[f"{i}"])
-        if "seed_generator_state" in list(store.keys()):
-            self.seed_generator.state.assign(store["seed_generator_state"])
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}

@@ -14,7 +14,7 @@ from keras import ops
 
 from keras_imbalance.applications.gamo import GAMO2PixDecoder, GAMOGenerator
 from keras_imbalance.layers.convex_generator import ConvexGenerator
-from keras_imbalance.distribute import draw_for_replica, replica_layout
+from keras_imbalance.distribute import replica_draws
 from keras_imbalance.models.base import MultiPlayerModel
 from keras_imbalance.models.convex_oversampling import ConvexOversamplerBase, find_layer
 from keras_imbalance.models.convex_oversampling import RefreshFeatureBank  # noqa: F401  (was defined here)
@@ -186,11 +186,8 @@ class GAMO(ConvexOversamplerBase):
         M, D, F, G = self.classifier, self.discriminator, self.feature_extractor, self.generator
         # Under tf.distribute every draw is made for the global batch and
         # sliced, so R replicas use the random numbers of one device.
-        layout = replica_layout(batch)
+        draw = replica_draws(batch)
         sg = self.seed_generator
-
-        def draw(fn):
-            return draw_for_replica(fn, batch, layout)
 
         # 1. M (and F) on the real batch, then D on it.
         with tf.GradientTape(persistent=True) as tape:
@@ -343,7 +340,7 @@ class GAMO2Pix(MultiPlayerModel):
         y = ops.cast(ops.reshape(y, (-1,)), "int32")
         f = self._features(x)
         batch = ops.shape(f)[0]
-        eps = draw_for_replica(lambda n: keras.random.normal((n, self.latent_dim), seed=self.seed_generator), batch, replica_layout(batch))
+        eps = replica_draws(batch)(lambda n: keras.random.normal((n, self.latent_dim), seed=self.seed_generator))
         with tf.GradientTape() as tape:
             total = 0.0
             for k, vae in enumerate(self.vaes):

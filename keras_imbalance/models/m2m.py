@@ -35,12 +35,10 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_imbalance.callbacks import TerminateOnNaNPlayer
 from keras_imbalance.datasets.validation import check_fit_data
 from keras_imbalance.datasets.validation import class_counts as _class_counts_from_labels
-from keras_imbalance.distribute import MultiWorkerSafeFit, draw_for_replica, replica_all_gather, replica_layout
-
-from keras_imbalance.models.preset_loading import PresetLoadingMixin
+from keras_imbalance.distribute import MultiWorkerSafeFit, draw_for_replica, replica_all_gather, replica_draws, replica_layout
+from keras_imbalance.models.base import MethodModel
 
 _ACCEPTANCE_CRITERIA = ("probability", "loss")
 _TRANSLATED_POSITIONS = ("all", "candidates")
@@ -90,7 +88,7 @@ class _EpochCounter(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="keras_imbalance")
-class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
+class M2m(MultiWorkerSafeFit, MethodModel):
     """M2m: a classifier trained with major-to-minor translated over-samples.
 
     `call(x)` is the classifier f, so `predict`, `evaluate`, `export` and
@@ -232,7 +230,7 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, seed_generator_name="m2m_seed_generator", **kwargs)
         if not isinstance(classifier, keras.Model):
             raise ValueError(f"classifier must be a keras.Model, got {type(classifier).__name__}")
         self.classifier = classifier
@@ -291,9 +289,7 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
         self.noise_norm = float(noise_norm)
         self.acceptance_criterion = acceptance_criterion
         self.translated_positions = translated_positions
-        self.seed = seed
 
-        self.seed_generator = keras.random.SeedGenerator(seed, name="m2m_seed_generator")
         self.current_epoch = self.add_weight(
             shape=(), initializer="zeros", dtype="int32", trainable=False, name="current_epoch"
         )
@@ -387,11 +383,8 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
         input_shape = getattr(self.classifier, "input_shape", None)
         check_fit_data(args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y"),
                        input_shape[1:] if isinstance(input_shape, tuple) else None, self.num_classes)
-        callbacks = list(callbacks or [])
-        if not any(isinstance(c, TerminateOnNaNPlayer) for c in callbacks):
-            # First, so it raises before a checkpoint callback saves a diverged batch.
-            callbacks.insert(0, TerminateOnNaNPlayer())
-        callbacks.append(_EpochCounter())
+        # MethodModel.fit puts TerminateOnNaNPlayer first.
+        callbacks = [*list(callbacks or []), _EpochCounter()]
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
     def call(self, inputs, training=None):
@@ -516,8 +509,7 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
         def mine(t):
             return t if layout is None else t[layout[0] : layout[0] + local]
 
-        def draw(fn):
-            return draw_for_replica(fn, local, layout)
+        draw = replica_draws(local, layout)
 
         counts = ops.convert_to_tensor(self.class_counts)
         n_all = ops.take(counts, labels_all)  # (G,)
@@ -713,21 +705,6 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
         return g
 
     # -------------------------------------------------------- serialization
-
-    # The seed generator's state is not a layer variable, so Keras would not
-    # save it; storing it makes a reloaded / BackupAndRestore-resumed model
-    # draw the random numbers the original would have drawn (exact resume).
-
-    def save_own_variables(self, store):
-        for i, v in enumerate(self._trainable_variables + self._non_trainable_variables):
-            store[f"{i}"] = v
-        store["seed_generator_state"] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        for i, v in enumerate(self._trainable_variables + self._non_trainable_variables):
-            v.assign(store[f"{i}"])
-        if "seed_generator_state" in list(store.keys()):
-            self.seed_generator.state.assign(store["seed_generator_state"])
 
     def get_config(self):
         config = super().get_config()

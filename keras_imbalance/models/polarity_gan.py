@@ -18,7 +18,7 @@ from keras_imbalance.applications.polarity_gan import PolarityCritic, PolarityDe
 from keras_imbalance.datasets.validation import check_xy
 from keras_imbalance.layers.convex_autoencoder import ConvexDecoder, GaussianConvexGenerator
 from keras_imbalance.metrics import uncertainty_scores
-from keras_imbalance.distribute import MultiWorkerSafeFit, draw_for_replica, multi_worker_logs, replica_layout
+from keras_imbalance.distribute import MultiWorkerSafeFit, multi_worker_logs, replica_draws
 from keras_imbalance.models.convex_oversampling import ConvexOversamplerBase, find_layer
 
 
@@ -455,11 +455,8 @@ class PolarityGAN(ConvexOversamplerBase):
         C, D, F, G = self.classifier, self.critic, self.feature_extractor, self.generator
         # Under tf.distribute every draw is made for the global batch and
         # sliced, so R replicas use the random numbers of one device.
-        layout = replica_layout(batch)
+        draw = replica_draws(batch)
         sg = self.seed_generator
-
-        def draw(fn):
-            return draw_for_replica(fn, batch, layout)
 
         def uniform(n):
             return keras.random.uniform((n,), 0.0, 1.0, seed=sg)
