@@ -35,12 +35,23 @@ def unpaired_dataset(a, b, batch_size=1, seed=0, epoch=None):
             the uninterrupted run saw. With None, `tf.data`'s reshuffling
             derives the order from the iterations of this process.
     """
-    a = check_images(a, name="a", min_rank=4).astype("float32", copy=False)
-    b = check_images(b, name="b", min_rank=4).astype("float32", copy=False)
+    a = check_images(a, name="a", min_rank=4)
+    b = check_images(b, name="b", min_rank=4)
     if a.shape[1:] != b.shape[1:]:
         raise ValueError(f"a and b images differ in shape: {a.shape[1:]} vs {b.shape[1:]}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    return pair_stream(a, b, batch_size, seed, epoch)
+
+
+def pair_stream(a, b, batch_size, seed=0, epoch=None):
+    """`unpaired_dataset` on inputs already checked (non-empty finite images of one shape, batch_size >= 1).
+
+    For callers that validated their data at their own boundary
+    (`ImbalanceCycleGAN.fit`): the arrays are not scanned again.
+    """
+    a = np.asarray(a).astype("float32", copy=False)
+    b = np.asarray(b).astype("float32", copy=False)
     n = max(len(a), len(b))
     if epoch is not None:
         return _epoch_seeded_pairs(a, b, int(batch_size), int(seed), epoch)

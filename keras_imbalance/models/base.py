@@ -43,6 +43,32 @@ from keras_imbalance.distribute import multi_worker_logs, multi_worker_safe_symb
 from keras_imbalance.layers.seed_state import SeedStateSaving
 from keras_imbalance.models.preset_loading import PresetLoadingMixin
 
+
+def serialize_networks(owner, names):
+    """{name: the Keras config of `owner.<name>`} for `get_config`: a network, a list of them, or None."""
+    ser = keras.saving.serialize_keras_object
+    out = {}
+    for name in names:
+        value = getattr(owner, name)
+        out[name] = None if value is None else [ser(v) for v in value] if isinstance(value, list) else ser(value)
+    return out
+
+
+def deserialize_networks(config, names, custom_objects=None):
+    """A copy of `config` with the networks `names` deserialized, for `from_config`.
+
+    A list is deserialized item by item; None, a missing key and a string
+    (M2m's `translator="self"`) stay as they are.
+    """
+    config = dict(config)
+    for name in names:
+        value = config.get(name)
+        if isinstance(value, list):
+            config[name] = [keras.saving.deserialize_keras_object(v, custom_objects=custom_objects) for v in value]
+        elif isinstance(value, dict):
+            config[name] = keras.saving.deserialize_keras_object(value, custom_objects=custom_objects)
+    return config
+
 _RESERVED_COMPILE_KEYS = ("optimizer", "loss")
 
 
@@ -67,6 +93,10 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
     """
 
     terminate_on_nan = True
+    # The constructor arguments that are networks (or lists of them): stored
+    # under their own name, serialized by `get_config` of the subclass with
+    # `serialize_networks`, deserialized by `from_config` here.
+    network_names = ()
 
     def __init__(self, seed=None, seed_generator_name="seed_generator", **kwargs):
         super().__init__(**kwargs)
@@ -84,6 +114,10 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         return multi_worker_safe_symbolic_build(self, super()._maybe_symbolic_build, iterator, data_batch)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**deserialize_networks(config, cls.network_names, custom_objects))
 
 
 class MultiPlayerModel(MethodModel):
@@ -113,9 +147,12 @@ class MultiPlayerModel(MethodModel):
         """Names of the players that exist (optional players may be None)."""
         return [name for name in self.player_names if self.player(name) is not None]
 
+    # Adam's arguments for every player by default (a method sets its paper's).
+    default_adam = {"learning_rate": 1e-3}
+
     def default_optimizer(self, name):
-        """The paper's default optimizer for player `name` (override)."""
-        return keras.optimizers.Adam(learning_rate=1e-3)
+        """The paper's default optimizer for player `name`: `Adam(**default_adam)` (override for others)."""
+        return keras.optimizers.Adam(**self.default_adam)
 
     def mark_built(self, input_shape):
         """Mark the model built once its players exist; `input_shape` (no batch axis) is `call`'s input.

@@ -9,22 +9,21 @@ constant-then-linear learning rate of Appendix A.2.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.datasets.pairs import PairEpochs, unpack_pair, unpaired_dataset
-from keras_imbalance.datasets.validation import check_images, check_sample_shape
+from keras_imbalance.datasets.validation import check_sample_shape
 from keras_imbalance.layers.image_history_pool import ImageHistoryPool
-from keras_imbalance.models.base import MultiPlayerModel
+from keras_imbalance.models.base import MultiPlayerModel, deserialize_networks, serialize_networks
 
 GAN_PLAYERS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
 
 
-def paper_adam():
-    """Adam(2e-4, beta_1=0.5), the CycleGAN paper's optimizer, for every player of both models."""
-    # Appendix A.1: "We follow [50] for the hyperparameters and choice of
-    # optimizers": CycleGAN's Adam(2e-4, beta_1 = 0.5).
-    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
+# Appendix A.1: "We follow [50] for the hyperparameters and choice of
+# optimizers": CycleGAN's Adam(2e-4, beta_1 = 0.5), for every player of both models.
+PAPER_ADAM = {"learning_rate": 2e-4, "beta_1": 0.5}
 
 
 def fixed_image_shape(model, what):
@@ -135,6 +134,8 @@ class CycleGAN(MultiPlayerModel):
     """
 
     player_names = GAN_PLAYERS
+    network_names = GAN_PLAYERS
+    default_adam = PAPER_ADAM
 
     def __init__(self, generator_ab, generator_ba, discriminator_a, discriminator_b, cycle_weight=10.0,
                  identity_weight=5.0, pool_size=50, value_range=(-1.0, 1.0), seed=None, **kwargs):
@@ -169,9 +170,6 @@ class CycleGAN(MultiPlayerModel):
         self.pool_a = ImageHistoryPool(self.pool_size, self.image_shape, seed=None if seed is None else int(seed) + 1, name="pool_a")
         self.pool_b = ImageHistoryPool(self.pool_size, self.image_shape, seed=None if seed is None else int(seed) + 2, name="pool_b")
         self.mark_built(self.image_shape)
-
-    def default_optimizer(self, name):
-        return paper_adam()
 
     def compile(self, generator_ab_optimizer=None, generator_ba_optimizer=None, discriminator_a_optimizer=None,
                 discriminator_b_optimizer=None, **kwargs):
@@ -293,9 +291,9 @@ class CycleGAN(MultiPlayerModel):
     def fit(self, x=None, y=None, batch_size=None, shuffle_seed=None, **kwargs):
         """Train on (a, b) batches; `fit(a, b, batch_size=1)` with arrays pairs them with `unpaired_dataset`."""
         if x is not None and y is not None and not isinstance(x, tf.data.Dataset):
+            # Rank first (a sample-shape message beats unpaired_dataset's rank-4 one), then the one full check.
             for images, what in ((x, "a"), (y, "b")):
-                images = check_images(images, name=what, min_rank=2)
-                check_sample_shape(images.shape[1:], self.image_shape, name=what)
+                check_sample_shape(np.shape(images)[1:], self.image_shape, name=what)
             seed = shuffle_seed if shuffle_seed is not None else (self.seed or 0)
             pair_epochs = PairEpochs()
             x, y = unpaired_dataset(x, y, batch_size or 1, seed=seed, epoch=pair_epochs.epoch), None
@@ -307,10 +305,9 @@ class CycleGAN(MultiPlayerModel):
     # Serialization -----------------------------------------------------------
 
     def get_config(self):
-        ser = keras.saving.serialize_keras_object
         return {
             **super().get_config(),
-            **{name: ser(getattr(self, name)) for name in GAN_PLAYERS},
+            **serialize_networks(self, self.network_names),
             "cycle_weight": self.cycle_weight,
             "identity_weight": self.identity_weight,
             "pool_size": self.pool_size,
@@ -318,9 +315,7 @@ class CycleGAN(MultiPlayerModel):
         }
 
     @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for name in GAN_PLAYERS:
-            config[name] = keras.saving.deserialize_keras_object(config[name])
+    def from_config(cls, config, custom_objects=None):
+        config = deserialize_networks(config, cls.network_names, custom_objects)
         config["value_range"] = tuple(config.get("value_range", (-1.0, 1.0)))
         return cls(**config)

@@ -28,11 +28,10 @@ import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.callbacks import AlternatingPhases
-from keras_imbalance.datasets.pairs import PairEpochs, unpack_pair, unpaired_dataset
-from keras_imbalance.datasets.validation import check_labels, check_sample_shape, check_xy, collect_batches
-from keras_imbalance.datasets.validation import class_counts as _class_counts
-from keras_imbalance.models.base import MultiPlayerModel
-from keras_imbalance.models.cyclegan import GAN_PLAYERS, CycleGAN, fixed_image_shape, paper_adam
+from keras_imbalance.datasets.pairs import PairEpochs, pair_stream, unpack_pair
+from keras_imbalance.datasets.validation import check_every_class_present, collect_batches, validated_xy
+from keras_imbalance.models.base import MultiPlayerModel, serialize_networks
+from keras_imbalance.models.cyclegan import GAN_PLAYERS, PAPER_ADAM, CycleGAN, fixed_image_shape
 
 _MODES = ("aug", "alt")
 
@@ -51,7 +50,9 @@ class ImbalanceCycleGAN(MultiPlayerModel):
     """ImbalanceCycleGAN (Sahoo et al. 2020): a classifier trained jointly with a CycleGAN (eqs. 4-7).
 
     Labels are 0/1; the majority class A is the one with more training
-    samples (a tie makes class 0 the majority), B the other, gamma = N_A / N_B.
+    samples (a tie makes class 0 the majority), B the other; the paper's
+    gamma = N_A / N_B is the attribute `imbalance_ratio` (`gamma` is an alias;
+    M2m's `gamma` is an acceptance threshold, another concept).
     `cycle_gan` must translate A -> B in `generator_ab` (train it on
     (majority, minority) pairs). Every step takes an (a, b) batch pair made
     by `fit` from ordinary (x, y) data with `unpaired_dataset` (one epoch =
@@ -108,6 +109,8 @@ class ImbalanceCycleGAN(MultiPlayerModel):
     """
 
     player_names = ("classifier",) + GAN_PLAYERS
+    network_names = ("classifier", "cycle_gan")
+    default_adam = PAPER_ADAM  # the paper gives only the CycleGAN's; used for every player
 
     def __init__(self, classifier, cycle_gan, mode="aug", switch_every=5, class_counts=None, majority_weight=None,
                  gan_classifier_weight=1.0, seed=None, **kwargs):
@@ -141,28 +144,14 @@ class ImbalanceCycleGAN(MultiPlayerModel):
             self.set_class_counts(class_counts)
         self.mark_built(self.image_shape)
 
-    # Players of the CycleGAN, seen as this model's players.
-    @property
-    def generator_ab(self):
-        return self.cycle_gan.generator_ab
-
-    @property
-    def generator_ba(self):
-        return self.cycle_gan.generator_ba
-
-    @property
-    def discriminator_a(self):
-        return self.cycle_gan.discriminator_a
-
-    @property
-    def discriminator_b(self):
-        return self.cycle_gan.discriminator_b
+    # Players of the CycleGAN, seen as this model's players (ALT mode trains them).
+    generator_ab = property(lambda self: self.cycle_gan.generator_ab)
+    generator_ba = property(lambda self: self.cycle_gan.generator_ba)
+    discriminator_a = property(lambda self: self.cycle_gan.discriminator_a)
+    discriminator_b = property(lambda self: self.cycle_gan.discriminator_b)
 
     def active_players(self):
         return list(self.player_names) if self.mode == "alt" else ["classifier"]
-
-    def default_optimizer(self, name):
-        return paper_adam()
 
     def compile(self, classifier_optimizer=None, generator_ab_optimizer=None, generator_ba_optimizer=None,
                 discriminator_a_optimizer=None, discriminator_b_optimizer=None, **kwargs):
@@ -188,25 +177,32 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         self.class_counts = [int(c) for c in counts]
         self.majority_class = 0 if counts[0] >= counts[1] else 1
         self.minority_class = 1 - self.majority_class
-        self.gamma = max(counts) / min(counts)
+        self.imbalance_ratio = max(counts) / min(counts)
 
     def adapt(self, x, y=None):
-        """Take the class counts (hence majority, minority and gamma) from (x, y) or a dataset of (x, y)."""
-        if y is None:
-            x, y = collect_batches(x, "ImbalanceCycleGAN.fit")
-        y = check_labels(y)  # integer ids first: non-integer or string labels are not "more classes"
-        labels = np.unique(y)
-        if len(labels) > 2 or (y.size and (np.min(y) < 0 or np.max(y) > 1)):
-            raise binary_only_error(len(labels) if len(labels) > 2 else int(np.max(y)) + 1)
-        x, y = check_xy(x, y, num_classes=2)
-        check_sample_shape(x.shape[1:], self.image_shape)
-        self.set_class_counts(_class_counts(y, 2))
+        """Take the class counts (hence majority, minority and imbalance_ratio) from (x, y) or a dataset of (x, y)."""
+        _, _, counts = self._validated(x, y)
+        check_every_class_present(counts)
+        self.set_class_counts(counts)
         return self
+
+    def _validated(self, x, y):
+        """`datasets.validated_xy` for this binary model: (x, y, counts (2,)); a two-class error otherwise."""
+        x, y, counts = validated_xy(x, y, sample_shape=self.image_shape, caller="ImbalanceCycleGAN.fit", require_all=False)
+        if len(counts) > 2:
+            present = int(np.count_nonzero(counts))
+            raise binary_only_error(present if present > 2 else len(counts))
+        return x, y, np.pad(counts, (0, 2 - len(counts)))
 
     @property
     def l_a_weight(self):
         """The weight of L^A in L_cls: `majority_weight`, or 1 / gamma."""
-        return self.majority_weight if self.majority_weight is not None else 1.0 / self.gamma
+        return self.majority_weight if self.majority_weight is not None else 1.0 / self.imbalance_ratio
+
+    @property
+    def gamma(self):
+        """The paper's name (eq. 6) for `imbalance_ratio`, N_A / N_B."""
+        return self.imbalance_ratio
 
     def set_phase(self, phase):
         """ALT phase: 0 trains the classifier, 1 the CycleGAN (called by `AlternatingPhases`)."""
@@ -224,9 +220,8 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         The step is chosen in Python, one train function per phase: a
         tf.cond around optimizer steps fails under tf.distribute (a
         merge_call inside control flow). Both functions are kept until the
-        next `compile`, so a switch back reuses the traced graph; retracing
-        at every switch cost ~10 s per switch on a 2-core CPU, more than the
-        steps of several digits epochs (docs/performance.md).
+        next `compile`, so a switch back reuses the traced graph instead of
+        retracing it at every switch (docs/performance.md measures the cost).
         """
         previous, self._traced_phase = self._traced_phase, phase
         current = getattr(self, "train_function", None)
@@ -323,23 +318,17 @@ class ImbalanceCycleGAN(MultiPlayerModel):
             first = next(iter(x))
             batch_size = batch_size or int(np.asarray(first[0]).shape[0])
             x, y = collect_batches(x, "ImbalanceCycleGAN.fit")
+        x, y, counts = self._validated(x, y)
         if self.class_counts is None:
-            self.adapt(x, y)
-        else:
-            labels = np.unique(check_labels(y))
-            if len(labels) > 2:
-                raise binary_only_error(len(labels))
-        x, y = check_xy(x, y, num_classes=2)
-        check_sample_shape(x.shape[1:], self.image_shape)
-        if tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"images have shape {x.shape[1:]}, the model takes {self.image_shape}")
+            check_every_class_present(counts)
+            self.set_class_counts(counts)
         a, b = x[y == self.majority_class], x[y == self.minority_class]
         if len(a) == 0 or len(b) == 0:
             raise ValueError(f"both classes need samples; got {len(a)} majority and {len(b)} minority images")
         seed = shuffle_seed if shuffle_seed is not None else (self.seed or 0)
         # Epoch-seeded: a run resumed by BackupAndRestore sees the same pairs.
         pair_epochs = PairEpochs()
-        pairs = unpaired_dataset(a, b, batch_size or 32, seed=seed, epoch=pair_epochs.epoch)
+        pairs = pair_stream(a, b, batch_size or 32, seed=seed, epoch=pair_epochs.epoch)
         callbacks = [pair_epochs, *list(callbacks or [])]
         if self.mode == "alt" and not any(isinstance(c, AlternatingPhases) for c in callbacks):
             callbacks.insert(0, AlternatingPhases(self.switch_every))
@@ -355,21 +344,12 @@ class ImbalanceCycleGAN(MultiPlayerModel):
     # Serialization -------------------------------------------------------------
 
     def get_config(self):
-        ser = keras.saving.serialize_keras_object
         return {
             **super().get_config(),
-            "classifier": ser(self.classifier),
-            "cycle_gan": ser(self.cycle_gan),
+            **serialize_networks(self, self.network_names),
             "mode": self.mode,
             "switch_every": self.switch_every,
             "class_counts": self.class_counts,
             "majority_weight": self.majority_weight,
             "gan_classifier_weight": self.gan_classifier_weight,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["classifier"] = keras.saving.deserialize_keras_object(config["classifier"])
-        config["cycle_gan"] = keras.saving.deserialize_keras_object(config["cycle_gan"])
-        return cls(**config)
