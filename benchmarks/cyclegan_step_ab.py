@@ -53,7 +53,7 @@ from keras import ops  # noqa: E402
 from benchmarks.step_time import backbone_setup, binary_setup, build_model, make_runner, synthetic_iterator, timing_batch  # noqa: E402
 from keras_imbalance import applications, recipes  # noqa: E402
 from keras_imbalance.layers.reflection_padding import ReflectionPadding2D  # noqa: E402
-from keras_imbalance.models.imbalance_cyclegan import ImageHistoryPool, ImbalanceCycleGAN  # noqa: E402
+from keras_imbalance.models import ImageHistoryPool, ImbalanceCycleGAN  # noqa: E402
 
 CURRENT = {"pad": ReflectionPadding2D.call, "swap": ImageHistoryPool._swap}
 

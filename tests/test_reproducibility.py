@@ -146,7 +146,7 @@ def test_sigkilled_imbalance_cyclegan_and_polarity_gan_resume_bit_identical(tmp_
 def test_cyclegan_pairs_depend_on_seed_and_epoch_and_pool_seed_state_is_saved(tmp_path):
     import tensorflow as tf
 
-    from keras_imbalance.models.imbalance_cyclegan import PairEpochs, unpaired_dataset
+    from keras_imbalance.datasets.pairs import PairEpochs, unpaired_dataset
     from tests.scripts import models_zoo as zoo
 
     a = np.arange(7, dtype="float32").reshape(7, 1, 1, 1)

@@ -182,7 +182,7 @@ classifier = ki.applications.SmallCNN(shape, 2)
 aug = ImbalanceCycleGAN(classifier, cycle_gan, mode="aug", seed=0)
 aug.compile(classifier_optimizer=keras.optimizers.Adam(1e-3))
 aug.fit(x, y, batch_size=BATCH_SIZE, epochs=CLASSIFIER_EPOCHS, verbose=0)
-print("gamma", aug.gamma, "majority class", aug.majority_class)
+print("gamma (imbalance ratio)", aug.imbalance_ratio, "majority class", aug.majority_class)
 report = ki.metrics.classification_report(y_test, aug.predict(x_test, verbose=0), 2, class_counts=COUNTS)
 print(ki.metrics.format_report(report, title="AUG"))
 

@@ -16,6 +16,7 @@ import tarfile
 
 import numpy as np
 
+from keras_imbalance.datasets.sampling import choose_per_class
 from keras_imbalance.datasets.validation import check_labels
 
 
@@ -71,14 +72,12 @@ def balanced_test_split(x, y, test_per_class, seed=0):
     Raises:
         ValueError: a class has `test_per_class` samples or fewer (nothing would be left to train on).
     """
-    rng = np.random.default_rng(seed)
-    test_idx = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        if len(idx) <= test_per_class:
-            raise ValueError(f"class {c} has only {len(idx)} samples; cannot hold out {test_per_class} for testing")
-        test_idx.append(rng.choice(idx, size=test_per_class, replace=False))
-    test_idx = np.sort(np.concatenate(test_idx))
+    classes = np.unique(y)
+    for c in classes:
+        available = int(np.sum(y == c))
+        if available <= test_per_class:
+            raise ValueError(f"class {c} has only {available} samples; cannot hold out {test_per_class} for testing")
+    test_idx = np.sort(np.concatenate(choose_per_class(y, [(c, test_per_class) for c in classes], seed)))
     train_mask = np.ones(len(y), bool)
     train_mask[test_idx] = False
     return (x[train_mask], y[train_mask]), (x[test_idx], y[test_idx])

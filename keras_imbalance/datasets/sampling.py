@@ -5,6 +5,18 @@ import numpy as np
 from keras_imbalance.datasets.validation import check_xy
 
 
+def choose_per_class(y, sizes, seed, replace=False):
+    """Seeded per-class sampling: for each (class c, n) of `sizes`, in order, n indices i with y[i] == c.
+
+    One `np.random.default_rng(seed)` makes every draw (`seed` may be a
+    Generator, used as is), so the same seed gives the same indices. Returns
+    a list of index arrays, one per entry of `sizes`, in draw order
+    (unsorted). The caller checks that each class has enough samples.
+    """
+    rng = np.random.default_rng(seed)
+    return [rng.choice(np.flatnonzero(y == c), size=int(n), replace=replace) for c, n in sizes]
+
+
 def make_imbalanced(x, y, counts, seed=0):
     """Take `counts[c]` samples of each class c, seeded, without replacement.
 
@@ -24,12 +36,10 @@ def make_imbalanced(x, y, counts, seed=0):
         raise ValueError(f"counts must be non-negative, got {counts}")
     if y.max() >= len(counts):
         raise ValueError(f"labels go up to {y.max()} but counts has only {len(counts)} entries")
-    rng = np.random.default_rng(seed)
-    chosen = []
     for c, n in enumerate(counts):
-        idx = np.flatnonzero(y == c)
-        if len(idx) < n:
-            raise ValueError(f"class {c} has {len(idx)} samples, fewer than the {n} asked for")
-        chosen.append(np.sort(rng.choice(idx, size=n, replace=False)))
+        available = int(np.sum(y == c))
+        if available < n:
+            raise ValueError(f"class {c} has {available} samples, fewer than the {n} asked for")
+    chosen = [np.sort(idx) for idx in choose_per_class(y, enumerate(counts), seed)]
     chosen = np.concatenate(chosen) if chosen else np.zeros((0,), np.int64)
     return x[chosen], y[chosen]

@@ -69,13 +69,47 @@ def class_counts(y, num_classes=None, require_all=True):
     With `require_all=True` a class with no samples is an error, since every
     balancer divides by or samples from each class's count.
     """
-    y = check_labels(y, num_classes)
+    return _count_checked_labels(check_labels(y, num_classes), num_classes, require_all)
+
+
+def _count_checked_labels(y, num_classes, require_all):
     num_classes = int(num_classes if num_classes is not None else y.max() + 1)
     counts = np.bincount(y, minlength=num_classes).astype(np.int64)
-    if require_all and np.any(counts == 0):
-        missing = np.flatnonzero(counts == 0).tolist()
-        raise ValueError(f"class(es) {missing} have no samples; every class 0..{num_classes - 1} needs at least one")
+    if require_all:
+        check_every_class_present(counts)
     return counts
+
+
+def check_every_class_present(counts):
+    """Raise a ValueError naming the classes with a zero count, since every balancer divides by or samples from each."""
+    counts = np.asarray(counts)
+    if np.any(counts == 0):
+        missing = np.flatnonzero(counts == 0).tolist()
+        raise ValueError(f"class(es) {missing} have no samples; every class 0..{len(counts) - 1} needs at least one")
+
+
+def validated_xy(x, y=None, num_classes=None, sample_shape=None, caller="fit", require_all=True):
+    """The one check of the data a public `fit` / `adapt` receives; returns `(x, y, counts)`.
+
+    Args:
+        x: samples (N, ...) with labels `y`, or (y=None) a dataset / iterable
+            of (x, y) batches, read into memory (`collect_batches`).
+        y: sparse integer labels (N,) or (N, 1), or None.
+        num_classes: C, or None (then C = max label + 1).
+        sample_shape: the model's input shape without the batch axis
+            (None entries match any size), or None to skip that check.
+        caller: names the method in the errors (e.g. "adapt").
+        require_all: every class 0..C-1 must have a sample.
+
+    Returns x (numpy), y int64 (N,) and the per-class counts int64 (C,).
+    The helpers a model calls afterwards trust these values.
+    """
+    if y is None:
+        x, y = collect_batches(x, caller)
+    x, y = check_xy(x, y, num_classes)
+    if sample_shape is not None:
+        check_sample_shape(x.shape[1:], sample_shape)
+    return x, y, _count_checked_labels(y, num_classes, require_all)
 
 
 def check_sample_shape(sample_shape, expected, name="x"):

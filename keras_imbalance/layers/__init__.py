@@ -9,3 +9,5 @@ from keras_imbalance.layers.reflection_padding import ReflectionPadding2D
 from keras_imbalance.layers.shortcuts import SubsampleZeroPadShortcut
 from keras_imbalance.layers.convex_autoencoder import ConvexDecoder
 from keras_imbalance.layers.convex_autoencoder import GaussianConvexGenerator
+from keras_imbalance.layers.image_history_pool import ImageHistoryPool
+from keras_imbalance.layers.seed_state import SeedStateSaving

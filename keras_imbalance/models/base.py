@@ -20,11 +20,13 @@ that GAMO, ImbalanceCycleGAN and PolarityGAN only write their `train_step`:
   training exactly;
 - `scale_loss` divides a hand-written loss by the replica count, since under
   `tf.distribute` gradients are summed across replicas;
-- `apply_player_gradients` is the one place where a tape meets an optimizer;
-- `draw_for_replica` makes random draws inside `train_step` independent of
-  the replica count: every replica draws for the GLOBAL batch from the same
-  (mirrored) seed state and keeps its own rows, so a run on R devices uses
-  the same random numbers as a run on one device with the same global batch;
+- `apply_player_gradients` (one player) and `apply_joint_gradients` (players
+  sharing one objective) are the one place where a tape meets an optimizer;
+  gradients are divided by the replica count there;
+- random draws inside `train_step` go through `distribute.replica_draws`:
+  every replica draws for the GLOBAL batch from the same (mirrored) seed
+  state and keeps its own rows, so a run on R devices uses the same random
+  numbers as a run on one device with the same global batch;
 - `fit` adds `callbacks.TerminateOnNaNPlayer` (set the class attribute
   `terminate_on_nan = False` to opt out), which stops training with an error
   naming the player whose loss became NaN / inf and the epoch.
@@ -35,158 +37,101 @@ and implement `default_optimizer(name)`; a player attribute may be `None`
 """
 
 import keras
-import tensorflow as tf
 
-from keras_imbalance.models.preset_loading import PresetLoadingMixin
 from keras_imbalance.callbacks import TerminateOnNaNPlayer
+from keras_imbalance.distribute import multi_worker_logs, multi_worker_safe_symbolic_build, num_replicas, scale_gradients
+from keras_imbalance.layers.seed_state import SeedStateSaving
+from keras_imbalance.models.preset_loading import PresetLoadingMixin
+
+
+def serialize_networks(owner, names):
+    """{name: the Keras config of `owner.<name>`} for `get_config`: a network, a list of them, or None."""
+    ser = keras.saving.serialize_keras_object
+    out = {}
+    for name in names:
+        value = getattr(owner, name)
+        out[name] = None if value is None else [ser(v) for v in value] if isinstance(value, list) else ser(value)
+    return out
+
+
+def deserialize_networks(config, names, custom_objects=None):
+    """A copy of `config` with the networks `names` deserialized, for `from_config`.
+
+    A list is deserialized item by item; None, a missing key and a string
+    (M2m's `translator="self"`) stay as they are.
+    """
+    config = dict(config)
+    for name in names:
+        value = config.get(name)
+        if isinstance(value, list):
+            config[name] = [keras.saving.deserialize_keras_object(v, custom_objects=custom_objects) for v in value]
+        elif isinstance(value, dict):
+            config[name] = keras.saving.deserialize_keras_object(value, custom_objects=custom_objects)
+    return config
 
 _RESERVED_COMPILE_KEYS = ("optimizer", "loss")
 
 
-def replica_all_gather(value):
-    """`all_gather` along axis 0 in a replica context, for tensors with or without a device annotation.
+class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
+    """What every method model shares, whatever its training step (`MultiPlayerModel`, `M2m`).
 
-    A multi-worker collective strategy takes the gather's destination from the
-    tensor's device and refuses an unplaced tensor (such as an input batch
-    inside `train_step`: "destinations can not be empty"); an identity on the
-    replica's device places it.
+    - `self.seed_generator`, seeded by `seed`: all randomness inside
+      `train_step` goes through it, and its state is saved with the model
+      (`layers.SeedStateSaving`), so runs are reproducible and resume exactly;
+    - `fit` adds `callbacks.TerminateOnNaNPlayer` first in the callbacks
+      (set the class attribute `terminate_on_nan = False` to opt out), which
+      stops training with an error naming the player whose loss became NaN /
+      inf and the epoch;
+    - `from_preset(name)` (`PresetLoadingMixin`);
+    - the first-batch symbolic build works under `MultiWorkerMirroredStrategy`
+      (`distribute.multi_worker_safe_symbolic_build`).
+
+    Args:
+        seed: int or None.
+        seed_generator_name: the generator's name.
+        **kwargs: passed to `keras.Model` (name, dtype, ...).
     """
-    ctx = tf.distribute.get_replica_context()
-    value = tf.convert_to_tensor(value)
-    # `ctx.devices` indexes the local device list with the global replica id
-    # (IndexError on worker 1 of MultiWorkerMirroredStrategy), so look the
-    # device up from the strategy's local devices instead.
-    local = tuple(getattr(tf.distribute.get_strategy().extended, "worker_devices", ()))
-    rid = tf.get_static_value(ctx.replica_id_in_sync_group)
-    if not value.device and local and rid is not None:
-        with tf.device(local[int(rid) % len(local)]):
-            value = tf.identity(value)
-    return ctx.all_gather(value, axis=0)
 
+    terminate_on_nan = True
+    # The constructor arguments that are networks (or lists of them): stored
+    # under their own name, serialized by `get_config` of the subclass with
+    # `serialize_networks`, deserialized by `from_config` here.
+    network_names = ()
 
-def replica_layout(local_batch):
-    """Where this replica's rows sit in the global batch: `(offset, global_batch)`, or None.
+    def __init__(self, seed=None, seed_generator_name="seed_generator", **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name=seed_generator_name)
 
-    None outside a multi-replica `tf.distribute` replica context (one device,
-    or no strategy). Otherwise one small all-gather of the per-replica batch
-    sizes; `tf.distribute` splits a global batch into consecutive chunks in
-    replica order, so replica r's rows start at the sum of the sizes of
-    replicas 0..r-1.
-    """
-    ctx = tf.distribute.get_replica_context()
-    if ctx is None or ctx.num_replicas_in_sync <= 1:
-        return None
-    sizes = replica_all_gather(tf.reshape(tf.cast(local_batch, tf.int32), (1,)))
-    before = tf.range(ctx.num_replicas_in_sync) < tf.cast(ctx.replica_id_in_sync_group, tf.int32)
-    offset = tf.reduce_sum(tf.where(before, sizes, tf.zeros_like(sizes)))
-    return offset, tf.reduce_sum(sizes)
-
-
-def draw_for_replica(draw, local_batch, layout):
-    """`draw(n)` makes n random rows; returns this replica's rows of the global draw.
-
-    With `layout=None` this is just `draw(local_batch)` (bit-identical to the
-    single-device code). Every replica holds the same seed-generator state,
-    so they all draw the same global tensor and each keeps its own slice.
-    """
-    if layout is None:
-        return draw(local_batch)
-    offset, total = layout
-    return draw(total)[offset : offset + local_batch]
-
-
-@keras.saving.register_keras_serializable(package="keras_imbalance")
-def _local_first_batch(strategy, iterator):
-    """The first batch of Keras' epoch iterator, this worker's first replica's part."""
-    for _, _, it in iterator:
-        batch = next(it)
-        return tf.nest.map_structure(
-            lambda v: strategy.experimental_local_results(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v,
-            batch,
-        )
-    return None
-
-
-def multi_worker_safe_symbolic_build(model, parent_build, iterator=None, data_batch=None):
-    """Work around Keras' `_maybe_symbolic_build` under `MultiWorkerMirroredStrategy`.
-
-    Keras 3.15 (TF backend) reduces the first data batch with
-    `strategy.reduce("MEAN", batch, axis=None)` to build the model
-    symbolically; under a multi-worker collective strategy that call fails
-    ("Attempt to convert a value (PerReplica:...) ... to a Tensor"). The
-    reduced values only serve as example shapes, so this hands Keras the
-    local replica's batch instead. Other strategies take Keras' own path.
-    """
-    strategy = getattr(model, "_distribute_strategy", None)
-    extended = getattr(strategy, "extended", None)
-    if iterator is not None and extended is not None and getattr(extended, "_in_multi_worker_mode", lambda: False)():
-        data_batch = _local_first_batch(strategy, iterator)
-        iterator = None
-    return parent_build(iterator=iterator, data_batch=data_batch)
-
-
-def _in_multi_worker_mode(strategy=None):
-    strategy = strategy or tf.distribute.get_strategy()
-    return bool(getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)())
-
-
-def multi_worker_logs(logs):
-    """Work around Keras' scalar-log reduction under `MultiWorkerMirroredStrategy`.
-
-    Keras 3.15 reduces what `train_step` returns with
-    `strategy.reduce("MEAN", value, axis=0)` when the strategy is a
-    multi-worker collective one, which fails on the scalar metric values
-    ("Invalid reduction dimension 0 for input with 0 dimensions"). The values
-    are metric results, already aggregated across replicas, so returning them
-    as shape (1,) makes that reduction a mean of equal numbers: the same
-    scalar. Elsewhere the logs are returned unchanged.
-    """
-    if not _in_multi_worker_mode():
-        return logs
-    out = {}
-    for key, value in logs.items():
-        value = tf.convert_to_tensor(value)
-        out[key] = tf.reshape(value, (1,)) if value.shape.rank == 0 else value
-    return out
-
-
-
-class MultiWorkerSafeFit:
-    """Mixin for a `keras.Model` that trains with Keras' own `train_step`: makes its `fit` work under
-    `MultiWorkerMirroredStrategy` (Keras 3.15), with the two workarounds above.
-
-    Without it, `fit` of a plain Keras model created in a multi-worker
-    strategy scope fails at the first batch (`multi_worker_safe_symbolic_build`)
-    and at the first step's logs (`multi_worker_logs`). Elsewhere it changes
-    nothing. Put it before `keras.Model` in the bases.
-    """
+    def fit(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.fit`, with `TerminateOnNaNPlayer` first in the callbacks (unless present or disabled)."""
+        if not isinstance(callbacks, keras.callbacks.CallbackList):
+            callbacks = list(callbacks or [])
+            if self.terminate_on_nan and not any(isinstance(c, TerminateOnNaNPlayer) for c in callbacks):
+                # First, so it raises before any checkpoint callback saves this batch.
+                callbacks.insert(0, TerminateOnNaNPlayer())
+        return super().fit(*args, callbacks=callbacks, **kwargs)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         return multi_worker_safe_symbolic_build(self, super()._maybe_symbolic_build, iterator, data_batch)
 
-    def train_step(self, data):
-        return multi_worker_logs(super().train_step(data))
-
-    def test_step(self, data):
-        return multi_worker_logs(super().test_step(data))
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**deserialize_networks(config, cls.network_names, custom_objects))
 
 
-class MultiPlayerModel(PresetLoadingMixin, keras.Model):
+class MultiPlayerModel(MethodModel):
     """Base class: several players, one optimizer and one loss tracker each.
 
     Args:
-        seed: int or None, seeds `self.seed_generator` (all randomness inside
-            `train_step` goes through it, so runs are reproducible).
+        seed: int or None, seeds `self.seed_generator` (see `MethodModel`).
         **kwargs: passed to `keras.Model` (name, dtype, ...).
     """
 
     player_names = ()
-    terminate_on_nan = True
 
     def __init__(self, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        super().__init__(seed=seed, **kwargs)
         self.loss_trackers = {name: keras.metrics.Mean(name=f"{name}_loss") for name in self.player_names}
         for name in self.player_names:
             setattr(self, f"{name}_optimizer", None)
@@ -202,9 +147,12 @@ class MultiPlayerModel(PresetLoadingMixin, keras.Model):
         """Names of the players that exist (optional players may be None)."""
         return [name for name in self.player_names if self.player(name) is not None]
 
+    # Adam's arguments for every player by default (a method sets its paper's).
+    default_adam = {"learning_rate": 1e-3}
+
     def default_optimizer(self, name):
-        """The paper's default optimizer for player `name` (override)."""
-        return keras.optimizers.Adam(learning_rate=1e-3)
+        """The paper's default optimizer for player `name`: `Adam(**default_adam)` (override for others)."""
+        return keras.optimizers.Adam(**self.default_adam)
 
     def mark_built(self, input_shape):
         """Mark the model built once its players exist; `input_shape` (no batch axis) is `call`'s input.
@@ -279,53 +227,46 @@ class MultiPlayerModel(PresetLoadingMixin, keras.Model):
 
     # Training helpers ---------------------------------------------------
 
-    def fit(self, *args, callbacks=None, **kwargs):
-        """`keras.Model.fit`, with `TerminateOnNaNPlayer` first in the callbacks (unless present or disabled)."""
-        if not isinstance(callbacks, keras.callbacks.CallbackList):
-            callbacks = list(callbacks or [])
-            if self.terminate_on_nan and not any(isinstance(c, TerminateOnNaNPlayer) for c in callbacks):
-                # First, so it raises before any checkpoint callback saves this batch.
-                callbacks.insert(0, TerminateOnNaNPlayer())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
-
     @property
     def metrics(self):
         trackers = [self.loss_trackers[name] for name in self.active_players()]
         compiled = [self._compile_metrics] if getattr(self, "_compile_metrics", None) is not None else []
         return trackers + compiled
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        return multi_worker_safe_symbolic_build(self, super()._maybe_symbolic_build, iterator, data_batch)
-
     def scale_loss(self, loss):
         """Divide a hand-written (ops.mean) loss by the number of replicas."""
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        replicas = num_replicas()
         return loss / replicas if replicas > 1 else loss
 
     def apply_player_gradients(self, name, tape, loss, variables=None):
         """One optimizer step of player `name` on `loss` (recorded on `tape`).
 
-        The gradient is divided by the replica count (tf.distribute sums the
-        replicas' gradients, so R replicas with per-replica mean losses then
-        step like one device on the global batch); the unscaled loss is
-        recorded in the player's loss tracker, whose sum/count variables are
-        aggregated across replicas, so the logged value is the global mean.
+        The gradient is divided by the replica count (`distribute.scale_gradients`);
+        the unscaled loss is recorded in the player's loss tracker, whose
+        sum/count variables are aggregated across replicas, so the logged
+        value is the global mean.
         """
-        variables = self.player_variables(name) if variables is None else variables
-        # The tape is closed here, so an op on `loss` (such as scale_loss's
-        # division) would not be recorded and every gradient would be None:
-        # scale the gradients instead (same result, d(l / R) = dl / R).
-        grads = tape.gradient(loss, variables)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas > 1:
-            # Dense: the cross-replica sum of IndexedSlices (gradients of a
-            # gather, e.g. the bounded convex generator's IGU columns) did not
-            # match the single-device update in our test; dense sums do.
-            grads = [None if g is None else tf.convert_to_tensor(g) / replicas for g in grads]
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        if pairs:
-            getattr(self, f"{name}_optimizer").apply_gradients(pairs)
-        self.loss_trackers[name].update_state(loss)
+        self.apply_joint_gradients((name,), tape, loss, (loss,), variables=None if variables is None else (variables,))
+
+    def apply_joint_gradients(self, names, tape, loss, tracked, variables=None):
+        """One gradient computation of `loss`, then one optimizer step per player in `names`.
+
+        For players trained on one joint objective (CycleGAN's two generators,
+        its two discriminators): their variables are disjoint, so the joint
+        gradient split by player equals each player's own gradient.
+        `tracked[i]` is the value recorded in player `names[i]`'s loss
+        tracker; `variables[i]` (default `player_variables(names[i])`) what
+        its optimizer updates.
+        """
+        groups = [self.player_variables(n) for n in names] if variables is None else [list(v) for v in variables]
+        grads = scale_gradients(tape.gradient(loss, [v for group in groups for v in group]))
+        start = 0
+        for name, group, value in zip(names, groups, tracked):
+            pairs = [(g, v) for g, v in zip(grads[start : start + len(group)], group) if g is not None]
+            start += len(group)
+            if pairs:
+                getattr(self, f"{name}_optimizer").apply_gradients(pairs)
+            self.loss_trackers[name].update_state(value)
 
     def metrics_result(self):
         """{tracker name: value} for every active player, plus compiled metrics."""
@@ -344,23 +285,6 @@ class MultiPlayerModel(PresetLoadingMixin, keras.Model):
         if y is not None:
             self.update_compiled_metrics(y, self(x, training=False))
         return self.metrics_result()
-
-    # The seed generator's state is not a layer variable, so Keras would not
-    # save it; storing it makes a reloaded model draw the same random numbers
-    # as the original would have (exact resume).
-
-    def save_own_variables(self, store):
-        own = self._trainable_variables + self._non_trainable_variables
-        for i, v in enumerate(own):
-            store[f"{i}"] = v
-        store["seed_generator_state"] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        own = self._trainable_variables + self._non_trainable_variables
-        for i, v in enumerate(own):
-            v.assign(store[f"{i}"])
-        if "seed_generator_state" in list(store.keys()):
-            self.seed_generator.state.assign(store["seed_generator_state"])
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}

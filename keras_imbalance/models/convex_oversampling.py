@@ -22,9 +22,10 @@ stage-2 generator (Sec. 4, eq. 3, Algorithm 1; `layers.GaussianConvexGenerator`)
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
-from keras_imbalance.datasets.validation import check_fit_data, check_labels, check_sample_shape, check_xy, class_counts, collect_batches
+from keras_imbalance.datasets.validation import check_fit_data, check_labels, check_sample_shape, validated_xy
 from keras_imbalance.models.base import MultiPlayerModel
 
 
@@ -161,11 +162,8 @@ class ConvexOversamplerBase(MultiPlayerModel):
         Builds G (`default_generator`) if there is none, otherwise checks
         that G was built for these counts.
         """
-        if y is None:
-            x, y = collect_batches(x, "adapt")
-        x, y = check_xy(x, y, num_classes=self.num_classes)
+        x, y, counts = validated_xy(x, y, self.num_classes, caller="adapt")
         self._check_input_shape(x)
-        counts = class_counts(y, self.num_classes)
         if self.generator is None:
             if np.all(counts == counts[0]):
                 raise ValueError(self.balanced_error.format(counts=counts.tolist()))
@@ -265,6 +263,26 @@ class ConvexOversamplerBase(MultiPlayerModel):
     def sample(self, n, class_id, seed=None):
         """n generated samples of one minority class."""
         return self.generate(np.full((int(n),), int(class_id)), seed=seed)
+
+    def train_classifier_on_real(self, x, y, loss_fn):
+        """F (if any) and the classifier on the real batch: one forward pass, one step of each player's optimizer.
+
+        GAMO Algorithm 1 line 4; PolarityGAN Algorithm 1 lines 2 and 4 (both
+        gradients from one pass: recomputing F after its step would double
+        F's cost for a difference of one step). `loss_fn(logits)` is the
+        method's loss on the real batch; the compiled metrics see the logits.
+        Returns F's output (the samples, in pixel space).
+        """
+        with tf.GradientTape(persistent=True) as tape:
+            feats = self.features(x, training=True)
+            logits = self.classifier(feats, training=True)
+            loss = loss_fn(logits)
+        if self.feature_extractor is not None:
+            self.apply_player_gradients("feature_extractor", tape, loss)
+        self.apply_player_gradients("classifier", tape, loss)
+        del tape
+        self.update_compiled_metrics(y, logits)
+        return feats
 
     def draw_fake_labels(self, n, seed=None):
         """n labels, P(i) proportional to the deficit (GAMO Alg. 1 line 10; PolarityGAN Alg. 1 line 6), int32 (n,)."""

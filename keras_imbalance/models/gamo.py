@@ -14,7 +14,8 @@ from keras import ops
 
 from keras_imbalance.applications.gamo import GAMO2PixDecoder, GAMOGenerator
 from keras_imbalance.layers.convex_generator import ConvexGenerator
-from keras_imbalance.models.base import MultiPlayerModel, draw_for_replica, replica_layout
+from keras_imbalance.distribute import replica_draws
+from keras_imbalance.models.base import MultiPlayerModel, deserialize_networks, serialize_networks
 from keras_imbalance.models.convex_oversampling import ConvexOversamplerBase, find_layer
 from keras_imbalance.models.convex_oversampling import RefreshFeatureBank  # noqa: F401  (was defined here)
 
@@ -68,7 +69,9 @@ class GAMO(ConvexOversamplerBase):
             `layers.ConvexGenerator` (`applications.GAMOGenerator`); None
             builds the default one in `adapt`.
         latent_dim: dimension of z (100).
-        loss: `"least_squares"` or `"cross_entropy"`.
+        loss: `"least_squares"` or `"cross_entropy"`; stored as
+            `loss_variant`, since `keras.Model` owns `self.loss` (the loss
+            given to `compile`, None here, reset by every `compile`).
         label_noise: width of the U(0, noise) target smoothing for D (0.1).
         majority_in_generator_target: False (paper, eq. 6): G's loss against
             M covers the minority classes' outputs only; True (authors' code):
@@ -87,6 +90,8 @@ class GAMO(ConvexOversamplerBase):
     """
 
     player_names = ("feature_extractor", "classifier", "discriminator", "generator")
+    network_names = ("classifier", "discriminator", "feature_extractor", "generator")
+    default_adam = {"learning_rate": 2e-4, "beta_1": 0.5}  # the authors' setting for every player
     adversary_player = "discriminator"
     convex_layer_class = ConvexGenerator
     method_name = "GAMO"
@@ -116,10 +121,6 @@ class GAMO(ConvexOversamplerBase):
         self._finish_init(generator)
 
     # Set-up ----------------------------------------------------------------
-
-    def default_optimizer(self, name):
-        # Adam(2e-4, beta_1 = 0.5): the authors' setting for every player.
-        return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
 
     def compile(
         self,
@@ -182,44 +183,32 @@ class GAMO(ConvexOversamplerBase):
         y = ops.cast(ops.reshape(y, (-1,)), "int32")
         batch = ops.shape(y)[0]
         onehot = ops.one_hot(y, self.num_classes)
-        M, D, F, G = self.classifier, self.discriminator, self.feature_extractor, self.generator
+        classifier, discriminator, generator = self.classifier, self.discriminator, self.generator
         # Under tf.distribute every draw is made for the global batch and
         # sliced, so R replicas use the random numbers of one device.
-        layout = replica_layout(batch)
+        draw = replica_draws(batch)
         sg = self.seed_generator
 
-        def draw(fn):
-            return draw_for_replica(fn, batch, layout)
-
         # 1. M (and F) on the real batch, then D on it.
-        with tf.GradientTape(persistent=True) as tape:
-            feats = self.features(x, training=True)
-            logits = M(feats, training=True)
-            loss_real = self._class_loss(onehot, logits)
-        if F is not None:
-            self.apply_player_gradients("feature_extractor", tape, loss_real)
-        self.apply_player_gradients("classifier", tape, loss_real)
-        del tape
-        self.update_compiled_metrics(y, logits)
-        feats = ops.stop_gradient(feats)
-        if D is not None:
+        feats = ops.stop_gradient(self.train_classifier_on_real(x, y, lambda logits: self._class_loss(onehot, logits)))
+        if discriminator is not None:
             real_target = 1.0 - draw(lambda n: keras.random.uniform((n, 1), 0.0, self.label_noise, seed=sg))
             with tf.GradientTape() as tape:
-                loss_d_real = self._adversarial_loss(real_target, D([feats, onehot], training=True))
+                loss_d_real = self._adversarial_loss(real_target, discriminator([feats, onehot], training=True))
             self.apply_player_gradients("discriminator", tape, loss_d_real)
 
         # 2. Deficit-proportional fakes for M and D, G's BN in inference mode.
         fake_labels = draw(self.draw_fake_labels)
         fake_onehot = ops.one_hot(fake_labels, self.num_classes)
         z = draw(lambda n: keras.random.normal((n, self.latent_dim), seed=sg))
-        fakes = ops.stop_gradient(G([z, fake_labels], training=False))
+        fakes = ops.stop_gradient(generator([z, fake_labels], training=False))
         with tf.GradientTape() as tape:
-            loss_fake = self._class_loss(fake_onehot, M(fakes, training=True))
+            loss_fake = self._class_loss(fake_onehot, classifier(fakes, training=True))
         self.apply_player_gradients("classifier", tape, loss_fake)
-        if D is not None:
+        if discriminator is not None:
             fake_target = draw(lambda n: keras.random.uniform((n, 1), 0.0, self.label_noise, seed=sg))
             with tf.GradientTape() as tape:
-                loss_d_fake = self._adversarial_loss(fake_target, D([fakes, fake_onehot], training=True))
+                loss_d_fake = self._adversarial_loss(fake_target, discriminator([fakes, fake_onehot], training=True))
             self.apply_player_gradients("discriminator", tape, loss_d_fake)
 
         # 3. G against frozen M, then against frozen D (uniform minority labels).
@@ -229,12 +218,12 @@ class GAMO(ConvexOversamplerBase):
         z = draw(lambda n: keras.random.normal((n, self.latent_dim), seed=sg))
         with tf.GradientTape() as tape:
             loss_g_m = self._class_loss(
-                1.0 - g_onehot, M(G([z, g_labels], training=True), training=False), columns=self._generator_columns
+                1.0 - g_onehot, classifier(generator([z, g_labels], training=True), training=False), columns=self._generator_columns
             )
         self.apply_player_gradients("generator", tape, loss_g_m)
-        if D is not None:
+        if discriminator is not None:
             with tf.GradientTape() as tape:
-                d_out = D([G([z, g_labels], training=True), g_onehot], training=False)
+                d_out = discriminator([generator([z, g_labels], training=True), g_onehot], training=False)
                 loss_g_d = self._adversarial_loss(ops.ones_like(d_out), d_out)
             self.apply_player_gradients("generator", tape, loss_g_d)
         return self.metrics_result()
@@ -242,26 +231,14 @@ class GAMO(ConvexOversamplerBase):
     # Serialization ------------------------------------------------------------
 
     def get_config(self):
-        ser = keras.saving.serialize_keras_object
         return {
             **super().get_config(),
-            "classifier": ser(self.classifier),
-            "discriminator": None if self.discriminator is None else ser(self.discriminator),
-            "feature_extractor": None if self.feature_extractor is None else ser(self.feature_extractor),
-            "generator": None if self.generator is None else ser(self.generator),
+            **serialize_networks(self, self.network_names),
             "latent_dim": self.latent_dim,
             "loss": self.loss_variant,
             "label_noise": self.label_noise,
             "majority_in_generator_target": self.majority_in_generator_target,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("classifier", "discriminator", "feature_extractor", "generator"):
-            if config.get(key) is not None:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="keras_imbalance")
@@ -295,6 +272,7 @@ class GAMO2Pix(MultiPlayerModel):
     """
 
     player_names = ("vaes",)
+    network_names = ("feature_extractor", "generator", "vaes")
 
     def __init__(self, feature_extractor, num_classes, generator=None, latent_dim=32, filters=32, seed=None, vaes=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
@@ -320,9 +298,6 @@ class GAMO2Pix(MultiPlayerModel):
         decoder = GAMO2PixDecoder(self.latent_dim, self.image_shape, filters=self.filters, name=f"decoder_{k}")
         return GAMO2PixVAE(mu_head=keras.Model(feats, [mu, logvar], name=f"encoder_head_{k}"), decoder=decoder, name=f"vae_{k}")
 
-    def default_optimizer(self, name):
-        return keras.optimizers.Adam(learning_rate=1e-3)
-
     def compile(self, vae_optimizer=None, **kwargs):
         super().compile(optimizers={"vaes": vae_optimizer}, **kwargs)
 
@@ -342,7 +317,7 @@ class GAMO2Pix(MultiPlayerModel):
         y = ops.cast(ops.reshape(y, (-1,)), "int32")
         f = self._features(x)
         batch = ops.shape(f)[0]
-        eps = draw_for_replica(lambda n: keras.random.normal((n, self.latent_dim), seed=self.seed_generator), batch, replica_layout(batch))
+        eps = replica_draws(batch)(lambda n: keras.random.normal((n, self.latent_dim), seed=self.seed_generator))
         with tf.GradientTape() as tape:
             total = 0.0
             for k, vae in enumerate(self.vaes):
@@ -384,25 +359,13 @@ class GAMO2Pix(MultiPlayerModel):
         return cls(gamo.feature_extractor, gamo.num_classes, generator=gamo.generator, **kwargs)
 
     def get_config(self):
-        ser = keras.saving.serialize_keras_object
         return {
             **super().get_config(),
-            "feature_extractor": ser(self.feature_extractor),
+            **serialize_networks(self, self.network_names),
             "num_classes": self.num_classes,
-            "generator": None if self.generator is None else ser(self.generator),
             "latent_dim": self.latent_dim,
             "filters": self.filters,
-            "vaes": [ser(v) for v in self.vaes],
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("feature_extractor", "generator"):
-            if config.get(key) is not None:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        config["vaes"] = [keras.saving.deserialize_keras_object(v) for v in config["vaes"]]
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="keras_imbalance")
@@ -419,12 +382,8 @@ class GAMO2PixVAE(keras.layers.Layer):
         return self.decoder(self.mu_head(features)[0])
 
     def get_config(self):
-        ser = keras.saving.serialize_keras_object
-        return {**super().get_config(), "mu_head": ser(self.mu_head), "decoder": ser(self.decoder)}
+        return {**super().get_config(), **serialize_networks(self, ("mu_head", "decoder"))}
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["mu_head"] = keras.saving.deserialize_keras_object(config["mu_head"])
-        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-        return cls(**config)
+        return cls(**deserialize_networks(config, ("mu_head", "decoder")))

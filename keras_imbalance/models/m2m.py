@@ -27,23 +27,21 @@ Step 3 runs on every position of the batch by default (fixed shapes);
 still be accepted (see the class docstring).
 """
 
-import math
 import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
-from keras_imbalance.callbacks import TerminateOnNaNPlayer
-from keras_imbalance.datasets.validation import check_fit_data
-from keras_imbalance.datasets.validation import class_counts as _class_counts_from_labels
-from keras_imbalance.models.base import MultiWorkerSafeFit, draw_for_replica, replica_all_gather, replica_layout
-
-from keras_imbalance.models.preset_loading import PresetLoadingMixin
+from keras_imbalance.datasets.validation import check_fit_data, class_counts
+from keras_imbalance.distribute import MultiWorkerSafeFit, replica_all_gather, replica_layout
+from keras_imbalance.models.base import MethodModel
+from keras_imbalance.models.m2m_translation import MajorToMinorTranslation
 
 _ACCEPTANCE_CRITERIA = ("probability", "loss")
 _TRANSLATED_POSITIONS = ("all", "candidates")
+_STORED_AS_GIVEN = ("beta", "lam", "gamma", "step_size", "attack_steps", "start_epoch", "rejection", "noise_norm",
+                    "acceptance_criterion", "translated_positions", "num_classes", "seed")
 
 
 def check_translated_positions(value):
@@ -90,7 +88,7 @@ class _EpochCounter(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="keras_imbalance")
-class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
+class M2m(MajorToMinorTranslation, MultiWorkerSafeFit, MethodModel):
     """M2m: a classifier trained with major-to-minor translated over-samples.
 
     `call(x)` is the classifier f, so `predict`, `evaluate`, `export` and
@@ -192,10 +190,8 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
               depends only on that row (f and g in inference mode, per-row
               loss terms). Only float rounding differs (kernels on a smaller
               batch), which could flip a gamma test within ~1e-6 of the
-              threshold. Measured 1.6x faster steps on SmallCNN and
-              1.8-2.1x on ResNet32 (batch 128, T = 10, imbalance ratio 10,
-              45 % of the positions translated; docs/performance.md); the
-              fewer the candidates, the larger the saving. Under
+              threshold. The fewer the candidates, the larger the saving
+              (docs/performance.md measures it). Under
               `jit_compile=True` the training step falls back to `"all"`
               (XLA needs static shapes). Under `tf.distribute` each replica
               translates its own candidates. `oversample_batch` follows the
@@ -211,6 +207,8 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
 
     # `callbacks.TerminateOnNaNPlayer` names f when the loss diverges (g is frozen).
     nan_player_name = "classifier"
+    # translator: a model, a list of them, or "self" (kept as is by from_config).
+    network_names = ("classifier", "translator")
 
     def __init__(
         self,
@@ -232,7 +230,7 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, seed_generator_name="m2m_seed_generator", **kwargs)
         if not isinstance(classifier, keras.Model):
             raise ValueError(f"classifier must be a keras.Model, got {type(classifier).__name__}")
         self.classifier = classifier
@@ -259,41 +257,40 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
                 g.trainable = False
         self.translators = translators
 
-        if not 0.0 <= float(beta) < 1.0:
+        # Each hyper-parameter checked where it is stored, in argument order.
+        self.beta = float(beta)
+        if not 0.0 <= self.beta < 1.0:
             raise ValueError(f"beta must be in [0, 1), got {beta}")
-        if float(lam) < 0:
+        self.lam = float(lam)
+        if self.lam < 0:
             raise ValueError(f"lam must be >= 0, got {lam}")
         if acceptance_criterion not in _ACCEPTANCE_CRITERIA:
             raise ValueError(f"acceptance_criterion must be one of {_ACCEPTANCE_CRITERIA}, got {acceptance_criterion!r}")
+        self.acceptance_criterion = acceptance_criterion
         check_translated_positions(translated_positions)
-        if acceptance_criterion == "probability" and not 0.0 <= float(gamma) <= 1.0:
+        self.translated_positions = translated_positions
+        self.gamma = float(gamma)
+        if acceptance_criterion == "probability" and not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma is a probability threshold in [0, 1] with acceptance_criterion='probability', got {gamma}")
-        if float(step_size) <= 0:
+        self.step_size = float(step_size)
+        if self.step_size <= 0:
             raise ValueError(f"step_size must be > 0, got {step_size}")
         if int(attack_steps) != attack_steps or attack_steps < 0:
             raise ValueError(f"attack_steps must be an integer >= 0, got {attack_steps}")
+        self.attack_steps = int(attack_steps)
         if int(start_epoch) != start_epoch or start_epoch < 0:
             raise ValueError(f"start_epoch must be an integer >= 0, got {start_epoch}")
-        if float(noise_norm) < 0:
+        self.start_epoch = int(start_epoch)
+        self.noise_norm = float(noise_norm)
+        if self.noise_norm < 0:
             raise ValueError(f"noise_norm must be >= 0, got {noise_norm}")
         if input_range is not None:
             input_range = tuple(float(v) for v in input_range)
             if len(input_range) != 2 or not input_range[0] < input_range[1]:
                 raise ValueError(f"input_range must be (low, high) with low < high, or None; got {input_range}")
-        self.beta = float(beta)
-        self.lam = float(lam)
-        self.gamma = float(gamma)
-        self.step_size = float(step_size)
-        self.attack_steps = int(attack_steps)
-        self.start_epoch = int(start_epoch)
         self.input_range = input_range
         self.rejection = bool(rejection)
-        self.noise_norm = float(noise_norm)
-        self.acceptance_criterion = acceptance_criterion
-        self.translated_positions = translated_positions
-        self.seed = seed
 
-        self.seed_generator = keras.random.SeedGenerator(seed, name="m2m_seed_generator")
         self.current_epoch = self.add_weight(
             shape=(), initializer="zeros", dtype="int32", trainable=False, name="current_epoch"
         )
@@ -347,7 +344,7 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
             y = np.asarray(data)
         if y.ndim == 2 and y.shape[1] == self.num_classes and self.num_classes > 1:
             y = y.argmax(-1)
-        counts = _class_counts_from_labels(y, num_classes or self.num_classes)
+        counts = class_counts(y, num_classes or self.num_classes)
         self.set_class_counts(counts)
         return counts
 
@@ -387,252 +384,12 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
         input_shape = getattr(self.classifier, "input_shape", None)
         check_fit_data(args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y"),
                        input_shape[1:] if isinstance(input_shape, tuple) else None, self.num_classes)
-        callbacks = list(callbacks or [])
-        if not any(isinstance(c, TerminateOnNaNPlayer) for c in callbacks):
-            # First, so it raises before a checkpoint callback saves a diverged batch.
-            callbacks.insert(0, TerminateOnNaNPlayer())
-        callbacks.append(_EpochCounter())
+        # MethodModel.fit puts TerminateOnNaNPlayer first.
+        callbacks = [*list(callbacks or []), _EpochCounter()]
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)
-
-    # ------------------------------------------------------------ translation
-
-    def _clip(self, x):
-        if self.input_range is None:
-            return x
-        return ops.clip(x, self.input_range[0], self.input_range[1])
-
-    def _translator_log_probs(self, x):
-        """log softmax of g (the ensemble's mean softmax for a list), (B, C)."""
-        models = [self.classifier] if self.self_translation else self.translators
-        logps = [ops.log_softmax(ops.cast(g(x, training=False), "float32"), axis=-1) for g in models]
-        if len(logps) == 1:
-            return logps[0]
-        stacked = ops.stack(logps, axis=0)
-        return ops.logsumexp(stacked, axis=0) - math.log(len(logps))
-
-    def _labels_1d(self, y):
-        y = ops.convert_to_tensor(y)
-        if len(y.shape) == 2 and y.shape[-1] == self.num_classes and self.num_classes > 1:
-            y = ops.argmax(y, axis=-1)
-        return ops.cast(ops.reshape(y, (-1,)), "int32")
-
-    def _start_delta(self, batch, tail, layout=None):
-        """The random start delta of Algorithm 1 line 7, (batch, *tail) float32, or None if noise_norm = 0.
-
-        A uniformly random direction of L2 norm `noise_norm` per row. `layout`
-        (see `models.base.replica_layout`) makes it this replica's rows of a
-        draw for the global batch.
-        """
-        if self.noise_norm <= 0:
-            return None
-        noise = draw_for_replica(lambda n: keras.random.normal((n, *tail), seed=self.seed_generator), batch, layout)
-        norm = ops.sqrt(ops.sum(ops.square(noise), axis=tuple(range(1, len(tail) + 1)), keepdims=True))
-        return self.noise_norm * noise / ops.maximum(norm, 1e-12)
-
-    def _translate(self, x0, target, seed_class, delta):
-        """x0 -> x*, Algorithm 1 lines 7-10 (tensors; target / seed_class int (n,), delta from `_start_delta` or None)."""
-        x = ops.cast(x0, "float32")
-        reduce_axes = tuple(range(1, len(x.shape)))
-        if delta is not None:
-            x = x + delta
-        x = self._clip(x)
-        target_oh = ops.one_hot(target, self.num_classes, dtype="float32")
-        seed_oh = ops.one_hot(seed_class, self.num_classes, dtype="float32")
-        for _ in range(self.attack_steps):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                # Summed per-sample losses: f and g run in inference mode, so
-                # sample i's gradient depends only on its own loss term.
-                ce = -ops.sum(target_oh * self._translator_log_probs(x), axis=-1)
-                loss = ops.sum(ce)
-                if self.lam > 0:
-                    f_logits = ops.cast(self.classifier(x, training=False), "float32")
-                    loss = loss + self.lam * ops.sum(f_logits * seed_oh)
-            grad = tape.gradient(loss, x)
-            grad_norm = ops.sqrt(ops.sum(ops.square(grad), axis=reduce_axes, keepdims=True))
-            x = self._clip(x - self.step_size * grad / (grad_norm + 1e-12))
-        return x
-
-    def translate(self, x_seed, target_class, seed_class=None):
-        """Translate seeds into `target_class` (eq. 2); returns x* (B, ...) float32.
-
-        Args:
-            x_seed: (B, ...) seed inputs.
-            target_class: int or int array (B,): the class k to translate to.
-            seed_class: int or int array (B,): k0 for the lambda * f_k0 term;
-                None uses f's predicted class of each seed.
-
-        The noise comes from the model's seed generator; no acceptance test
-        is applied (see `oversample_batch` or `translator_probabilities`).
-        """
-        x_seed = ops.convert_to_tensor(x_seed, dtype="float32")
-        batch = int(x_seed.shape[0])
-        target = self._broadcast_classes(target_class, batch, "target_class")
-        if seed_class is None:
-            seed = ops.cast(ops.argmax(self.classifier(x_seed, training=False), axis=-1), "int32")
-        else:
-            seed = self._broadcast_classes(seed_class, batch, "seed_class")
-        return self._translate(x_seed, target, seed, self._start_delta(batch, tuple(x_seed.shape[1:])))
-
-    def _broadcast_classes(self, classes, batch, name):
-        arr = np.asarray(classes)
-        if arr.ndim == 0:
-            arr = np.full((batch,), int(arr))
-        arr = arr.reshape(-1)
-        if len(arr) != batch:
-            raise ValueError(f"{name} has {len(arr)} entries for {batch} samples")
-        if np.any(arr < 0) or np.any(arr >= self.num_classes):
-            raise ValueError(f"{name} must be class ids in 0..{self.num_classes - 1}, got {arr.min()}..{arr.max()}")
-        return ops.convert_to_tensor(arr.astype("int32"))
-
-    def translator_probabilities(self, x):
-        """softmax_g(x) (the ensemble mean for a list of translators), (B, C)."""
-        return ops.exp(self._translator_log_probs(ops.convert_to_tensor(x, dtype="float32")))
-
-    def _m2m_batch(self, x, labels, gathered=None, compact=False):
-        """The M2m mix of one batch; fixed shapes in and out.
-
-        `gathered` = (x of all replicas, labels of all replicas, (offset,
-        global batch)) under `tf.distribute` with several replicas: the seeds
-        are then drawn from the GLOBAL batch and every random draw is made for
-        the global batch and sliced, so R replicas compute what one device
-        computes for the same global batch. None: this batch is everything.
-
-        `compact=False` translates every position (no boolean indexing);
-        `compact=True` only the candidates (`translated_positions="candidates"`),
-        gathered to a data-dependent size and scattered back. Both make the
-        same random draws in the same order (slots, seeds, start noise,
-        rejection), so they agree draw for draw.
-        """
-        if gathered is None:
-            x_all, labels_all, layout = x, labels, None
-        else:
-            x_all, labels_all, layout = gathered
-        local = ops.shape(labels)[0]
-
-        def mine(t):
-            return t if layout is None else t[layout[0] : layout[0] + local]
-
-        def draw(fn):
-            return draw_for_replica(fn, local, layout)
-
-        counts = ops.convert_to_tensor(self.class_counts)
-        n_all = ops.take(counts, labels_all)  # (G,)
-        n_y = ops.take(counts, labels)  # (B,)
-
-        # Generation slots: each sample of class k with probability 1 - N_k / N_max.
-        gen_prob = 1.0 - n_y / ops.max(counts)
-        slot = draw(lambda n: keras.random.uniform((n,), seed=self.seed_generator)) < gen_prob
-
-        # Seeds from the same (global) batch. p_acc[i, j] = 1 - beta^((N_{y_j} - N_{y_i})+)
-        # is the acceptance probability (eq. 3) of seed j for slot i. Dividing
-        # by the in-batch size of y_j makes the seed CLASS follow eq. 5's
-        # Q(k0 | k) exactly over the classes present, whatever the mix.
-        delta = ops.relu(n_all[None, :] - n_all[:, None])
-        p_acc = 1.0 - ops.power(ops.cast(self.beta, "float32"), delta)
-        in_batch = ops.sum(ops.one_hot(labels_all, self.num_classes, dtype="float32"), axis=0)
-        weight = p_acc / ops.take(in_batch, labels_all)[None, :]
-        has_seed_all = ops.sum(weight, axis=-1) > 0
-        logits = ops.where(weight > 0, ops.log(ops.maximum(weight, 1e-30)), -1e9)
-        logits = ops.where(has_seed_all[:, None], logits, 0.0)
-        # One (G, G) draw on every replica (same seed state), rows sliced.
-        seed_index_all = ops.cast(keras.random.categorical(logits, 1, seed=self.seed_generator)[:, 0], "int32")
-        p_seed = mine(ops.take_along_axis(p_acc, seed_index_all[:, None], axis=1)[:, 0])
-        seed_index = mine(seed_index_all)
-        has_seed = mine(has_seed_all)
-        seed_class = ops.take(labels_all, seed_index)
-
-        # The start noise for every position, then the rejection draw (eq. 3):
-        # neither depends on x*, so both are drawn before any translation.
-        start_delta = self._start_delta(local, tuple(x.shape[1:]), layout)
-        candidate = ops.logical_and(slot, has_seed)
-        if self.rejection:
-            coin = draw(lambda n: keras.random.uniform((n,), seed=self.seed_generator)) < p_seed
-            candidate = ops.logical_and(candidate, coin)
-
-        if compact:
-            translated, confidence, confident = self._translate_candidates(x, x_all, labels, seed_index, seed_class, candidate, start_delta)
-        else:
-            translated = self._translate(ops.take(x_all, seed_index, axis=0), labels, seed_class, start_delta)
-            log_p = self._target_log_prob(translated, labels)
-            confidence, confident = ops.exp(log_p), self._confident(log_p)
-        accepted = ops.logical_and(candidate, confident)
-        mask = ops.reshape(accepted, (-1,) + (1,) * (len(x.shape) - 1))
-        mixed = ops.where(mask, ops.cast(translated, x.dtype), x)
-        return {
-            "x": mixed,
-            "generation_slot": slot,
-            "candidate": candidate,
-            "accepted": accepted,
-            "translated": translated,
-            "seed_index": seed_index,
-            "seed_class": seed_class,
-            "accept_probability": p_seed,
-            "has_seed": has_seed,
-            "translator_confidence": confidence,
-        }
-
-    def _target_log_prob(self, x, target):
-        """log softmax_g(x)[target], (n,)."""
-        return ops.sum(ops.one_hot(target, self.num_classes, dtype="float32") * self._translator_log_probs(x), axis=-1)
-
-    def _confident(self, log_p):
-        """The gamma test (Algorithm 1 line 13) on log softmax_g(x*)[k]."""
-        if self.acceptance_criterion == "probability":
-            return ops.exp(log_p) >= self.gamma
-        return -log_p <= self.gamma
-
-    def _translate_candidates(self, x, x_all, labels, seed_index, seed_class, candidate, start_delta):
-        """Translate the candidate rows only: (B, ...) x* (the input elsewhere), (B,) softmax_g(x*)[k] (0 elsewhere), (B,) gamma test.
-
-        The gather/scatter has a data-dependent size, which is fine for graph
-        mode and `tf.distribute` (per replica) but not for XLA.
-        """
-        idx = tf.where(candidate)[:, 0]
-        rows = idx[:, None]
-        target = tf.gather(labels, idx)
-        x_seed = tf.gather(x_all, tf.gather(seed_index, idx))
-        delta = None if start_delta is None else tf.gather(start_delta, idx)
-
-        def run():
-            x_star = self._translate(x_seed, target, tf.gather(seed_class, idx), delta)
-            return x_star, self._target_log_prob(x_star, target)
-
-        def empty():
-            # A 0-row batch fails inside a graph (seen in SmallCNN's batch norm: a shape error); skip it.
-            return tf.zeros_like(x_seed, dtype="float32"), tf.zeros_like(target, dtype="float32")
-
-        x_star, log_p = tf.cond(tf.size(idx) > 0, run, empty)
-        translated = tf.tensor_scatter_nd_update(tf.cast(x, "float32"), rows, x_star)
-        batch_shape = tf.shape(candidate, out_type=tf.int64)
-        confidence = tf.scatter_nd(rows, ops.exp(log_p), batch_shape)
-        confident = tf.scatter_nd(rows, tf.cast(self._confident(log_p), "int32"), batch_shape) > 0
-        return translated, confidence, confident
-
-    def oversample_batch(self, x, y):
-        """Run the M2m mix on one batch (ignores `start_epoch`); for inspection.
-
-        Returns a dict of tensors: "x" the mixed batch (same shape as x; the
-        labels are unchanged, an accepted x* takes its slot's label),
-        "generation_slot", "candidate" (a slot with a seed that passed the
-        Bernoulli rejection draw), "accepted" (a candidate that passed the
-        gamma test), "has_seed" bool (B,), "translated" x*, "seed_index" /
-        "seed_class" int (B,), "accept_probability" 1 - beta^((N_k0-N_k)+),
-        "translator_confidence" softmax_g(x*)[k]. Follows
-        `translated_positions`: with `"all"`, "translated" and
-        "translator_confidence" are given at every position (only
-        meaningful at slots); with `"candidates"`, only at candidates (the
-        input x and 0 elsewhere), as the training step computes them.
-        """
-        if not self._counts_set:
-            raise ValueError("set the class counts first (class_counts=... or adapt(y))")
-        x = tf.convert_to_tensor(x)
-        if not x.dtype.is_floating:
-            x = tf.cast(x, "float32")
-        return self._m2m_batch(x, self._labels_1d(y), compact=self.translated_positions == "candidates")
 
     # ------------------------------------------------------------- training
 
@@ -674,61 +431,7 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
         # Keras' own step on the mixed batch; MultiWorkerSafeFit reduces its logs.
         return super().train_step((x_mixed, y, sample_weight))
 
-    # ---------------------------------------------------------- translator g
-
-    @staticmethod
-    def pretrain_translator(architecture, x, y=None, optimizer=None, loss=None, epochs=10, batch_size=128, metrics=None, verbose=0, **fit_kwargs):
-        """Train g by ERM on the (imbalanced) training data (paper Sec. 3.1).
-
-        Args:
-            architecture: a `keras.Model` (cloned with fresh weights, so the
-                argument itself is untouched) or a zero-argument callable that
-                returns a new model.
-            x, y: arrays, or a dataset in `x` with `y=None`.
-            optimizer: optimizer (instance, name or config; an instance is
-                copied from its config so it is never shared). Default SGD
-                0.1, momentum 0.9, as in the paper.
-            loss: default sparse cross-entropy on logits.
-            epochs, batch_size, metrics, verbose, **fit_kwargs: for `fit`.
-
-        Returns:
-            The trained model, ready to pass as `translator` (M2m freezes it).
-        """
-        if isinstance(architecture, keras.Model):
-            g = keras.models.clone_model(architecture)
-        elif callable(architecture):
-            g = architecture()
-        else:
-            raise ValueError(f"architecture must be a keras.Model or a callable returning one, got {type(architecture).__name__}")
-        if optimizer is None:
-            optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
-        elif isinstance(optimizer, keras.optimizers.Optimizer):
-            optimizer = optimizer.__class__.from_config(optimizer.get_config())
-        if loss is None:
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        g.compile(optimizer=optimizer, loss=loss, metrics=metrics)
-        if isinstance(x, tf.data.Dataset):
-            g.fit(x, epochs=epochs, verbose=verbose, **fit_kwargs)
-        else:
-            g.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, **fit_kwargs)
-        return g
-
     # -------------------------------------------------------- serialization
-
-    # The seed generator's state is not a layer variable, so Keras would not
-    # save it; storing it makes a reloaded / BackupAndRestore-resumed model
-    # draw the random numbers the original would have drawn (exact resume).
-
-    def save_own_variables(self, store):
-        for i, v in enumerate(self._trainable_variables + self._non_trainable_variables):
-            store[f"{i}"] = v
-        store["seed_generator_state"] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        for i, v in enumerate(self._trainable_variables + self._non_trainable_variables):
-            v.assign(store[f"{i}"])
-        if "seed_generator_state" in list(store.keys()):
-            self.seed_generator.state.assign(store["seed_generator_state"])
 
     def get_config(self):
         config = super().get_config()
@@ -745,29 +448,9 @@ class M2m(MultiWorkerSafeFit, PresetLoadingMixin, keras.Model):
             classifier=keras.saving.serialize_keras_object(self.classifier),
             translator=translator,
             class_counts=counts,
-            beta=self.beta,
-            lam=self.lam,
-            gamma=self.gamma,
-            step_size=self.step_size,
-            attack_steps=self.attack_steps,
-            start_epoch=self.start_epoch,
             input_range=list(self.input_range) if self.input_range is not None else None,
-            rejection=self.rejection,
-            noise_norm=self.noise_norm,
-            acceptance_criterion=self.acceptance_criterion,
-            translated_positions=self.translated_positions,
-            num_classes=self.num_classes,
-            seed=self.seed,
+            # The other arguments, each stored under its own name.
+            **{name: getattr(self, name) for name in _STORED_AS_GIVEN},
         )
         return config
 
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["classifier"] = keras.saving.deserialize_keras_object(config["classifier"], custom_objects=custom_objects)
-        translator = config.get("translator")
-        if isinstance(translator, list):
-            config["translator"] = [keras.saving.deserialize_keras_object(t, custom_objects=custom_objects) for t in translator]
-        elif isinstance(translator, dict):
-            config["translator"] = keras.saving.deserialize_keras_object(translator, custom_objects=custom_objects)
-        return cls(**config)

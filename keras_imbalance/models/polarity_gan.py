@@ -18,7 +18,8 @@ from keras_imbalance.applications.polarity_gan import PolarityCritic, PolarityDe
 from keras_imbalance.datasets.validation import check_xy
 from keras_imbalance.layers.convex_autoencoder import ConvexDecoder, GaussianConvexGenerator
 from keras_imbalance.metrics import uncertainty_scores
-from keras_imbalance.models.base import MultiWorkerSafeFit, draw_for_replica, multi_worker_logs, replica_layout
+from keras_imbalance.distribute import MultiWorkerSafeFit, multi_worker_logs, replica_draws
+from keras_imbalance.models.base import serialize_networks
 from keras_imbalance.models.convex_oversampling import ConvexOversamplerBase, find_layer
 
 
@@ -143,7 +144,8 @@ class PolarityGAN(ConvexOversamplerBase):
         autoencoder_epochs: stage-1 epochs run by `fit` (20; 0 skips stage 1,
             G then starts from random weights and N(0, I) latents).
         critic_steps: critic updates per train step (5).
-        gradient_penalty: lambda (10).
+        gradient_penalty: lambda (10); stored as `gradient_penalty_weight`,
+            since `gradient_penalty(...)` is the method computing the penalty.
         latent_ridge: relative ridge added to the class covariances (1e-3).
         seed: int or None.
 
@@ -151,6 +153,8 @@ class PolarityGAN(ConvexOversamplerBase):
     """
 
     player_names = ("feature_extractor", "classifier", "critic", "generator")
+    network_names = ("classifier", "critic", "generator", "feature_extractor")
+    default_adam = {"learning_rate": 2e-4, "beta_1": 0.6}  # Sec. 5.1, for every network
     adversary_player = "critic"
     convex_layer_class = GaussianConvexGenerator
     generator_role = "model"
@@ -190,10 +194,6 @@ class PolarityGAN(ConvexOversamplerBase):
         self._finish_init(generator)
 
     # Set-up ------------------------------------------------------------------
-
-    def default_optimizer(self, name):
-        # Sec. 5.1: Adam, learning rate 2e-4, beta_1 = 0.6, for every network.
-        return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.6)
 
     def compile(
         self,
@@ -452,35 +452,24 @@ class PolarityGAN(ConvexOversamplerBase):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         y = ops.cast(ops.reshape(y, (-1,)), "int32")
         batch = ops.shape(y)[0]
-        C, D, F, G = self.classifier, self.critic, self.feature_extractor, self.generator
+        classifier, critic, generator = self.classifier, self.critic, self.generator
         # Under tf.distribute every draw is made for the global batch and
         # sliced, so R replicas use the random numbers of one device.
-        layout = replica_layout(batch)
+        draw = replica_draws(batch)
         sg = self.seed_generator
-
-        def draw(fn):
-            return draw_for_replica(fn, batch, layout)
 
         def uniform(n):
             return keras.random.uniform((n,), 0.0, 1.0, seed=sg)
 
         # Lines 2 and 4: F and C on the real batch (eq. 6, real terms).
-        with tf.GradientTape(persistent=True) as tape:
-            feats = self.features(x, training=True)
-            logits = C(feats, training=True)
-            loss_real = self.classifier_loss(logits, y)
-        if F is not None:
-            self.apply_player_gradients("feature_extractor", tape, loss_real)
-        self.apply_player_gradients("classifier", tape, loss_real)
-        del tape
-        self.update_compiled_metrics(y, logits)
+        self.train_classifier_on_real(x, y, lambda logits: self.classifier_loss(logits, y))
 
         # Lines 5-7: deficit-proportional labels, C on generated samples.
         fake_labels = draw(self.draw_fake_labels)
         eps = draw(lambda n: keras.random.normal((n, self.latent_dim), seed=sg))
-        fakes = ops.stop_gradient(G([eps, fake_labels], training=False))
+        fakes = ops.stop_gradient(generator([eps, fake_labels], training=False))
         with tf.GradientTape() as tape:
-            loss_fake = self.classifier_loss(C(fakes, training=True), fake_labels)
+            loss_fake = self.classifier_loss(classifier(fakes, training=True), fake_labels)
         self.apply_player_gradients("classifier", tape, loss_fake)
 
         # The critic: several steps, real and generated samples of the same classes.
@@ -488,7 +477,7 @@ class PolarityGAN(ConvexOversamplerBase):
             if step > 0:
                 fake_labels = draw(self.draw_fake_labels)
                 eps = draw(lambda n: keras.random.normal((n, self.latent_dim), seed=sg))
-                fakes = ops.stop_gradient(G([eps, fake_labels], training=False))
+                fakes = ops.stop_gradient(generator([eps, fake_labels], training=False))
             reals = self.draw_real(fake_labels, uniform=draw(uniform))
             alpha = draw(uniform)
             with tf.GradientTape() as tape:
@@ -502,23 +491,19 @@ class PolarityGAN(ConvexOversamplerBase):
         g_onehot = ops.one_hot(g_labels, self.num_classes)
         eps = draw(lambda n: keras.random.normal((n, self.latent_dim), seed=sg))
         with tf.GradientTape() as tape:
-            loss_g_c = -self.classifier_loss(C(G([eps, g_labels], training=True), training=False), g_labels)
+            loss_g_c = -self.classifier_loss(classifier(generator([eps, g_labels], training=True), training=False), g_labels)
         self.apply_player_gradients("generator", tape, loss_g_c)
         with tf.GradientTape() as tape:
-            loss_g_d = -ops.mean(D([G([eps, g_labels], training=True), g_onehot], training=False))
+            loss_g_d = -ops.mean(critic([generator([eps, g_labels], training=True), g_onehot], training=False))
         self.apply_player_gradients("generator", tape, loss_g_d)
         return self.metrics_result()
 
     # Serialization --------------------------------------------------------------
 
     def get_config(self):
-        ser = keras.saving.serialize_keras_object
         return {
             **super().get_config(),
-            "classifier": ser(self.classifier),
-            "critic": ser(self.critic),
-            "generator": None if self.generator is None else ser(self.generator),
-            "feature_extractor": None if self.feature_extractor is None else ser(self.feature_extractor),
+            **serialize_networks(self, self.network_names),
             "latent_dim": self.latent_dim,
             "hidden_units": list(self.hidden_units),
             "autoencoder_epochs": self.autoencoder_epochs,
@@ -526,11 +511,3 @@ class PolarityGAN(ConvexOversamplerBase):
             "gradient_penalty": self.gradient_penalty_weight,
             "latent_ridge": self.latent_ridge,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("classifier", "critic", "generator", "feature_extractor"):
-            if config.get(key) is not None:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)

@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from keras_imbalance.models import base
 from keras_imbalance.models.base import MultiPlayerModel
 
 
@@ -114,5 +113,5 @@ def test_scale_loss_divides_by_replicas(monkeypatch):
     class FakeStrategy:
         num_replicas_in_sync = 3
 
-    monkeypatch.setattr(base.tf.distribute, "get_strategy", lambda: FakeStrategy())
+    monkeypatch.setattr(tf.distribute, "get_strategy", lambda: FakeStrategy())
     assert float(model.scale_loss(6.0)) == pytest.approx(2.0)

@@ -7,7 +7,7 @@ from keras_imbalance import applications, recipes, serving
 from keras_imbalance.callbacks import AlternatingPhases, LinearLRDecay
 from keras_imbalance.metrics import inception_accuracy
 from keras_imbalance.models import CycleGAN, ImageHistoryPool, ImbalanceCycleGAN, unpaired_dataset
-from keras_imbalance.models.imbalance_cyclegan import mixes_batch_samples
+from keras_imbalance.models.cyclegan import mixes_batch_samples
 from tests.harness import run_model_test
 
 SHAPE = (8, 8, 1)
