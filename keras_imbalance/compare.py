@@ -339,7 +339,8 @@ def run_compare(
         # A paper profile fixes its own counts, so the requested ratio does not apply to it.
         "dataset": str(dataset), "profile": profile, "imbalance_ratio": imbalance_ratio if profile in ("exp", "step") else None,
         "class_counts": [int(c) for c in counts], "test_counts": np.bincount(y_test, minlength=num_classes).tolist(),
-        "backbone": backbone, "backbone_requested": requested_backbone, "epochs": epochs, "batch_size": batch_size, "seeds": seed_list, "methods": methods,
+        "backbone": backbone, "backbone_requested": requested_backbone,  # the one trained; what was asked ("auto")
+        "epochs": epochs, "batch_size": batch_size, "seeds": seed_list, "methods": methods,
     }
     # What makes two runs of a method comparable: everything but the list of seeds and methods.
     common_settings = {
