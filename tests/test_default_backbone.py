@@ -66,6 +66,11 @@ def test_compare_records_the_chosen_backbone(tmp_path):
     assert results["setup"]["backbone"] == "small_cnn" and results["setup"]["backbone_requested"] == "auto"
     assert "backbone small_cnn (auto for 8x8 images)" in lines[0]
     assert "backbone small_cnn" in open(tmp_path / "report.md").read()
+    # Naming the backbone `auto` chose is the same setting: the run is reused, not refused or retrained.
+    lines.clear()
+    compare.run_compare(methods="erm", seeds=[0], epochs=1, out=str(tmp_path), verbose=0, plots=False,
+                        backbone="small_cnn", log=lines.append)
+    assert any("already done" in line for line in lines) and not any(line.endswith("training") for line in lines)
 
 
 def _erm_on_balanced_mnist(per_class, epochs, test_per_class=100, backbone="auto"):
