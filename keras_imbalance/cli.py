@@ -27,7 +27,10 @@ def _add_data_arguments(p):
     p.add_argument("--imbalance-ratio", type=float, default=50.0)
     p.add_argument("--n-max", type=int, default=None, help="largest class count (default: the smallest class of the pool)")
     p.add_argument("--test-per-class", type=int, default=None)
-    p.add_argument("--backbone", default="small_cnn", help="small_cnn | resnet20 | resnet32 | preact_resnet18")
+    p.add_argument("--backbone", default="auto",
+                   help="auto (default: by image size, small_cnn up to 16x16 such as 8x8 digits, lenet for 17-31 such as "
+                        "28x28 MNIST, resnet32 from 32x32) | small_cnn | lenet | gamo_classifier | resnet20 | resnet32 | "
+                        "preact_resnet18")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)
 
@@ -57,8 +60,11 @@ def _fit(args):
         args.dataset, [recipe], args.data_path, args.image_size, args.test_per_class, args.profile, args.imbalance_ratio,
         args.n_max, log=_say)
     x, y = datasets.make_imbalanced(x_pool, y_pool, counts, seed=args.seed)
-    _say(f"training {args.method} on {args.dataset} (counts {counts}) with {args.backbone} for {args.epochs} epochs")
-    model, run = compare.train_and_score(recipe, compare.backbone_factory(args.backbone), x, y, x_test, y_test, counts,
+    backbone = compare.resolve_backbone(args.backbone, x_pool.shape[1:])
+    _say(f"training {args.method} on {args.dataset} (counts {counts}) with {backbone}"
+         + (f" (auto for {x_pool.shape[1]}x{x_pool.shape[2]} images)" if args.backbone == "auto" else "")
+         + f" for {args.epochs} epochs")
+    model, run = compare.train_and_score(recipe, compare.backbone_factory(backbone), x, y, x_test, y_test, counts,
                                          epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                          verbose=args.verbose, method=args.method)
     report = run["report"]
@@ -68,7 +74,7 @@ def _fit(args):
     version_dir = serving.export_for_serving(model, os.path.join(args.out, "serving"), overwrite=True)
     with open(os.path.join(args.out, "run.json"), "w") as f:
         json.dump({"method": args.method, "dataset": args.dataset, "class_counts": counts, "class_names": names,
-                   "backbone": args.backbone, "epochs": args.epochs, "seed": args.seed, "report": report,
+                   "backbone": backbone, "backbone_requested": args.backbone, "epochs": args.epochs, "seed": args.seed, "report": report,
                    "command": " ".join(["keras-imbalance"] + sys.argv[1:])}, f, indent=1)
     _say(f"saved {os.path.join(args.out, 'model.keras')} and the SavedModel {version_dir}")
     return 0

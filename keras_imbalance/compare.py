@@ -115,16 +115,62 @@ def training_counts(pool_counts, profile="exp", imbalance_ratio=100.0, n_max=Non
     return counts
 
 
-def backbone_factory(name):
-    """`(input_shape, num_classes) -> keras.Model` of logits, by name."""
+BACKBONES = ("auto", "small_cnn", "lenet", "gamo_classifier", "resnet20", "resnet32", "preact_resnet18")
+
+
+def resolve_backbone(name, input_shape):
+    """The backbone name `auto` stands for, given one sample's shape (H, W, C); other names unchanged.
+
+    `auto` picks a network suited to the image size (DESIGN.md: "the
+    backbone suits the image size"):
+
+    - min(H, W) <= 16 (scikit-learn's 8x8 digits): `small_cnn`;
+    - 17-31 (28x28 MNIST / Fashion-MNIST): `lenet` (`applications.LeNet`);
+      on long-tailed 28x28 MNIST SmallCNN, which pools once and then averages
+      globally, is far below a plain LeNet (issue 18, docs/results.md);
+    - >= 32 (CIFAR, image folders): `resnet32` (the LDAM / M2m CIFAR backbone).
+
+    Raises:
+        ValueError: an unknown name, or `auto` for a shape that is not (H, W, C).
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
+    if name != "auto":
+        return name
+    shape = tuple(input_shape)
+    if len(shape) != 3 or shape[0] is None or shape[1] is None:
+        raise ValueError(f"backbone 'auto' needs images of known size (H, W, C); got sample shape {shape!r}: pass --backbone")
+    size = min(int(shape[0]), int(shape[1]))
+    if size <= 16:
+        return "small_cnn"
+    if size < 32:
+        return "lenet"
+    return "resnet32"
+
+
+def backbone_factory(name, input_shape=None):
+    """`(input_shape, num_classes) -> keras.Model` of logits, by name.
+
+    Names: `BACKBONES`. `auto` needs `input_shape` (one sample, (H, W, C)) and
+    is resolved by `resolve_backbone`; without a shape, `auto` returns a
+    factory that resolves it from the shape it is called with.
+    """
     from keras_imbalance import applications
 
-    factories = {"small_cnn": lambda s, c: applications.SmallCNN(s, c)}
-    for attr, key in (("ResNet32", "resnet32"), ("ResNet20", "resnet20"), ("PreActResNet18", "preact_resnet18")):
-        if hasattr(applications, attr):
-            factories[key] = lambda s, c, f=getattr(applications, attr): f(input_shape=s, num_classes=c)
+    if name == "auto":
+        if input_shape is None:
+            return lambda s, c: backbone_factory(resolve_backbone("auto", s))(s, c)
+        name = resolve_backbone(name, input_shape)
+    factories = {
+        "small_cnn": lambda s, c: applications.SmallCNN(s, c),
+        "lenet": lambda s, c: applications.LeNet(s, c),
+        "gamo_classifier": lambda s, c: applications.GAMOClassifier(s, c),
+        "resnet20": lambda s, c: applications.ResNet20(input_shape=s, num_classes=c),
+        "resnet32": lambda s, c: applications.ResNet32(input_shape=s, num_classes=c),
+        "preact_resnet18": lambda s, c: applications.PreActResNet18(input_shape=s, num_classes=c),
+    }
     if name not in factories:
-        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(factories))}")
+        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
     return factories[name]
 
 
@@ -248,7 +294,7 @@ def run_compare(
     profile="exp",
     imbalance_ratio=50.0,
     n_max=None,
-    backbone="small_cnn",
+    backbone="auto",
     out="runs/compare",
     data_path=None,
     image_size=None,
@@ -275,13 +321,16 @@ def run_compare(
     if isinstance(seeds, int) and seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
     recipes_ = {m: recipes.get(m) for m in methods}  # unknown names fail before any training
-    backbone_fn = backbone_factory(backbone)
+    if backbone not in BACKBONES:  # unknown names fail before any data loading or training
+        raise ValueError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("no seeds given")
     (x_pool, y_pool), (x_test, y_test), class_names, counts = prepare_data(
         dataset, recipes_.values(), data_path, image_size, test_per_class, profile, imbalance_ratio, n_max, log=log)
     num_classes = len(class_names)
+    requested_backbone, backbone = backbone, resolve_backbone(backbone, x_pool.shape[1:])
+    backbone_fn = backbone_factory(backbone)
     if fresh and os.path.isdir(os.path.join(out, "runs")):
         log(f"[compare] --fresh: discarding the runs in {os.path.join(out, 'runs')}")
         shutil.rmtree(os.path.join(out, "runs"))
@@ -290,18 +339,22 @@ def run_compare(
         # A paper profile fixes its own counts, so the requested ratio does not apply to it.
         "dataset": str(dataset), "profile": profile, "imbalance_ratio": imbalance_ratio if profile in ("exp", "step") else None,
         "class_counts": [int(c) for c in counts], "test_counts": np.bincount(y_test, minlength=num_classes).tolist(),
-        "backbone": backbone, "epochs": epochs, "batch_size": batch_size, "seeds": seed_list, "methods": methods,
+        "backbone": backbone, "backbone_requested": requested_backbone,  # the one trained; what was asked ("auto")
+        "epochs": epochs, "batch_size": batch_size, "seeds": seed_list, "methods": methods,
     }
     # What makes two runs of a method comparable: everything but the list of seeds and methods.
     common_settings = {
-        **{k: v for k, v in setup.items() if k not in ("seeds", "methods")},
+        # (the resolved backbone counts; whether it came from "auto" does not)
+        **{k: v for k, v in setup.items() if k not in ("seeds", "methods", "backbone_requested")},
         "data_path": None if data_path is None else os.path.abspath(os.fspath(data_path)),
         "image_size": None if image_size is None else list(image_size), "n_max": n_max,
         "pool_sha256": data_fingerprint(x_pool, y_pool), "test_sha256": data_fingerprint(x_test, y_test),
         "version": keras_imbalance.__version__,
     }
     log(f"[compare] {dataset}: training counts {counts} (ratio {max(counts) / min(counts):.1f}), "
-        f"balanced test set of {len(y_test)}; backbone {backbone}; {epochs} epochs, batch {batch_size}")
+        f"balanced test set of {len(y_test)}; backbone {backbone}"
+        + (f" (auto for {x_pool.shape[1]}x{x_pool.shape[2]} images)" if requested_backbone == "auto" else "")
+        + f"; {epochs} epochs, batch {batch_size}")
     runs = {m: {} for m in methods}
     total, done = len(methods) * len(seed_list), 0
     samples = {}
