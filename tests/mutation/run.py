@@ -25,6 +25,7 @@ Exit status: 0 when every mutant is killed (or marked equivalent with a reason),
 import argparse
 import concurrent.futures
 import datetime
+import json
 import os
 import platform
 import queue
@@ -196,6 +197,9 @@ def main(argv=None):
     parser.add_argument("--report", default="", help="markdown file whose mutation-report block is rewritten")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per test run (default 900)")
     parser.add_argument("--jobs", type=int, default=2, help="mutants run at a time, each in its own copy (default 2)")
+    parser.add_argument("--results", default="",
+                        help="JSON file of results kept across runs: this run's results replace those of the same "
+                             "mutants, and the report covers every listed mutant with a result in the file")
     args = parser.parse_args(argv)
     mutants = list(MUTANTS)
     if args.only:
@@ -210,7 +214,19 @@ def main(argv=None):
         return 0
     start = time.perf_counter()
     results = run(mutants, timeout=args.timeout, jobs=args.jobs)
-    report = format_report(mutants, results, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    if args.results:
+        kept = {}
+        if os.path.exists(args.results):
+            with open(args.results) as f:
+                kept = {r["id"]: r for r in json.load(f)}
+        kept.update({r["id"]: r for r in results})
+        with open(args.results, "w") as f:
+            json.dump(list(kept.values()), f, indent=1)
+        seconds += sum(r["seconds"] for r in kept.values() if r["id"] not in {m.id for m in mutants}) / max(1, args.jobs)
+        mutants = [m for m in MUTANTS if m.id in kept]
+        results = [kept[m.id] for m in mutants]
+    report = format_report(mutants, results, seconds)
     print(report)
     if args.report:
         write_report(args.report, report)
