@@ -459,3 +459,99 @@ def test_gamo_train_step_matches_algorithm1_reference(variant, with_f, with_d, m
     # The step never refreshes the banks (that is the epoch callback's job).
     for k in range(len(MINORITY)):
         np.testing.assert_array_equal(np.asarray(variables["G"][f"bank{k}"]), before["G"][f"bank{k}"])
+
+
+def test_fake_labels_follow_the_deficit_and_generator_labels_are_uniform(monkeypatch):
+    """Alg. 1 line 10 / Sec. 3.5: M's and D's fakes have P(i) proportional to n_max - n_i; line 13: G's batch
+    is uniform over the minority classes. Read from what G receives in one step of batch 84 (deficits 5, 0, 1)."""
+    model, _, g_log, (x, y) = build_gamo("least_squares", with_d=True, with_f=False, majority_in_target=False,
+                                         label_noise=0.1)
+    g_log.items.clear()
+    model.train_on_batch(np.tile(x, (4, 1)), np.tile(y, 4))  # one step, batch 84
+    fake_labels, g_labels = g_log.items[0][1], g_log.items[1][1]
+    assert len(fake_labels) == len(g_labels) == 4 * len(y)
+    assert MAJORITY not in fake_labels and MAJORITY not in g_labels
+    share_fake = np.mean(fake_labels == 2)  # 1/6 under the deficit, 1/2 if uniform
+    share_g = np.mean(g_labels == 2)  # 1/2 under uniform, 1/6 if deficit-proportional
+    assert 0.05 < share_fake < 0.33, share_fake
+    assert 0.33 < share_g < 0.67, share_g
+
+
+# GAMO2Pix -----------------------------------------------------------------------
+
+PIX_SHAPE = (2, 2, 1)
+PIX_FEATURES = 3
+PIX_LATENT = 2
+
+
+def make_vae(k):
+    f = keras.Input((PIX_FEATURES,))
+    head = keras.Model(f, [keras.layers.Dense(PIX_LATENT, name="mean")(f),
+                           keras.layers.Dense(PIX_LATENT, name="log_var")(f)], name=f"head_{k}")
+    z = keras.Input((PIX_LATENT,))
+    h = keras.layers.Dense(4, activation="tanh", name="dec1")(z)
+    h = keras.layers.Reshape(PIX_SHAPE)(keras.layers.Dense(4, name="dec2")(h))
+    return GAMO2PixVAE(mu_head=head, decoder=keras.Model(z, h, name=f"decoder_{k}"), name=f"vae_{k}")
+
+
+def vae_vars(vae):
+    head, dec = vae.mu_head, vae.decoder
+    return {"Wm": head.get_layer("mean").kernel, "bm": head.get_layer("mean").bias,
+            "Wl": head.get_layer("log_var").kernel, "bl": head.get_layer("log_var").bias,
+            "W1": dec.get_layer("dec1").kernel, "b1": dec.get_layer("dec1").bias,
+            "W2": dec.get_layer("dec2").kernel, "b2": dec.get_layer("dec2").bias}
+
+
+def test_gamo2pix_step_matches_the_vae_reference():
+    """GAMO2pix (Sec. 5): each class's VAE on its own samples, encoder = GAMO's F held fixed.
+
+    Per sample of class k: sum over pixels of (decoder_k(z) - x)^2 (the code's MSE times the pixel count)
+    + KL(N(mu, exp(logvar)) || N(0, I)) = -1/2 sum(1 + logvar - mu^2 - exp(logvar)), with
+    z = mu + exp(logvar / 2) * eps (log-variance used consistently); loss = batch mean. Pins the loss,
+    every VAE's SGD update, and F frozen: weights, BN moving statistics, inference-mode BN.
+    """
+    rng = np.random.default_rng(5)
+    F = make_feature_extractor(PIX_SHAPE, feature_dim=PIX_FEATURES)
+    f_vars = mlp_vars(F, "f")
+    randomize(f_vars, rng)
+    vaes = [make_vae(k) for k in range(2)]
+    v_vars = [vae_vars(v) for v in vaes]
+    for v in v_vars:
+        randomize(v, rng)
+    model = GAMO2Pix(F, 2, latent_dim=PIX_LATENT, vaes=vaes, seed=4)
+    lr = 0.3
+    model.compile(vae_optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=0.0), run_eagerly=True)
+    x = rng.uniform(-1, 1, (6, *PIX_SHAPE)).astype("float32")
+    y = np.array([0, 1, 1, 0, 1, 1], "int32")
+    f_before = snapshot(f_vars)
+    v_before = [snapshot(v) for v in v_vars]
+
+    # Reference. eps: the step's one draw, from a copy of the seed-generator state.
+    sg = keras.random.SeedGenerator(0)
+    sg.state.assign(np.asarray(model.seed_generator.state))
+    eps = keras.random.normal((len(y), PIX_LATENT), seed=sg)
+    feats, _ = ref_mlp({k: tf.constant(v) for k, v in f_before.items()}, tf.constant(x), False)  # F in inference mode
+    t = [{k: tf.constant(v) for k, v in p.items()} for p in v_before]
+    with tf.GradientTape() as tape:
+        tape.watch([v for p in t for v in p.values()])
+        per_sample = []
+        for k, p in enumerate(t):
+            mu, logvar = feats @ p["Wm"] + p["bm"], feats @ p["Wl"] + p["bl"]
+            z = mu + tf.exp(0.5 * logvar) * eps
+            recon = tf.tanh(z @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"]
+            pixel = tf.reduce_sum((recon - tf.reshape(x, (len(y), -1))) ** 2, -1)
+            kl = -0.5 * tf.reduce_sum(1.0 + logvar - mu**2 - tf.exp(logvar), -1)
+            per_sample.append(pixel + kl)
+        own = tf.gather(tf.stack(per_sample, 1), y, axis=1, batch_dims=1)  # each sample through its class's VAE
+        loss = tf.reduce_mean(own)
+    grads = tape.gradient(loss, t)
+
+    logs = model.train_on_batch(x, y, return_dict=True)
+    np.testing.assert_allclose(float(logs["vaes_loss"]), float(loss), rtol=1e-5)
+    for k in range(2):
+        for key, v in v_vars[k].items():
+            np.testing.assert_allclose(np.asarray(v), v_before[k][key] - lr * np.asarray(grads[k][key]), atol=ATOL,
+                                       err_msg=f"vae {k} {key}")
+    for key, v in f_vars.items():  # the encoder F never moves, BN statistics included
+        np.testing.assert_array_equal(np.asarray(v), f_before[key], err_msg=f"F {key}")
+    assert int(model.vaes_optimizer.iterations) == 1
