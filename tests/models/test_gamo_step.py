@@ -66,7 +66,8 @@ class Tap(keras.layers.Layer):
 
     def call(self, inputs):
         if tf.executing_eagerly():
-            self.log.items.append([np.asarray(t) for t in inputs] if isinstance(inputs, (list, tuple)) else np.asarray(inputs))
+            items = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+            self.log.items.append([np.asarray(t) for t in items])
         return inputs
 
 
@@ -398,7 +399,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("variant,with_f,with_d,majority_in_target", CASES,
-                         ids=[f"{v[:2]}-{'feat' if f else 'pix'}-{'D' if d else 'noD'}-maj{int(m)}" for v, f, d, m in CASES])
+                         ids=[f"{'ls' if v == 'least_squares' else 'ce'}-{'feat' if f else 'pix'}-{'D' if d else 'noD'}-maj{int(m)}"
+                              for v, f, d, m in CASES])
 def test_gamo_train_step_matches_algorithm1_reference(variant, with_f, with_d, majority_in_target, monkeypatch):
     """One train_step = Algorithm 1 lines 4, 9, 11, 14, 15 (code order) with eqs. 2-6, player by player.
 
