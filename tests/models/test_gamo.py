@@ -10,7 +10,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from scipy import stats
 
 from keras_imbalance import applications, datasets, metrics
 from keras_imbalance.models import GAMO, GAMO2Pix
