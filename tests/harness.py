@@ -36,7 +36,6 @@ copy itself proves that each player round trips through its config, which a
 sees it untouched by the case.
 """
 
-import copy
 import json
 import os
 
@@ -166,11 +165,10 @@ def run_serialization_test(cls, init_kwargs, prepare=None, instance=None):
     config = instance.get_config()
     if not factory:
         check_config_covers_init_kwargs(config, init_kwargs)
-    json.dumps(config, default=_json_default)  # a .keras file stores it as JSON
 
-    # get_config -> from_config -> the same config and the same plain attributes
-    # (for a factory's functional model this is the path deserialization takes below).
-    revived = instance if factory else cls.from_config(copy.deepcopy(config))
+    # get_config -> JSON (as in a .keras file) -> from_config -> the same config and the
+    # same plain attributes (a factory's functional model takes this path just below).
+    revived = instance if factory else cls.from_config(normalized(config))
     assert type(revived) is cls, (type(revived), cls)
     assert_same_config(config, revived.get_config(), f"{cls.__name__}.from_config(get_config())")
     original_attrs, revived_attrs = _plain_attributes(instance), _plain_attributes(revived)
