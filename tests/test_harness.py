@@ -1,4 +1,4 @@
-"""The shared harness, proven on a plain Keras classifier."""
+"""The shared model test case, proven on a plain Keras classifier and on models that do not round trip."""
 
 import keras
 import numpy as np
@@ -13,10 +13,10 @@ def test_harness_on_plain_classifier(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((16, 8, 8, 1), dtype=np.float32)
     y = rng.integers(0, 3, 16)
-    run_model_test(
-        lambda: applications.SmallCNN((8, 8, 1), 3, filters=(8, 16), dense_units=16),
-        x,
-        y,
+    run_model_case(
+        applications.SmallCNN,
+        dict(input_shape=(8, 8, 1), num_classes=3, filters=(8, 16), dense_units=16),
+        (x, y),
         compile_kwargs=dict(
             optimizer="adam",
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
