@@ -206,6 +206,9 @@ def run_model_case(
 
     Args:
         cls: the model class; its `call(x)` is the classifier (or the network).
+            A backbone factory function (`applications.ResNet20`) is accepted:
+            its functional model's config round trips are checked, the
+            factory's arguments are not looked for in it.
         init_kwargs: dict of constructor arguments. Keras layers / models in it
             (players) are copied for the build: see the module docstring.
         data: `(x, y)` tiny numpy batch; `fit` runs one step on it and `x` is
