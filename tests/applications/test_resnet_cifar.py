@@ -4,7 +4,7 @@ import pytest
 
 from keras_imbalance.applications import CifarResNet, ResNet20, ResNet32, ResNet44, ResNet56, ResNet110
 from keras_imbalance.layers import CosineDense, SubsampleZeroPadShortcut
-from tests.harness import run_model_test
+from tests.harness import run_model_case
 
 
 def _trainable(model):
@@ -72,10 +72,10 @@ def test_harness_resnet20_fit_round_trip_and_savedmodel(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(8, 16, 16, 3)).astype("float32")
     y = rng.integers(0, 10, size=8)
-    run_model_test(
-        lambda: ResNet20(input_shape=(16, 16, 3), num_classes=10),
-        x,
-        y,
+    run_model_case(
+        ResNet20,
+        dict(input_shape=(16, 16, 3), num_classes=10),
+        (x, y),
         compile_kwargs={"optimizer": "sgd", "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
         tmp_path=tmp_path,
         expected_output_shape=(8, 10),

@@ -8,33 +8,30 @@ from keras_imbalance.callbacks import AlternatingPhases, LinearLRDecay
 from keras_imbalance.metrics import inception_accuracy
 from keras_imbalance.models import CycleGAN, ImageHistoryPool, ImbalanceCycleGAN, unpaired_dataset
 from keras_imbalance.models.cyclegan import mixes_batch_samples
-from tests.harness import run_model_test
+from tests import fixtures
+from tests.harness import run_model_case, run_serialization_test
 
 SHAPE = (8, 8, 1)
 
 
 def _gen(name, shape=SHAPE):
-    return applications.ResnetGenerator(shape, filters=4, num_residual_blocks=0, name=name)
+    return fixtures.resnet_generator(name, shape)
 
 
 def _disc(name, shape=SHAPE):
-    return applications.PatchGANDiscriminator(shape, filters=4, num_layers=1, name=name)
+    return fixtures.patchgan(name, shape)
 
 
 def _cycle_gan(seed=0, **kwargs):
-    kwargs.setdefault("value_range", (0.0, 1.0))
-    return CycleGAN(_gen("g_ab"), _gen("g_ba"), _disc("d_a"), _disc("d_b"), seed=seed, **kwargs)
+    return fixtures.cycle_gan(seed=seed, **kwargs)
 
 
 def _classifier():
-    return applications.ImbalanceCycleGANClassifier(SHAPE, 2, filters=4, num_layers=1, dense_units=(16, 8))
+    return fixtures.imbalance_cyclegan_classifier(SHAPE)
 
 
 def _data(n_a=10, n_b=3, majority=0, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(size=(n_a + n_b, *SHAPE)).astype("float32")
-    y = np.array([majority] * n_a + [1 - majority] * n_b)
-    return x, y
+    return fixtures.two_domain_batch(n_a, n_b, majority, SHAPE, seed)
 
 
 def _weights(model):
@@ -227,7 +224,7 @@ def test_default_generator_parameter_count():
 # Harness ------------------------------------------------------------------------------
 
 
-def test_cycle_gan_harness(tmp_path):
+def test_cycle_gan_model_case(tmp_path):
     x, y = _data()
     pairs = unpaired_dataset(x[y == 0], x[y == 1], batch_size=4)
 
@@ -239,12 +236,12 @@ def test_cycle_gan_harness(tmp_path):
             assert int(getattr(reloaded, f"{name}_optimizer").iterations) == 1, name
         assert reloaded.value_range == (0.0, 1.0)
 
-    run_model_test(_cycle_gan, x[:4], fit_data=pairs, compile_kwargs={}, tmp_path=tmp_path,
-                   expected_output_shape=(4, *SHAPE), extra_checks=checks)
+    run_model_case(CycleGAN, fixtures.cycle_gan_kwargs(), (x[:4], None), fit_data=pairs, compile_kwargs={},
+                   tmp_path=tmp_path, expected_output_shape=(4, *SHAPE), extra_checks=checks)
 
 
 @pytest.mark.parametrize("mode", ["aug", pytest.param("alt", marks=pytest.mark.slow)])
-def test_imbalance_cyclegan_harness(tmp_path, mode):
+def test_imbalance_cyclegan_model_case(tmp_path, mode):
     x, y = _data()
 
     def checks(model, reloaded):
@@ -252,8 +249,15 @@ def test_imbalance_cyclegan_harness(tmp_path, mode):
         np.testing.assert_allclose(np.asarray(reloaded.translate_ab(x[:2])), np.asarray(model.translate_ab(x[:2])), atol=1e-6)
         assert int(reloaded.classifier_optimizer.iterations) == 1
 
-    run_model_test(lambda: ImbalanceCycleGAN(_classifier(), _cycle_gan(), mode=mode, seed=0), x, y, compile_kwargs={},
-                   tmp_path=tmp_path, batch_size=4, expected_output_shape=(len(x), 2), extra_checks=checks)
+    init_kwargs = dict(classifier=_classifier(), cycle_gan=_cycle_gan(), mode=mode, seed=0)
+    run_model_case(ImbalanceCycleGAN, init_kwargs, (x, y), compile_kwargs={}, tmp_path=tmp_path, batch_size=4,
+                   expected_output_shape=(len(x), 2), extra_checks=checks)
+
+
+def test_imbalance_cyclegan_alt_serialization():
+    # ALT's whole model case is slow-marked; its config round trip runs by default.
+    run_serialization_test(ImbalanceCycleGAN, dict(classifier=_classifier(), cycle_gan=_cycle_gan(), mode="alt",
+                                                   switch_every=2, class_counts=[10, 3], seed=0))
 
 
 def test_translate_signatures_through_saved_model(tmp_path):

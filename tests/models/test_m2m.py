@@ -1,4 +1,4 @@
-"""M2m: harness, translation math, acceptance, seed sampling, freezing, deferral, errors."""
+"""M2m: model case, translation math, acceptance, seed sampling, freezing, deferral, errors."""
 
 import keras
 import numpy as np
@@ -7,11 +7,12 @@ from scipy import stats
 
 from keras_imbalance import applications
 from keras_imbalance.models import M2m
-from tests.harness import run_model_test
+from tests import fixtures
+from tests.harness import run_model_case, run_serialization_test
 
 
 def _cnn(num_classes=3, name="small_cnn"):
-    return applications.SmallCNN((8, 8, 1), num_classes, filters=(4, 8), dense_units=8, name=name)
+    return fixtures.small_cnn(num_classes, name=name)
 
 
 def _linear(weights, input_shape, name):
@@ -30,13 +31,10 @@ def _softmax(z):
     return e / e.sum(-1, keepdims=True)
 
 
-def test_m2m_passes_the_model_harness_and_g_round_trips(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.random((12, 8, 8, 1), dtype=np.float32)
-    y = np.array([0, 1, 2] * 4)
-
-    def build():
-        return M2m(_cnn(), _cnn(name="g"), class_counts=[30, 8, 2], beta=0.9, gamma=0.0, acceptance_criterion="probability", attack_steps=2, seed=1)
+def test_m2m_passes_the_model_case_and_g_round_trips(tmp_path):
+    x, y = fixtures.random_batch(12)
+    init_kwargs = dict(classifier=_cnn(), translator=_cnn(name="g"), class_counts=[30, 8, 2], beta=0.9, gamma=0.0,
+                       acceptance_criterion="probability", attack_steps=2, seed=1)
 
     def extra(original, reloaded):
         assert reloaded.translator is not reloaded.classifier
@@ -48,7 +46,10 @@ def test_m2m_passes_the_model_harness_and_g_round_trips(tmp_path):
         # The optimizer (f's only) resumes: same iteration count and slot values.
         assert int(reloaded.optimizer.iterations) == int(original.optimizer.iterations) == 1
 
-    run_model_test(build, x, y, compile_kwargs=dict(optimizer="sgd"), tmp_path=tmp_path, expected_output_shape=(12, 3), extra_checks=extra)
+    run_model_case(M2m, init_kwargs, (x, y), compile_kwargs=dict(optimizer="sgd"), tmp_path=tmp_path,
+                   expected_output_shape=(12, 3), extra_checks=extra)
+    # The players passed in are copied for the build, never changed by it.
+    assert init_kwargs["translator"].trainable
 
 
 def test_ensemble_and_self_translators_round_trip(tmp_path):
@@ -66,6 +67,10 @@ def test_ensemble_and_self_translators_round_trip(tmp_path):
     flat = x.reshape(4, -1)
     expected = (_softmax(flat @ g1.get_weights()[0]) + _softmax(flat @ g2.get_weights()[0])) / 2
     np.testing.assert_allclose(np.asarray(back.translator_probabilities(x)), expected, atol=1e-5)
+
+    # Both variants through the serialization test of the model case.
+    run_serialization_test(M2m, dict(classifier=_cnn(), translator=[g1, g2], class_counts=[5, 3, 1]))
+    run_serialization_test(M2m, dict(classifier=_cnn(), translator="self", class_counts=[5, 3, 1]))
 
     selfm = M2m(_cnn(), "self", class_counts=[5, 3, 1])
     assert selfm.translator is selfm.classifier

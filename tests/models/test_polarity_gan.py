@@ -1,4 +1,8 @@
-"""PolarityGAN: harness, stage-1 initialization, gradient penalty, deficit sampling, convexity, eq. 6, export."""
+"""PolarityGAN: model case, stage-1 initialization, gradient penalty, real draws, eq. 6, export.
+
+What PolarityGAN shares with GAMO (adapt, banks, convexity, deficit sampling,
+bad data, the feature-space model case) is in test_convex_oversampling.py.
+"""
 
 import keras
 import numpy as np
@@ -9,56 +13,31 @@ from scipy import special, stats
 from keras_imbalance import applications, datasets, metrics, recipes, serving
 from keras_imbalance.layers import ConvexDecoder
 from keras_imbalance.models import PolarityGAN
-from tests.harness import run_model_test
-
-COUNTS = [7, 12, 5]  # the majority is class 1: class ids are the user's
+from tests import fixtures
+from tests.fixtures import COUNTS  # the majority is class 1: class ids are the user's
+from tests.harness import run_model_case
+from tests.models.test_convex_oversampling import SPECS, check_state_survives
 
 
 def _toy(counts=COUNTS, shape=(8, 8, 1), seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.concatenate([np.full(n, c) for c, n in enumerate(counts)])
-    x = rng.uniform(0, 1, (len(y), *shape)).astype("float32")
-    return x, y
+    return fixtures.imbalanced_batch(counts, shape, value_range=(0.0, 1.0), seed=seed)
 
 
-def _model(x, y, num_classes=3, feature_extractor=None, autoencoder_epochs=1, critic=None, **kwargs):
-    shape = tuple(feature_extractor.output_shape[1:]) if feature_extractor is not None else x.shape[1:]
-    model = PolarityGAN(
-        applications.GAMOClassifier(shape, num_classes, hidden_units=(8,)),
-        critic if critic is not None else applications.PolarityCritic(shape, num_classes, hidden_units=(8,)),
-        feature_extractor=feature_extractor,
-        latent_dim=4,
-        hidden_units=(8, 4),
-        autoencoder_epochs=autoencoder_epochs,
-        critic_steps=2,
-        seed=1,
-        **kwargs,
-    )
-    return model.adapt(x, y)
+def _model(x, y, num_classes=3, **kwargs):
+    return fixtures.polarity_gan(x, y, num_classes, **kwargs)
 
 
-def _check_state_survives(original, reloaded):
-    assert reloaded.autoencoder_initialized and original.autoencoder_initialized
-    np.testing.assert_array_equal(reloaded.generate([0, 2, 2], seed=5), original.generate([0, 2, 2], seed=5))
-    np.testing.assert_array_equal(np.asarray(reloaded.convex_generator.latent_scale),
-                                  np.asarray(original.convex_generator.latent_scale))
-    assert reloaded.class_counts == original.class_counts and reloaded.critic_steps == 2
-    for name in original.active_players():
-        opt, opt2 = getattr(original, f"{name}_optimizer"), getattr(reloaded, f"{name}_optimizer")
-        assert int(opt2.iterations) == int(opt.iterations) > 0
-        assert float(opt2.learning_rate) == pytest.approx(2e-4) and float(opt2.beta_1) == pytest.approx(0.6)
-
-
-def test_pixel_space_harness_keras_round_trip_and_serving_generate(tmp_path):
+def test_pixel_space_model_case_keras_round_trip_and_serving_generate(tmp_path):
     x, y = _toy()
-    reloaded = run_model_test(
-        lambda: _model(x, y),
-        x,
-        y,
+    reloaded = run_model_case(
+        PolarityGAN,
+        fixtures.polarity_gan_kwargs(),
+        (x, y),
+        prepare=fixtures.adapt_to(x, y),
         compile_kwargs=dict(metrics=[metrics.BalancedAccuracy(3)]),
         tmp_path=str(tmp_path),
         expected_output_shape=(len(y), 3),
-        extra_checks=_check_state_survives,
+        extra_checks=check_state_survives(SPECS["polarity_gan"]),
     )
     # The critic ran critic_steps updates per generator step (two G updates per step: lines 10 and 11).
     assert int(reloaded.critic_optimizer.iterations) == 2 and int(reloaded.generator_optimizer.iterations) == 2
@@ -75,15 +54,8 @@ def test_pixel_space_harness_keras_round_trip_and_serving_generate(tmp_path):
     assert np.all(samples[1:] >= bank2.min(0) - 1e-5) and np.all(samples[1:] <= bank2.max(0) + 1e-5)
 
 
-def test_feature_space_harness_and_resnet50_feature_extractor(tmp_path):
-    x, y = _toy()
-    extractor = applications.PolarityFeatureExtractor((8, 8, 1), backbone="auto", feature_dim=6)
-    assert extractor.output_shape == (None, 6)  # small images: the small conv extractor
-    reloaded = run_model_test(lambda: _model(x, y, feature_extractor=extractor), x, y, compile_kwargs={},
-                              tmp_path=str(tmp_path), extra_checks=_check_state_survives)
-    reloaded.adapt(x, y)
-    np.testing.assert_allclose(np.asarray(reloaded.convex_generator.bank(2)),
-                               np.asarray(reloaded.feature_extractor(x[y == 2], training=False)), atol=1e-6)
+def test_resnet50_feature_extractor():
+    # The feature-space model case (small conv F) and its banks are in test_convex_oversampling.py.
     # ResNet-50 (Sec. 5.1) as F: weights=None at a small input, build only.
     resnet = applications.PolarityFeatureExtractor((32, 32, 3), backbone="resnet50", weights=None)
     assert resnet.output_shape == (None, 2048)
@@ -190,18 +162,11 @@ def test_critic_loss_is_blind_to_class_offsets():
     assert float(loss) == pytest.approx(10.0, abs=1e-4)
 
 
-def test_labels_follow_the_deficit_and_real_draws_match_their_class():
+def test_real_draws_match_their_class():
+    # The deficit draws of the generated labels are in test_convex_oversampling.py.
     counts = [30, 5, 100, 60]
     x, y = _toy(counts, shape=(2,))
     model = _model(x, y, num_classes=4, autoencoder_epochs=0)
-    draws = np.asarray(model.draw_fake_labels(20000, seed=3))
-    observed = np.bincount(draws, minlength=4)
-    assert observed[2] == 0  # the majority (p_k) is never generated
-    deficit = 100 - np.array(counts, float)
-    expected = 20000 * deficit / deficit.sum()
-    keep = deficit > 0
-    assert stats.chisquare(observed[keep], expected[keep]).pvalue > 1e-3
-    np.testing.assert_allclose(observed / 20000, deficit / deficit.sum(), atol=0.015)
     # The critic's real samples: stored samples of each row's class, every one reachable.
     labels = np.repeat([0, 1, 3], 400).astype("int32")
     real = np.asarray(model.draw_real(labels, seed=4))
@@ -210,23 +175,6 @@ def test_labels_follow_the_deficit_and_real_draws_match_their_class():
         match = np.all(np.isclose(rows[:, None, :], x[y == c][None]), axis=-1)
         assert np.all(match.sum(1) >= 1)
         assert np.all(match.any(0))
-
-
-def test_generated_samples_are_convex_combinations_of_their_class():
-    x, y = _toy()
-    model = _model(x, y)
-    model.compile()
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
-    assert model.minority_classes == [0, 2]
-    for c in (0, 2):
-        out = model.sample(6, c, seed=11)
-        eps = keras.random.normal((6, model.latent_dim), seed=11)
-        w = np.asarray(model.convex_generator.convex_weights(eps, c, training=False))
-        assert np.all(w >= 0)
-        np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-5)
-        np.testing.assert_allclose(out.reshape(6, -1), w @ x[y == c].reshape(COUNTS[c], -1), atol=1e-5)
-    with pytest.raises(ValueError, match="not generated"):
-        model.sample(2, 1)
 
 
 def test_classifier_loss_is_eq6():
@@ -269,17 +217,9 @@ def test_uncertainty_report_and_recipe_on_long_tailed_digits():
 
 
 def test_bad_input_raises():
-    x, y = _toy()
-    with pytest.raises(ValueError, match="balanced"):
-        _model(*_toy([4, 4, 4]))
-    with pytest.raises(ValueError, match="shape"):
-        _model(x, y).adapt(x[:, :4], y)
-    with pytest.raises(ValueError, match="no samples"):
-        _model(x, np.where(y == 2, 0, y))
+    # Bad labels, balanced data, wrong shapes and fit before adapt: test_convex_oversampling.py.
     with pytest.raises(ValueError, match="critic_steps"):
         PolarityGAN(applications.GAMOClassifier((8, 8, 1), 3), critic_steps=0)
     unadapted = PolarityGAN(applications.GAMOClassifier((8, 8, 1), 3, hidden_units=(8,)), latent_dim=4)
-    with pytest.raises(ValueError, match="adapt"):
-        unadapted.fit(x, y, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="adapt"):
         unadapted.pretrain_autoencoder()
