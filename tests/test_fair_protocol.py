@@ -110,3 +110,47 @@ def test_no_augment_and_best_val_selection(tmp_path, monkeypatch):
         assert cb.best_score == pytest.approx(max(history)) and cb.best_epoch == int(np.argmax(history))
         assert results["runs"][m][0]["selected_epoch"] == cb.best_epoch
     assert "model selection: the epoch with the best balanced accuracy" in open(os.path.join(tmp_path, "report.md")).read()
+
+
+def _small_backbone(shape, c):
+    from keras_imbalance import applications
+
+    return applications.SmallCNN(shape, c, filters=(4,), dense_units=8)
+
+
+def test_cyclegan_and_ldam_m2m_classifiers_follow_the_shared_recipe():
+    from keras_imbalance.callbacks import PaperLRSchedule
+
+    rng = np.random.default_rng(0)
+    training = baselines.ClassifierTraining("sgd")
+    schedule = [0.1 * PaperLRSchedule(2).multiplier(e) for e in range(2)]
+    y2 = np.repeat([0, 1], [12, 4])
+    x2 = rng.uniform(size=(len(y2), 8, 8, 1)).astype("float32")
+    icg = recipes.get("imbalance-cyclegan", gan_epochs=1, generator_filters=4, residual_blocks=0, discriminator_filters=4)
+    model = icg.fit(_small_backbone, x2, y2, epochs=2, batch_size=8, num_classes=2, training=training)
+    assert type(model.classifier_optimizer).__name__ == "CoupledSGD"
+    # The paper schedule scaled to 2 epochs, on the classifier only (the CycleGAN keeps its Adam).
+    assert np.allclose(icg.history_.history["classifier_learning_rate"], schedule)
+    assert type(model.cycle_gan.generator_ab_optimizer).__name__ == "Adam"
+    y = np.repeat(np.arange(3), [20, 8, 4])
+    x = rng.uniform(size=(len(y), 8, 8, 1)).astype("float32")
+    ldam = recipes.get("ldam-m2m", attack_steps=1)
+    model = ldam.fit(_small_backbone, x, y, epochs=2, batch_size=16, training=training)
+    assert type(model.optimizer).__name__ == "CoupledSGD" and np.allclose(ldam.history_.history["learning_rate"], schedule)
+
+
+def test_augmented_training_is_bit_identical_across_runs():
+    from keras_imbalance import datasets
+
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(3), [20, 8, 4])
+    x = rng.uniform(size=(len(y), 8, 8, 1)).astype("float32")
+
+    def run(augment):
+        training = baselines.ClassifierTraining("sgd", augment=augment)
+        model = recipes.get("erm").fit(_small_backbone, x, y, epochs=2, batch_size=8, seed=3, training=training)
+        return np.asarray(model.predict(x, verbose=0))
+
+    a, b = run(datasets.Augmentation(seed=0)), run(datasets.Augmentation(seed=0))
+    assert a.tobytes() == b.tobytes()
+    assert not np.array_equal(a, run(None))  # the augmentation reached the classifier's batches
