@@ -35,7 +35,8 @@ def _add_data_arguments(p):
                    help="the classifier recipe every row shares: sgd = CoupledSGD 0.1, momentum 0.9, L2 2e-4 with warm-up "
                         "and step decay (the papers'); adam = Adam 1e-3 with the same schedule")
     p.add_argument("--paper-settings", action="store_true",
-                   help="train each classifier with its method's own paper settings instead (e.g. GAMO's Adam 2e-4)")
+                   help="train each classifier with its method's own paper settings instead (e.g. GAMO's Adam 2e-4; "
+                        "not with --classifier-optimizer adam)")
     p.add_argument("--no-augment", action="store_true",
                    help="no augmentation (default for image data: random translation of every classifier's real images, "
                         "4 pixels at 32x32, scaled for smaller images, plus horizontal flips for colour images)")

@@ -164,6 +164,9 @@ def classifier_training(recipe, x_pool, classifier_optimizer="sgd", paper_settin
     """
     aug = default_augmentation(x_pool, augment)
     if paper_settings:
+        if classifier_optimizer != "sgd":
+            raise ValueError(f"paper settings use each method's own optimizer; classifier_optimizer={classifier_optimizer!r} "
+                             "would be ignored")
         return recipe.paper_settings(augment=aug).replace(validation=validation)
     return baselines.ClassifierTraining(classifier_optimizer, augment=aug, validation=validation)
 
@@ -282,6 +285,9 @@ def run_compare(
     (x_pool, y_pool), (x_test, y_test), class_names, counts = prepare_data(
         dataset, recipes_.values(), data_path, image_size, test_per_class, profile, imbalance_ratio, n_max, log=log)
     num_classes = len(class_names)
+    if paper_settings and classifier_optimizer != "sgd":
+        raise ValueError("paper_settings trains each classifier with its method's own optimizer; "
+                         f"classifier_optimizer={classifier_optimizer!r} would be ignored")
     if select not in ("last", "best-val"):
         raise ValueError(f"select must be 'last' or 'best-val', got {select!r}")
     validation = None

@@ -154,3 +154,14 @@ def test_augmented_training_is_bit_identical_across_runs():
     a, b = run(datasets.Augmentation(seed=0)), run(datasets.Augmentation(seed=0))
     assert a.tobytes() == b.tobytes()
     assert not np.array_equal(a, run(None))  # the augmentation reached the classifier's batches
+
+
+def test_paper_settings_refuse_another_classifier_optimizer(tmp_path):
+    with pytest.raises(ValueError, match="ignored"):
+        compare.run_compare(methods="erm", paper_settings=True, classifier_optimizer="adam", out=str(tmp_path),
+                            log=lambda m: None)
+    with pytest.raises(ValueError, match="select"):
+        compare.run_compare(methods="erm", select="best", out=str(tmp_path), log=lambda m: None)
+    training = compare.classifier_training(recipes.get("gamo"), np.zeros((2, 8, 8, 3)), paper_settings=True)
+    assert training.augment.flip and training.get_config()["optimizer_class"] == "Adam"
+    assert compare.classifier_training(recipes.get("erm"), np.zeros((2, 8, 8, 1)), augment=False).augment is None
