@@ -413,7 +413,7 @@ def classifier_training_lines(info):
         lines = [f"- classifier training: each method's paper settings ({per}); rows differ in optimizer, not only in method"]
     aug = info.get("augment")
     if aug:
-        lines.append(f"- augmentation of the real training images: translation by up to {aug['pad_pixels']} pixels"
+        lines.append(f"- augmentation of the real training images: translation by up to {aug['pad_pixels']} pixel(s)"
                      + (", horizontal flips" if aug["flip"] else ", no flips")
                      + (f" (not applied by {', '.join(info['augment_not_applied'])})" if info.get("augment_not_applied") else ""))
     elif "augment" in info:
