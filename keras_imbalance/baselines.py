@@ -13,7 +13,7 @@ for the plots; default: None), and
 
     fit(backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None,
         verbose=0, num_classes=None, lr_schedule="auto", validation_data=None,
-        callbacks=None) -> keras.Model
+        callbacks=None, training=None) -> keras.Model
 
 returning a trained classifier whose outputs are logits (B, C), trained with
 Keras `fit`. Class counts are taken from `y` (every class 0..C-1 needs a
@@ -45,6 +45,12 @@ of the epochs); deferred schedules (DRS, DRW, LDAM-DRW) switch at 80% of the
 epochs (epoch 160 of 200 in the papers) unless `defer_epoch` is given. With a
 user optimizer the LR schedule is off unless `lr_schedule="paper"`.
 
+`training` (a `ClassifierTraining`: optimizer factory, LR schedule,
+augmentation, model selection) replaces `optimizer` / `lr_schedule`:
+`compare` passes one to every recipe so that every row trains its
+classifier the same way; `recipe.paper_settings()` is the recipe's own
+(the behaviour without `training`).
+
 Names (`available()`), with the paper whose comparison they reproduce
 (M2m = Kim et al. 2020, Sec. 3.1 "Baseline methods" (a)-(i);
 ImbalanceCycleGAN = Sahoo et al. 2020, Sec. 4.1 and Table 1):
@@ -74,7 +80,8 @@ import copy
 import keras
 import numpy as np
 
-from keras_imbalance.callbacks import DeferredReweighting, DeferredResampling, PaperLRSchedule, scale_epoch
+from keras_imbalance.callbacks import DeferredReweighting, DeferredResampling, PaperLRSchedule, RestoreBestBalancedAccuracy
+from keras_imbalance.callbacks import scale_epoch
 from keras_imbalance.datasets.pipeline import to_dataset
 from keras_imbalance.datasets.validation import check_sample_shape, check_xy, class_counts as _class_counts
 from keras_imbalance.layers.cosine_dense import CosineDense
@@ -160,8 +167,23 @@ class BaseRecipe:
     # The constructor arguments `get_config` returns after "name" (attributes of the same names).
     config_keys = ()
     history_ = None
+    # The `ClassifierTraining` of the last fit, and its best-validation callback (None: the last epoch was kept).
+    training_ = None
+    selection_ = None
+    # The baseline a method's row is read against: it trains the same classifier the same way (None for a baseline).
+    reference_baseline = None
+    # Whether `fit` applies `training.augment` to the classifier's real images.
+    supports_augment = True
 
-    def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, **kwargs):
+    def paper_settings(self, augment=None):
+        """This recipe's own classifier settings as in its paper (what `fit` does without `training`).
+
+        The default is the papers' CIFAR recipe (M2m Sec. 3.1; Cao et al. 2019):
+        `CoupledSGD(0.1, momentum 0.9, coupled L2 2e-4)` with `PaperLRSchedule`.
+        """
+        return ClassifierTraining("sgd", schedule="paper", augment=augment, shared=False)
+
+    def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, training=None, **kwargs):
         raise NotImplementedError
 
     def check_data(self, num_classes):
@@ -300,6 +322,138 @@ def resolve_optimizer(optimizer, default=paper_sgd):
     raise ValueError(f"optimizer must be None, a keras optimizer, a name or a factory, got {optimizer!r}")
 
 
+def paper_adam():
+    """The comparison's Adam option: `keras.optimizers.Adam(1e-3)` (Keras's default LR; same schedule as the SGD recipe)."""
+    return keras.optimizers.Adam(learning_rate=1e-3)
+
+
+# The `--classifier-optimizer` choices of a comparison: name -> zero-argument factory.
+CLASSIFIER_OPTIMIZERS = {"sgd": paper_sgd, "adam": paper_adam}
+LR_SCHEDULES = ("paper", None)
+
+
+class ClassifierTraining:
+    """How a recipe trains its *classifier*: optimizer, learning-rate schedule, augmentation.
+
+    One value object shared by every recipe of a comparison, so that every
+    row trains its classifier the same way (DESIGN.md, "Evaluation
+    protocol"); a method's own settings then apply only to its extra players
+    (generators, discriminators, critic, translator pre-training aside from
+    its classifier recipe). Epochs and batch size are `fit` arguments, the
+    same for every recipe of a comparison.
+
+    Args:
+        optimizer: "sgd" (default: the papers' CIFAR recipe, M2m Sec. 3.1 and
+            Cao et al. 2019: `optimizers.CoupledSGD(0.1, momentum 0.9, coupled
+            L2 2e-4)`), "adam" (`Adam(1e-3)`), or a zero-argument factory
+            returning a fresh optimizer (or anything `resolve_optimizer` takes).
+        schedule: "paper" (`callbacks.PaperLRSchedule`: linear warm-up, x0.01
+            at 80 % and again at 90 % of the epochs) or None (constant LR).
+        augment: None, or a `datasets.Augmentation` applied to the real
+            training images of the classifier's input pipeline.
+        validation: None (keep the last epoch), or `(x_val, y_val)`: a
+            balanced validation split carved from the pool; the classifier's
+            fit then keeps the epoch with the best balanced accuracy on it
+            (`callbacks.RestoreBestBalancedAccuracy`).
+        shared: True for a comparison's common protocol; False for a recipe's
+            own paper settings (`BaseRecipe.paper_settings`), which may also
+            change how the method spends its epochs (PolarityGAN).
+        description: the optimizer's name in reports (default: the name given,
+            or the factory's `__name__`).
+    """
+
+    def __init__(self, optimizer="sgd", schedule="paper", augment=None, shared=True, description=None, validation=None):
+        if isinstance(optimizer, str):
+            key = optimizer.strip().lower()
+            if key not in CLASSIFIER_OPTIMIZERS:
+                raise ValueError(f"classifier optimizer must be one of {sorted(CLASSIFIER_OPTIMIZERS)} or a factory, got {optimizer!r}")
+            self._factory = CLASSIFIER_OPTIMIZERS[key]
+            self.description = description or key
+        elif optimizer is None or isinstance(optimizer, keras.optimizers.Optimizer) or callable(optimizer) or isinstance(optimizer, dict):
+            self._factory = optimizer
+            self.description = description or getattr(optimizer, "__name__", type(optimizer).__name__)
+        else:
+            raise ValueError(f"optimizer must be a name, an optimizer or a factory, got {optimizer!r}")
+        if schedule not in LR_SCHEDULES:
+            raise ValueError(f"schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+        self.schedule = schedule
+        self.augment = augment
+        self.shared = bool(shared)
+        self.validation = validation
+
+    def make_optimizer(self):
+        """The classifier's optimizer, fresh from the factory (an instance given at construction is returned once)."""
+        return resolve_optimizer(self._factory)
+
+    def augment_callbacks(self):
+        """The callback that tells the augmentation the epoch (none without augmentation)."""
+        return [] if self.augment is None else [self.augment.callback()]
+
+    def selection_callbacks(self, num_classes=None):
+        """The best-validation-epoch callback (none when `validation` is None); run it after the others."""
+        if self.validation is None:
+            return []
+        return [RestoreBestBalancedAccuracy(*self.validation, num_classes=num_classes)]
+
+    def lr_callbacks(self, epochs, player=None):
+        """The LR-schedule callbacks for a classifier fit of `epochs` epochs (`player`: see `PaperLRSchedule`)."""
+        return [PaperLRSchedule(int(epochs), player=player)] if self.schedule == "paper" else []
+
+    def replace(self, **changes):
+        """A copy with some of `optimizer`, `schedule`, `augment`, `shared`, `description` changed."""
+        new = copy.copy(self)
+        if "optimizer" in changes:
+            fresh = ClassifierTraining(changes.pop("optimizer"), description=changes.pop("description", None))
+            new._factory, new.description = fresh._factory, fresh.description
+        for key, value in changes.items():
+            if key not in ("schedule", "augment", "shared", "description", "validation"):
+                raise ValueError(f"unknown ClassifierTraining field {key!r}")
+            setattr(new, key, value)
+        if new.schedule not in LR_SCHEDULES:
+            raise ValueError(f"schedule must be one of {LR_SCHEDULES}, got {new.schedule!r}")
+        return new
+
+    def get_config(self):
+        """A JSON-able description for reports: protocol, optimizer (name and config), schedule, augmentation."""
+        opt = self.make_optimizer() if not isinstance(self._factory, keras.optimizers.Optimizer) else self._factory
+        opt_config = {k: v for k, v in opt.get_config().items() if isinstance(v, (int, float, str, bool, type(None)))}
+        return {
+            "protocol": "shared" if self.shared else "paper",
+            "optimizer": self.description,
+            "optimizer_class": type(opt).__name__,
+            "optimizer_config": opt_config,
+            "schedule": self.schedule,
+            "augment": None if self.augment is None else self.augment.get_config(),
+            "select": "last" if self.validation is None else f"best-val ({len(self.validation[1])} validation samples)",
+        }
+
+    def __repr__(self):
+        return f"ClassifierTraining({self.get_config()})"
+
+
+def legacy_training(optimizer=None, lr_schedule="auto", paper=None):
+    """The `ClassifierTraining` a recipe's `fit` uses when called without `training` (its behaviour before there was one).
+
+    `optimizer=None` gives `paper` (the recipe's `paper_settings()`); a given
+    optimizer gets the paper LR schedule only with `lr_schedule="paper"`.
+    """
+    if optimizer is None and paper is not None:
+        return paper
+    use_schedule = lr_schedule == "paper" or (lr_schedule == "auto" and optimizer is None)
+    factory = paper_sgd if optimizer is None else optimizer
+    return ClassifierTraining(factory, schedule="paper" if use_schedule else None, shared=False,
+                              description="sgd" if optimizer is None else None)
+
+
+def check_training(training, optimizer):
+    """Refuse `training` together with a legacy `optimizer` (two answers to one question)."""
+    if training is not None:
+        if not isinstance(training, ClassifierTraining):
+            raise ValueError(f"training must be a ClassifierTraining or None, got {training!r}")
+        if optimizer is not None:
+            raise ValueError("pass either training= (a ClassifierTraining) or optimizer=, not both")
+
+
 def cosine_head(model, num_classes):
     """`model` with its final `Dense` classifier replaced by `layers.CosineDense(num_classes)` on the same features.
 
@@ -430,6 +584,7 @@ class Recipe(BaseRecipe):
         lr_schedule="auto",
         validation_data=None,
         callbacks=None,
+        training=None,
     ):
         """Train a classifier with this recipe; returns a `keras.Model` outputting logits.
 
@@ -443,11 +598,18 @@ class Recipe(BaseRecipe):
             num_classes: default max(y) + 1.
             lr_schedule: "auto" (paper schedule iff `optimizer` is None), "paper" or None.
             validation_data, callbacks: passed to `fit` (extra callbacks run after the recipe's).
+            training: a `ClassifierTraining` (optimizer, LR schedule, augmentation;
+                a comparison's shared protocol), instead of `optimizer` /
+                `lr_schedule`. None: `optimizer` / `lr_schedule` as described.
         """
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
         if lr_schedule not in ("auto", "paper", None):
             raise ValueError(f"lr_schedule must be 'auto', 'paper' or None, got {lr_schedule!r}")
+        check_training(training, optimizer)
+        if training is None:
+            training = legacy_training(optimizer, lr_schedule)
+        self.training_ = training
         seed = int(seed)
         x, y, counts = prepare_fit_data(x, y, num_classes, seed)
         c = len(counts)
@@ -466,10 +628,11 @@ class Recipe(BaseRecipe):
         recipe_callbacks = []
         if self.sampling == "balanced" and self.deferred:
             drs = DeferredResampling(defer_epoch)
-            data = drs.make_dataset(x, y, batch_size, seed=seed, num_classes=c)
+            data = drs.make_dataset(x, y, batch_size, seed=seed, num_classes=c, augment=training.augment)
             recipe_callbacks.append(drs)
         else:
-            data = to_dataset(x, y, batch_size, shuffle=True, balanced=self.sampling == "balanced", seed=seed, num_classes=c)
+            data = to_dataset(x, y, batch_size, shuffle=True, balanced=self.sampling == "balanced", seed=seed, num_classes=c,
+                              augment=training.augment)
 
         weights = self.class_weights(counts)
         if weights is not None and self.deferred:
@@ -494,19 +657,20 @@ class Recipe(BaseRecipe):
         if out_dim != c:
             raise ValueError(f"backbone outputs {out_dim} values per sample but the data has {c} classes")
 
-        use_schedule = lr_schedule == "paper" or (lr_schedule == "auto" and optimizer is None)
-        opt = resolve_optimizer(optimizer)
-        if use_schedule:
-            recipe_callbacks.insert(0, PaperLRSchedule(epochs))
+        opt = training.make_optimizer()
+        recipe_callbacks = training.lr_callbacks(epochs) + training.augment_callbacks() + recipe_callbacks
         model.compile(optimizer=opt, loss=loss)
+        selection = training.selection_callbacks(c)
         self.history_ = model.fit(
             data,
             epochs=epochs,
             shuffle=False,  # the tf.data pipeline shuffles / samples itself
             verbose=verbose,
             validation_data=validation_data,
-            callbacks=recipe_callbacks + list(callbacks or []),
+            # Selection last: it scores the epoch after every other callback has run.
+            callbacks=recipe_callbacks + list(callbacks or []) + selection,
         )
+        self.selection_ = selection[0] if selection else None
         if self.tau is not None:
             model = logit_adjusted(model, counts, tau=self.tau)
         return model
@@ -568,12 +732,16 @@ def get(name, **options):
 __all__ = [
     "RECIPE_KINDS",
     "BaseRecipe",
+    "CLASSIFIER_OPTIMIZERS",
+    "ClassifierTraining",
     "Recipe",
     "available",
     "cosine_head",
     "create_recipe",
     "get",
+    "legacy_training",
     "normalize_name",
+    "paper_adam",
     "paper_sgd",
     "prepare_fit_data",
     "register",

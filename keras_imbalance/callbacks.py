@@ -125,11 +125,11 @@ class DeferredResampling(keras.callbacks.Callback):
         self.balanced = tf.Variable(False, trainable=False, name="drs_balanced")
         self.switched_at = None
 
-    def make_dataset(self, x, y, batch_size, seed=0, num_classes=None):
-        """The switchable `tf.data.Dataset` of `(x, y)` batches for this callback."""
+    def make_dataset(self, x, y, batch_size, seed=0, num_classes=None, augment=None):
+        """The switchable `tf.data.Dataset` of `(x, y)` batches for this callback (`augment`: see `to_dataset`)."""
         x, y = check_xy(x, y, num_classes)
-        plain = to_dataset(x, y, batch_size, shuffle=True, seed=seed, num_classes=num_classes)
-        balanced = to_dataset(x, y, batch_size, balanced=True, seed=seed + 1, num_classes=num_classes)
+        plain = to_dataset(x, y, batch_size, shuffle=True, seed=seed, num_classes=num_classes, augment=augment)
+        balanced = to_dataset(x, y, batch_size, balanced=True, seed=seed + 1, num_classes=num_classes, augment=augment)
         num_batches = math.ceil(len(y) / batch_size)
         flag = self.balanced
         selector = tf.data.Dataset.range(num_batches).map(lambda _: tf.cast(flag.read_value(), tf.int64))
@@ -178,9 +178,15 @@ class PaperLRSchedule(keras.callbacks.Callback):
         milestones: decay epochs for `reference_epochs` ((160, 180)).
         factor: multiplicative decay at each milestone (0.01).
         reference_epochs: the epoch count the above are given for (200).
+        player: None (the model's `optimizer`) or the player of a multi-player
+            model whose optimizer is scheduled (`"classifier"`: the
+            `classifier_optimizer` of GAMO, PolarityGAN, ImbalanceCycleGAN), so
+            a method's classifier can follow the same schedule as a baseline
+            while its other players keep their own settings.
     """
 
-    def __init__(self, total_epochs, base_lr=None, warmup_epochs=5, milestones=(160, 180), factor=0.01, reference_epochs=200):
+    def __init__(self, total_epochs, base_lr=None, warmup_epochs=5, milestones=(160, 180), factor=0.01, reference_epochs=200,
+                 player=None):
         super().__init__()
         if isinstance(total_epochs, bool) or not isinstance(total_epochs, (int, np.integer)) or total_epochs < 1:
             raise ValueError(f"total_epochs must be an integer >= 1, got {total_epochs!r}")
@@ -195,7 +201,16 @@ class PaperLRSchedule(keras.callbacks.Callback):
         w = scale_epoch(self.warmup_epochs, self.total_epochs, self.reference_epochs)
         self.scaled_warmup = max(1, w) if self.warmup_epochs > 0 else 0
         self.scaled_milestones = tuple(scale_epoch(m, self.total_epochs, self.reference_epochs) for m in self.milestones)
+        self.player = None if player is None else str(player)
         self._base = self.base_lr
+
+    def _optimizer(self):
+        if self.player is None:
+            return self.model.optimizer
+        opt = getattr(self.model, f"{self.player}_optimizer", None)
+        if opt is None:
+            raise ValueError(f"PaperLRSchedule: the model has no {self.player}_optimizer; compile it first")
+        return opt
 
     def multiplier(self, epoch):
         """The LR multiplier of 0-based `epoch`."""
@@ -206,14 +221,15 @@ class PaperLRSchedule(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         # Captured once, so a second `fit` (e.g. resuming) keeps the same base.
         if self._base is None:
-            self._base = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            self._base = float(keras.ops.convert_to_numpy(self._optimizer().learning_rate))
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.model.optimizer.learning_rate = self._base * self.multiplier(epoch)
+        self._optimizer().learning_rate = self._base * self.multiplier(epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            key = "learning_rate" if self.player is None else f"{self.player}_learning_rate"
+            logs[key] = float(keras.ops.convert_to_numpy(self._optimizer().learning_rate))
 
     def get_config(self):
         return {
@@ -223,6 +239,7 @@ class PaperLRSchedule(keras.callbacks.Callback):
             "milestones": list(self.milestones),
             "factor": self.factor,
             "reference_epochs": self.reference_epochs,
+            "player": self.player,
         }
 
 
@@ -404,3 +421,55 @@ class TerminateOnNaNPlayer(keras.callbacks.Callback):
             raise PlayerDivergedError(self.message, [p for p, _ in bad], self._epoch, int(batch))
         print(self.message)
         self.model.stop_training = True
+
+
+class RestoreBestBalancedAccuracy(keras.callbacks.Callback):
+    """Model selection on a validation split: keep the epoch with the best balanced accuracy, restore it at the end.
+
+    The evaluation protocol (DESIGN.md): model selection, when any, uses a
+    balanced validation split carved from the pool, never the test split and
+    never the training subset. After every epoch the model's logits on
+    `(x_val, y_val)` are scored by balanced accuracy (mean per-class recall);
+    the weights of the best epoch (the earliest on ties) are kept and put
+    back into the model when training ends. `best_epoch` and `best_score`
+    record the choice; each epoch's score is logged as `val_balanced_accuracy`.
+
+    Args:
+        x_val, y_val: the validation samples and sparse labels.
+        num_classes: default max(y_val) + 1.
+        batch_size: prediction batch size (256).
+    """
+
+    def __init__(self, x_val, y_val, num_classes=None, batch_size=256):
+        super().__init__()
+        self.x_val, self.y_val = check_xy(x_val, y_val, num_classes)
+        self.x_val = self.x_val.astype("float32", copy=False)
+        self.num_classes = int(num_classes) if num_classes is not None else int(self.y_val.max()) + 1
+        self.batch_size = int(batch_size)
+        self.best_epoch = None
+        self.best_score = None
+        self._best_weights = None
+
+    def score(self):
+        """Balanced accuracy of the model on the validation split now (classes absent from it are skipped)."""
+        preds = []
+        for i in range(0, len(self.y_val), self.batch_size):
+            preds.append(np.asarray(self.model(self.x_val[i : i + self.batch_size], training=False)).argmax(-1))
+        pred = np.concatenate(preds)
+        recalls = [np.mean(pred[self.y_val == c] == c) for c in range(self.num_classes) if np.any(self.y_val == c)]
+        return float(np.mean(recalls))
+
+    def on_train_begin(self, logs=None):
+        self.best_epoch, self.best_score, self._best_weights = None, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        s = self.score()
+        if logs is not None:
+            logs["val_balanced_accuracy"] = s
+        if self.best_score is None or s > self.best_score:
+            self.best_epoch, self.best_score = int(epoch), s
+            self._best_weights = [np.array(w) for w in self.model.get_weights()]
+
+    def on_train_end(self, logs=None):
+        if self._best_weights is not None:
+            self.model.set_weights(self._best_weights)

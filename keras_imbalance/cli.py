@@ -33,6 +33,16 @@ def _add_data_arguments(p):
                         "preact_resnet18")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)
+    # The classifier recipe (`compare` shares it between every row; `fit` uses the same, so it reproduces a row).
+    p.add_argument("--classifier-optimizer", default="sgd", choices=["sgd", "adam"],
+                   help="the classifier recipe every row shares: sgd = CoupledSGD 0.1, momentum 0.9, L2 2e-4 with warm-up "
+                        "and step decay (the papers'); adam = Adam 1e-3 with the same schedule")
+    p.add_argument("--paper-settings", action="store_true",
+                   help="train each classifier with its method's own paper settings instead (e.g. GAMO's Adam 2e-4; "
+                        "not with --classifier-optimizer adam)")
+    p.add_argument("--no-augment", action="store_true",
+                   help="no augmentation (default for image data: random translation of every classifier's real images, "
+                        "4 pixels at 32x32, scaled for smaller images, plus horizontal flips for colour images)")
 
 
 def _compare(args):
@@ -43,6 +53,8 @@ def _compare(args):
         profile=args.profile, imbalance_ratio=args.imbalance_ratio, n_max=args.n_max, backbone=args.backbone,
         out=args.out, data_path=args.data_path, image_size=args.image_size, test_per_class=args.test_per_class,
         verbose=args.verbose, plots=not args.no_plots, fresh=args.fresh, log=lambda m: print(m, flush=True),
+        classifier_optimizer=args.classifier_optimizer, paper_settings=args.paper_settings, augment=not args.no_augment,
+        select=args.select,
     )
     _say(f"wrote {os.path.join(args.out, 'report.md')}, results.json and plots")
     return 0
@@ -64,9 +76,12 @@ def _fit(args):
     _say(f"training {args.method} on {args.dataset} (counts {counts}) with {backbone}"
          + (f" (auto for {x_pool.shape[1]}x{x_pool.shape[2]} images)" if args.backbone == "auto" else "")
          + f" for {args.epochs} epochs")
+    # The classifier recipe of a comparison's row, so `fit` reproduces it.
+    training = compare.classifier_training(recipe, x_pool, args.classifier_optimizer, args.paper_settings,
+                                           augment=not args.no_augment)
     model, run = compare.train_and_score(recipe, compare.backbone_factory(backbone), x, y, x_test, y_test, counts,
                                          epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                                         verbose=args.verbose, method=args.method)
+                                         verbose=args.verbose, method=args.method, training=training)
     report = run["report"]
     print(metrics.format_report(report, title=f"{args.method} on the balanced test split"))
     os.makedirs(args.out, exist_ok=True)
@@ -74,7 +89,8 @@ def _fit(args):
     version_dir = serving.export_for_serving(model, os.path.join(args.out, "serving"), overwrite=True)
     with open(os.path.join(args.out, "run.json"), "w") as f:
         json.dump({"method": args.method, "dataset": args.dataset, "class_counts": counts, "class_names": names,
-                   "backbone": backbone, "backbone_requested": args.backbone, "epochs": args.epochs, "seed": args.seed, "report": report,
+                   "backbone": backbone, "backbone_requested": args.backbone, "epochs": args.epochs, "seed": args.seed,
+                   "report": report, "classifier_training": training.get_config(),
                    "command": " ".join(["keras-imbalance"] + sys.argv[1:])}, f, indent=1)
     _say(f"saved {os.path.join(args.out, 'model.keras')} and the SavedModel {version_dir}")
     return 0
@@ -181,6 +197,9 @@ def build_parser():
     p.add_argument("--fresh", action="store_true",
                    help="discard the runs already in --out (by default runs with the same settings are reused and "
                         "runs with other settings stop the command)")
+    p.add_argument("--select", default="last", choices=["last", "best-val"],
+                   help="model selection: last epoch, or the best epoch by balanced accuracy on a balanced validation "
+                        "split held out of the pool (never the test split)")
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("fit", help="train one method and save .keras + SavedModel")

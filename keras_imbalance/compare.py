@@ -36,6 +36,7 @@ import time
 import numpy as np
 
 import keras_imbalance
+from keras_imbalance import baselines
 from keras_imbalance import datasets
 from keras_imbalance import metrics
 from keras_imbalance import recipes
@@ -203,8 +204,35 @@ def prepare_data(dataset="digits", recipes_=(), data_path=None, image_size=None,
     return (x_pool, y_pool), (x_test, y_test), class_names, counts
 
 
+def default_augmentation(x_pool, augment=True):
+    """The comparison's augmentation for data like `x_pool`: None when off or for non-images.
+
+    `augment=True`: translation by `datasets.default_pad` pixels, flips for
+    colour (3-channel) images only; an `datasets.Augmentation` is used as is.
+    """
+    if isinstance(augment, datasets.Augmentation):
+        return augment
+    if augment is True and np.ndim(x_pool) == 4:
+        return datasets.Augmentation(flip=np.shape(x_pool)[-1] == 3)
+    return None
+
+
+def classifier_training(recipe, x_pool, classifier_optimizer="sgd", paper_settings=False, augment=True, validation=None):
+    """The `baselines.ClassifierTraining` a comparison gives `recipe` (shared by every row, or its paper settings).
+
+    `keras-imbalance fit` uses it too, so a `fit` run reproduces the comparison's row.
+    """
+    aug = default_augmentation(x_pool, augment)
+    if paper_settings:
+        if classifier_optimizer != "sgd":
+            raise ValueError(f"paper settings use each method's own optimizer; classifier_optimizer={classifier_optimizer!r} "
+                             "would be ignored")
+        return recipe.paper_settings(augment=aug).replace(validation=validation)
+    return baselines.ClassifierTraining(classifier_optimizer, augment=aug, validation=validation)
+
+
 def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epochs=30, batch_size=32, seed=0, verbose=0,
-                    method=None):
+                    method=None, training=None):
     """One run: train `recipe` on `(x, y)` and score it on the balanced test split.
 
     Args:
@@ -214,6 +242,8 @@ def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epo
         class_counts: the training counts per class; their length is the number of classes.
         epochs, batch_size, seed, verbose: passed to `recipe.fit`.
         method: the name recorded in the run (default: `recipe.name`).
+        training: a `baselines.ClassifierTraining` passed to `recipe.fit`
+            (the comparison's classifier recipe), or None (the recipe's own).
 
     Returns:
         `(model, run)`: the trained classifier and the run record written to
@@ -226,8 +256,9 @@ def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epo
     method = recipe.name if method is None else method
     num_classes = len(class_counts)
     start = time.perf_counter()
+    extra = {} if training is None else {"training": training}
     model = recipe.fit(backbone_fn, x, y, epochs=epochs, batch_size=batch_size, seed=seed, verbose=verbose,
-                       num_classes=num_classes)
+                       num_classes=num_classes, **extra)
     wall = time.perf_counter() - start
     scores = np.asarray(model.predict(x_test, verbose=0))
     if not np.all(np.isfinite(scores)):
@@ -235,6 +266,9 @@ def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epo
     report = metrics.classification_report(y_test, scores, num_classes, class_counts=class_counts)
     run = {"method": method, "seed": seed, "wall_time_s": wall, "report": report,
            "confusion_matrix": metrics.confusion_matrix(y_test, scores, num_classes).tolist()}
+    selection = getattr(recipe, "selection_", None)
+    if training is not None and training.validation is not None and selection is not None:
+        run["selected_epoch"] = selection.best_epoch
     return model, run
 
 
@@ -303,12 +337,47 @@ def run_compare(
     plots=True,
     fresh=False,
     log=print,
+    classifier_optimizer="sgd",
+    paper_settings=False,
+    augment=True,
+    select="last",
+    val_per_class=None,
 ):
     """Train and score every method on the same split; write report.md, results.json, plots.
 
     A run already in `out` with the same settings is reused; one with other
     settings raises a ValueError naming them, unless `fresh=True`, which
     discards every old run first (see the module docstring).
+
+    Classifier protocol (DESIGN.md "Evaluation protocol"): every method and
+    baseline trains its classifier with one `baselines.ClassifierTraining`,
+    `classifier_optimizer` "sgd" (the papers' CIFAR recipe: CoupledSGD 0.1,
+    momentum 0.9, coupled L2 2e-4, warm-up + step decay) or "adam" (Adam
+    1e-3, same schedule), with the same epochs and batch size; a method's
+    own settings apply to its extra players only, so each method's row reads
+    against its `reference_baseline` (erm; ldam-drw for ldam-m2m), recorded
+    in the set-up. `paper_settings=True` trains each classifier with its
+    recipe's `paper_settings()` instead (e.g. GAMO's Adam 2e-4), as the
+    papers did; the set-up records which was used.
+
+    Augmentation (`augment=True`, the default, for image data): every
+    classifier's real training images are translated by up to
+    `datasets.default_pad` pixels (4 for 32 x 32) and, for colour images
+    (3 channels: CIFAR, RGB folders), flipped left-right; not flipped for
+    grey digits and characters. Seeded by the run's seed, the epoch and the
+    sample, so every method sees the same augmented real images. A recipe
+    whose pipeline cannot augment (`supports_augment` False:
+    ImbalanceCycleGAN) is listed in the set-up. `augment=False` turns it off;
+    an `datasets.Augmentation` sets it explicitly.
+
+    Model selection (`select`): "last" keeps each classifier's last epoch;
+    "best-val" first holds out a balanced validation split of
+    `val_per_class` samples per class (default: 10 % of the smallest pool
+    class, >= 1) from the pool (never the test split; the long-tailed
+    training subsets are then drawn from the rest, so never from it either;
+    the training counts are fitted to the reduced pool), and every
+    classifier keeps the epoch with the best balanced accuracy on it
+    (`callbacks.RestoreBestBalancedAccuracy`). The set-up records both.
 
     Returns the results dict written to `results.json`.
     """
@@ -331,6 +400,21 @@ def run_compare(
     num_classes = len(class_names)
     requested_backbone, backbone = backbone, resolve_backbone(backbone, x_pool.shape[1:])
     backbone_fn = backbone_factory(backbone)
+    if paper_settings and classifier_optimizer != "sgd":
+        raise ValueError("paper_settings trains each classifier with its method's own optimizer; "
+                         f"classifier_optimizer={classifier_optimizer!r} would be ignored")
+    if select not in ("last", "best-val"):
+        raise ValueError(f"select must be 'last' or 'best-val', got {select!r}")
+    validation = None
+    if select == "best-val":
+        pool_counts = datasets.class_counts(y_pool, num_classes)
+        per_class = int(val_per_class) if val_per_class else max(1, int(0.1 * pool_counts.min()))
+        (x_pool, y_pool), validation = balanced_test_split(x_pool, y_pool, per_class, seed=10_007)
+        counts = training_counts(datasets.class_counts(y_pool, num_classes), profile, imbalance_ratio, n_max, log=log)
+    aug = default_augmentation(x_pool, augment)
+    shared = baselines.ClassifierTraining(classifier_optimizer, augment=aug, validation=validation)
+    trainings = {m: (r.paper_settings(augment=aug).replace(validation=validation) if paper_settings else shared)
+                 for m, r in recipes_.items()}
     if fresh and os.path.isdir(os.path.join(out, "runs")):
         log(f"[compare] --fresh: discarding the runs in {os.path.join(out, 'runs')}")
         shutil.rmtree(os.path.join(out, "runs"))
@@ -341,15 +425,26 @@ def run_compare(
         "class_counts": [int(c) for c in counts], "test_counts": np.bincount(y_test, minlength=num_classes).tolist(),
         "backbone": backbone, "backbone_requested": requested_backbone,  # the one trained; what was asked ("auto")
         "epochs": epochs, "batch_size": batch_size, "seeds": seed_list, "methods": methods,
+        "classifier_training": {
+            "protocol": "paper" if paper_settings else "shared",
+            "shared": None if paper_settings else shared.get_config(),
+            "per_method": {m: t.get_config() for m, t in trainings.items()} if paper_settings else None,
+            "reference_baselines": {m: r.reference_baseline for m, r in recipes_.items() if r.reference_baseline},
+            "augment": None if aug is None else {**aug.get_config(), "pad_pixels": aug.pad_for(np.shape(x_pool)[1:])},
+            "augment_not_applied": [m for m, r in recipes_.items() if aug is not None and not r.supports_augment],
+            "select": select,
+            "validation_counts": None if validation is None else np.bincount(validation[1], minlength=num_classes).tolist(),
+        },
     }
-    # What makes two runs of a method comparable: everything but the list of seeds and methods.
+    # What makes two runs of a method comparable: everything but the list of seeds and methods, and the
+    # classifier training of this run's own method (the set-up's summary lists every method's).
     common_settings = {
         # (the resolved backbone counts; whether it came from "auto" does not)
-        **{k: v for k, v in setup.items() if k not in ("seeds", "methods", "backbone_requested")},
+        **{k: v for k, v in setup.items() if k not in ("seeds", "methods", "backbone_requested", "classifier_training")},
         "data_path": None if data_path is None else os.path.abspath(os.fspath(data_path)),
         "image_size": None if image_size is None else list(image_size), "n_max": n_max,
         "pool_sha256": data_fingerprint(x_pool, y_pool), "test_sha256": data_fingerprint(x_test, y_test),
-        "version": keras_imbalance.__version__,
+        "select": select, "version": keras_imbalance.__version__,
     }
     log(f"[compare] {dataset}: training counts {counts} (ratio {max(counts) / min(counts):.1f}), "
         f"balanced test set of {len(y_test)}; backbone {backbone}"
@@ -365,7 +460,8 @@ def run_compare(
             run_dir = os.path.join(out, "runs", m)
             os.makedirs(run_dir, exist_ok=True)
             run_file = os.path.join(run_dir, f"seed_{seed}.json")
-            settings = {**common_settings, "method": m, "recipe": recipes_[m].get_config(), "seed": seed}
+            settings = {**common_settings, "method": m, "recipe": recipes_[m].get_config(),
+                        "classifier_training": trainings[m].get_config(), "seed": seed}
             old = _read_run(run_file, log) if os.path.exists(run_file) else None
             if old is not None:
                 differences = _settings_differences(old.get("run_settings", {}), settings)
@@ -379,7 +475,8 @@ def run_compare(
                 continue
             log(f"[compare] ({done}/{total}) {m} seed {seed}: training")
             model, run = train_and_score(recipes_[m], backbone_fn, x_train, y_train, x_test, y_test, counts, epochs=epochs,
-                                         batch_size=batch_size, seed=seed, verbose=verbose, method=m)
+                                         batch_size=batch_size, seed=seed, verbose=verbose, method=m,
+                                         training=trainings[m])
             run["run_settings"] = settings
             if plots and m not in samples:
                 grid = recipes_[m].sample_grid(model, num_classes)
@@ -463,6 +560,7 @@ def format_markdown(results, setup_lines=True):
             + f", training counts {counts} (max / min = {max(counts) / min(counts):.1f})",
             f"- balanced test set: {setup['test_counts']} per class",
             f"- backbone {setup['backbone']}, {setup['epochs']} epochs, batch {setup['batch_size']}, seeds {setup['seeds']}",
+            *classifier_training_lines(setup.get("classifier_training")),
             "- metrics: mean +- std over seeds (population std); minority F1 = F1 of the class with the fewest training samples",
             "",
         ]
@@ -489,6 +587,35 @@ def format_markdown(results, setup_lines=True):
                 lines.append(f"| {m} | {row['reference']} | {_difference_cell(bacc)}{marks[0]} | "
                              f"{_difference_cell(minority)}{marks[1]} | {bacc['verdict']} |")
     return "\n".join(lines) + "\n"
+
+
+def classifier_training_lines(info):
+    """Report lines saying how the classifiers were trained (`run_compare`'s setup "classifier_training")."""
+    if not info:
+        return []
+    if info["protocol"] == "shared":
+        t = info["shared"]
+        lines = [f"- classifier training, the same for every row: {t['optimizer']} ({t['optimizer_class']}), "
+                 f"LR schedule {t['schedule'] or 'constant'}"]
+    else:
+        per = "; ".join(f"{m}: {t['optimizer']}, schedule {t['schedule'] or 'constant'}" for m, t in info["per_method"].items())
+        lines = [f"- classifier training: each method's paper settings ({per}); rows differ in optimizer, not only in method"]
+    aug = info.get("augment")
+    if aug:
+        lines.append(f"- augmentation of the real training images: translation by up to {aug['pad_pixels']} pixel(s)"
+                     + (", horizontal flips" if aug["flip"] else ", no flips")
+                     + (f" (not applied by {', '.join(info['augment_not_applied'])})" if info.get("augment_not_applied") else ""))
+    elif "augment" in info:
+        lines.append("- no augmentation")
+    if info.get("select") == "best-val":
+        lines.append(f"- model selection: the epoch with the best balanced accuracy on a balanced validation split "
+                     f"({info['validation_counts']} per class) held out of the pool, not the test split")
+    elif "select" in info:
+        lines.append("- model selection: none (last epoch)")
+    refs = info.get("reference_baselines") or {}
+    if refs:
+        lines.append("- read each method against its reference baseline: " + ", ".join(f"{m} vs {b}" for m, b in refs.items()))
+    return lines
 
 
 def write_plots(results, runs, out, samples, counts):

@@ -5,12 +5,21 @@ Each method recipe is a `baselines.BaseRecipe` of kind "method": `name`,
 `sample_grid(model, num_classes)`, and
 
     fit(backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None,
-        verbose=0, num_classes=None, **fit_kwargs) -> keras.Model
+        verbose=0, num_classes=None, training=None, **fit_kwargs) -> keras.Model
 
 so `compare` drives methods and baselines the same way: same backbone
 factory, same data, same epochs and batch size. The returned model's
 `call(x)` gives logits. Each recipe's docstring names the paper section and
 defaults it implements.
+
+Classifier training: `training` (a `baselines.ClassifierTraining`: the
+classifier's optimizer, LR schedule and augmentation) is what `compare`
+passes to every recipe, methods and baselines alike, so a method's row
+differs from its `reference_baseline` (erm; ldam-drw for ldam-m2m) by the
+method only. The method's own settings (`paper_settings()`, e.g. GAMO's
+Adam(2e-4, beta_1=0.5)) apply to its extra players, and to its classifier
+only when `training` is None (and `optimizer` None): the direct-use
+behaviour, unchanged, or when `compare --paper-settings` asks for them.
 
 The registry itself lives in `baselines` (which needs no model), so this
 module, the one that builds method models, only adds to it:
@@ -28,16 +37,17 @@ from keras_imbalance.applications.cyclegan import ResnetGenerator
 from keras_imbalance.applications.gamo import GAMODiscriminator
 from keras_imbalance.applications.polarity_gan import PolarityCritic
 from keras_imbalance.baselines import BaseRecipe
+from keras_imbalance.baselines import ClassifierTraining
+from keras_imbalance.baselines import check_training
 from keras_imbalance.baselines import cosine_head
 from keras_imbalance.baselines import create_recipe
+from keras_imbalance.baselines import legacy_training
 from keras_imbalance.baselines import normalize_name  # noqa: F401  (part of this module's API)
 from keras_imbalance.baselines import prepare_fit_data
 from keras_imbalance.baselines import register
 from keras_imbalance.baselines import registered_names
-from keras_imbalance.baselines import resolve_optimizer
 from keras_imbalance.callbacks import DeferredResampling
 from keras_imbalance.callbacks import LinearLRDecay
-from keras_imbalance.callbacks import PaperLRSchedule
 from keras_imbalance.callbacks import scale_epoch
 from keras_imbalance.datasets.pipeline import to_dataset
 from keras_imbalance.datasets.validation import check_xy
@@ -72,6 +82,23 @@ class MethodRecipe(BaseRecipe):
     """Base of the recipes that train a generative method model (kind "method")."""
 
     kind = "method"
+    # The baseline trained identically but for the method (same loss, same classifier recipe).
+    reference_baseline = "erm"
+
+    def _training(self, training, optimizer):
+        """The `ClassifierTraining` of this fit: `training`, else `optimizer` over the paper settings."""
+        check_training(training, optimizer)
+        self.training_ = training if training is not None else legacy_training(optimizer, paper=self.paper_settings())
+        return self.training_
+
+
+def _fit_callbacks(recipe, training, epochs, fit_kwargs, player="classifier", num_classes=None):
+    """The classifier's LR-schedule and augmentation callbacks, any `callbacks` of `fit_kwargs` (removed from it),
+    and last the best-validation selection (kept as `recipe.selection_`)."""
+    selection = training.selection_callbacks(num_classes)
+    recipe.selection_ = selection[0] if selection else None
+    return (training.lr_callbacks(epochs, player=player) + training.augment_callbacks()
+            + list(fit_kwargs.pop("callbacks", None) or []) + selection)
 
 
 def _copy_if_instance(optimizer):
@@ -95,9 +122,13 @@ class GAMORecipe(MethodRecipe):
     Pixel space: the convex generator mixes stored minority images, and the
     backbone classifies real and generated images; the conditional
     discriminator is GAMO's dense D (`discriminator=False` gives GAMO\\D).
-    Every player uses Adam(2e-4, beta_1=0.5), the authors' setting, unless
-    `optimizer` (for M) is given. `loss` is "least_squares" (the paper's
-    better variant) or "cross_entropy".
+    D and G use Adam(2e-4, beta_1=0.5), the authors' setting; so does M
+    (`paper_settings()`) unless `training` (a comparison's shared classifier
+    recipe) or `optimizer` is given. `loss` is "least_squares" (the paper's
+    better variant) or "cross_entropy"; it is part of the method, so the
+    classifier's loss differs from its reference baseline `erm` (cross-entropy).
+    The classifier sees the real batches (augmented when `training.augment`)
+    and the generated ones; G's banks hold the un-augmented real minority images.
     """
 
     name = "gamo"
@@ -109,7 +140,14 @@ class GAMORecipe(MethodRecipe):
         self.latent_dim = int(latent_dim)
         self.classifier_learning_rate = float(classifier_learning_rate)
 
-    def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None, **fit_kwargs):
+    def paper_settings(self, augment=None):
+        """GAMO's classifier setting (Mullick et al. 2019, authors' code): Adam(2e-4, beta_1=0.5), constant LR."""
+        return ClassifierTraining(self._default_classifier_optimizer, schedule=None, augment=augment, shared=False,
+                                  description=f"adam({self.classifier_learning_rate:g}, beta_1=0.5)")
+
+    def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None,
+            training=None, **fit_kwargs):
+        training = self._training(training, optimizer)
         x, y, counts = prepare_fit_data(x, y, num_classes, seed)
         c = len(counts)
         shape = tuple(x.shape[1:])
@@ -120,8 +158,10 @@ class GAMORecipe(MethodRecipe):
             loss=self.loss,
             seed=int(seed),
         ).adapt(x, y)
-        model.compile(classifier_optimizer=resolve_optimizer(optimizer, default=self._default_classifier_optimizer))
-        self.history_ = model.fit(to_dataset(x, y, batch_size, seed=int(seed), num_classes=c), epochs=epochs, verbose=verbose, **fit_kwargs)
+        model.compile(classifier_optimizer=training.make_optimizer())
+        callbacks = _fit_callbacks(self, training, epochs, fit_kwargs, num_classes=c)
+        data = to_dataset(x, y, batch_size, seed=int(seed), num_classes=c, augment=training.augment)
+        self.history_ = model.fit(data, epochs=epochs, verbose=verbose, callbacks=callbacks, **fit_kwargs)
         return model
 
     def _default_classifier_optimizer(self):
@@ -156,7 +196,11 @@ class M2mRecipe(MethodRecipe):
     (80 % of the epochs, 160 of 200 in the paper) the data switch to
     class-balanced batches and the translation starts, with the paper's
     optimizer recipe (SGD 0.1, momentum 0.9, coupled L2 2e-4, warm-up and
-    step decay) unless `optimizer` is given.
+    step decay) unless `training` or `optimizer` is given. With `training`
+    (a comparison's shared classifier recipe) g is trained exactly as the
+    `erm` row (same seed, same `training`), and f with the same optimizer,
+    schedule and augmentation; the translation starts from f's real
+    (augmented) class-balanced batches: the seeds of M2m are those images.
 
     `beta="scaled"` (default) uses 0.999 ** (5000 / N_max): the paper's
     0.999 at CIFAR-10-LT's N_max = 5000, and the same acceptance
@@ -190,11 +234,16 @@ class M2mRecipe(MethodRecipe):
     def _loss_and_classifier(self, backbone_fn, shape, counts):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True), backbone_fn(shape, len(counts))
 
-    def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None, **fit_kwargs):
+    def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None,
+            training=None, **fit_kwargs):
+        given = training
+        training = self._training(training, optimizer)
         x, y, counts = prepare_fit_data(x, y, num_classes, seed)
         c = len(counts)
+        # g: the erm recipe, trained as the erm row of a comparison (the same `training`).
+        g_options = {"training": given} if given is not None else {"optimizer": _copy_if_instance(optimizer)}
         translator = create_recipe("erm").fit(backbone_fn, x, y, epochs=epochs, batch_size=batch_size, seed=seed,
-                                              optimizer=_copy_if_instance(optimizer), verbose=0, num_classes=c)
+                                              verbose=0, num_classes=c, **g_options)
         keras.utils.set_random_seed(int(seed) + 1)
         loss, classifier = self._loss_and_classifier(backbone_fn, tuple(x.shape[1:]), counts)
         defer = self.defer_epoch if self.defer_epoch is not None else scale_epoch(160, epochs)
@@ -203,10 +252,11 @@ class M2mRecipe(MethodRecipe):
                     step_size=self.step_size, attack_steps=self.attack_steps, start_epoch=defer, input_range=(lo, hi),
                     acceptance_criterion=self.acceptance_criterion, translated_positions=self.translated_positions,
                     seed=int(seed))
-        model.compile(optimizer=resolve_optimizer(optimizer), loss=loss)
+        model.compile(optimizer=training.make_optimizer(), loss=loss)
         resampling = DeferredResampling(defer)
-        data = resampling.make_dataset(x, y, batch_size, seed=int(seed), num_classes=c)
-        callbacks = [resampling] + ([PaperLRSchedule(epochs)] if optimizer is None else [])
+        data = resampling.make_dataset(x, y, batch_size, seed=int(seed), num_classes=c, augment=training.augment)
+        # M2m's f is a single-optimizer model: its schedule acts on `model.optimizer`.
+        callbacks = [resampling] + _fit_callbacks(self, training, epochs, fit_kwargs, player=None, num_classes=c)
         self.history_ = model.fit(data, epochs=epochs, verbose=verbose, callbacks=callbacks, **fit_kwargs)
         return model
 
@@ -219,6 +269,7 @@ class LDAMM2mRecipe(M2mRecipe):
     """
 
     name = "ldam-m2m"
+    reference_baseline = "ldam-drw"
 
     def _loss_and_classifier(self, backbone_fn, shape, counts):
         return LDAMLoss(counts, max_margin=0.5, scale=30.0), cosine_head(backbone_fn(shape, len(counts)), len(counts))
@@ -250,11 +301,16 @@ class ImbalanceCycleGANRecipe(MethodRecipe):
     `residual_blocks` (3), `PatchGANDiscriminator` with `discriminator_filters`
     (16) and the most stride-2 layers (up to 3) the image size allows. Image
     height and width must be divisible by 4 and >= 8 (the generator's two
-    down-samplings). The classifier's optimizer is `optimizer` or
-    Adam(2e-4, beta_1=0.5).
+    down-samplings). The classifier's optimizer is `training`'s (a
+    comparison's shared classifier recipe), else `optimizer`, else
+    Adam(2e-4, beta_1=0.5) (`paper_settings()`). The CycleGAN is trained on
+    the real, un-augmented images of each class; the classifier's batches
+    are built by `ImbalanceCycleGAN.fit` from the arrays (no augmentation).
     """
 
     name = "imbalance-cyclegan"
+    # ImbalanceCycleGAN.fit builds its own pair batches from arrays: no augmentation there.
+    supports_augment = False
     config_keys = ("mode", "switch_every", "gan_epochs", "generator_filters", "residual_blocks", "discriminator_filters",
                    "pool_size", "cycle_weight", "identity_weight")
     default_mode = "aug"
@@ -296,7 +352,14 @@ class ImbalanceCycleGANRecipe(MethodRecipe):
                         cycle_weight=self.cycle_weight, identity_weight=self.identity_weight, pool_size=self.pool_size,
                         value_range=value_range, seed=int(seed))
 
-    def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None, **fit_kwargs):
+    def paper_settings(self, augment=None):
+        """ImbalanceCycleGAN's classifier setting (Sahoo et al. 2020, Appendix A.2): Adam(2e-4, beta_1=0.5), constant LR."""
+        return ClassifierTraining(lambda: keras.optimizers.Adam(2e-4, beta_1=0.5), schedule=None, augment=augment,
+                                  shared=False, description="adam(0.0002, beta_1=0.5)")
+
+    def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None,
+            training=None, **fit_kwargs):
+        training = self._training(training, optimizer)
         if num_classes is None:
             num_classes = int(np.max(check_xy(x, y)[1])) + 1
         self.check_data(num_classes)
@@ -316,8 +379,10 @@ class ImbalanceCycleGANRecipe(MethodRecipe):
         keras.utils.set_random_seed(int(seed) + 1)
         model = ImbalanceCycleGAN(backbone_fn(shape, 2), cycle_gan, mode=self.mode, switch_every=self.switch_every,
                                   class_counts=counts, seed=int(seed))
-        model.compile(classifier_optimizer=resolve_optimizer(optimizer, default=lambda: keras.optimizers.Adam(2e-4, beta_1=0.5)))
-        self.history_ = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, shuffle_seed=int(seed), **fit_kwargs)
+        model.compile(classifier_optimizer=training.make_optimizer())
+        callbacks = _fit_callbacks(self, training, epochs, fit_kwargs, num_classes=2)
+        self.history_ = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, shuffle_seed=int(seed),
+                                  callbacks=callbacks, **fit_kwargs)
         # A few real images of each class for `sample_grid`.
         self.examples_ = (a[:8], b[:8], value_range)
         return model
@@ -350,16 +415,20 @@ class ImbalanceCycleGANAltRecipe(ImbalanceCycleGANRecipe):
 class PolarityGANRecipe(MethodRecipe):
     """PolarityGAN (Deepshikha & Naman 2021, Sec. 4, Algorithm 1) with the comparison's backbone as classifier C, pixel space.
 
-    The epoch budget is split between the two stages: stage 1 (the
-    autoencoder that initializes the convex generator) gets
-    `max(1, round(autoencoder_fraction * epochs))` epochs (20 % by default),
-    stage 2 (Algorithm 1, the only stage that trains the classifier) the
-    rest, at least 1. Every epoch of either stage is one pass over the data,
-    so the method sees the data as many times as a baseline with the same
-    `epochs`; the classifier gets fewer passes (80 %), but two updates per
-    step (real batch and generated batch). Players use Adam(2e-4,
-    beta_1=0.6) (Sec. 5.1) unless `optimizer` (for C) is given; the critic is
-    `applications.PolarityCritic`.
+    Stage 1 (the autoencoder that initializes the convex generator) gets
+    `max(1, round(autoencoder_fraction * epochs))` epochs (20 % by default).
+    Under a comparison's shared classifier recipe (`training` given, shared)
+    they are extra-player epochs on top, and stage 2 (Algorithm 1, the only
+    stage that trains the classifier) gets the full `epochs`, as every
+    baseline. Without `training` (and with `paper_settings()`) the budget is
+    split as before: stage 2 gets the rest, at least 1, so the method sees the
+    data as many times as a baseline with the same `epochs`, the classifier
+    80 % of the passes (two updates per step: real and generated batch).
+    Players use Adam(2e-4, beta_1=0.6) (Sec. 5.1); so does C unless
+    `training` or `optimizer` is given; the critic is
+    `applications.PolarityCritic`. The classifier sees the real batches
+    (augmented when `training.augment`) and the generated ones; the
+    autoencoder and G's banks use the un-augmented real images.
     """
 
     name = "polarity-gan"
@@ -383,11 +452,21 @@ class PolarityGANRecipe(MethodRecipe):
         stage1 = max(1, int(round(self.autoencoder_fraction * epochs))) if self.autoencoder_fraction > 0 else 0
         return stage1, max(1, epochs - stage1)
 
-    def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None, **fit_kwargs):
+    def paper_settings(self, augment=None):
+        """PolarityGAN's classifier setting (Sec. 5.1): Adam(2e-4, beta_1=0.6), constant LR, 80 % of the epochs."""
+        return ClassifierTraining(lambda: keras.optimizers.Adam(self.classifier_learning_rate, beta_1=0.6), schedule=None,
+                                  augment=augment, shared=False, description=f"adam({self.classifier_learning_rate:g}, beta_1=0.6)")
+
+    def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None,
+            training=None, **fit_kwargs):
+        training = self._training(training, optimizer)
         x, y, counts = prepare_fit_data(x, y, num_classes, seed)
         c = len(counts)
         shape = tuple(x.shape[1:])
         stage1, stage2 = self.split_epochs(epochs)
+        if training.shared:
+            # The shared protocol: the classifier gets every epoch; the autoencoder's are the method's extra cost.
+            stage2 = int(epochs)
         model = PolarityGAN(
             backbone_fn(shape, c),
             PolarityCritic(shape, c),
@@ -397,12 +476,12 @@ class PolarityGANRecipe(MethodRecipe):
             gradient_penalty=self.gradient_penalty,
             seed=int(seed),
         ).adapt(x, y)
-        default = lambda: keras.optimizers.Adam(self.classifier_learning_rate, beta_1=0.6)  # noqa: E731
-        model.compile(classifier_optimizer=resolve_optimizer(optimizer, default=default))
+        model.compile(classifier_optimizer=training.make_optimizer())
         if stage1:
             model.pretrain_autoencoder(epochs=stage1, batch_size=batch_size, verbose=verbose)
-        self.history_ = model.fit(to_dataset(x, y, batch_size, seed=int(seed), num_classes=c), epochs=stage2,
-                                  verbose=verbose, **fit_kwargs)
+        callbacks = _fit_callbacks(self, training, stage2, fit_kwargs, num_classes=c)
+        data = to_dataset(x, y, batch_size, seed=int(seed), num_classes=c, augment=training.augment)
+        self.history_ = model.fit(data, epochs=stage2, verbose=verbose, callbacks=callbacks, **fit_kwargs)
         return model
 
     def sample_grid(self, model, num_classes, per_class=8, seed=0):

