@@ -46,3 +46,17 @@ def check_num_classes(num_classes):
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"`num_classes` must be a positive int; got {num_classes!r}.")
     return num_classes
+
+
+def dense_classifier_head(x, dense_units, include_top, dropout, num_classes, classifier_activation):
+    """The head SmallCNN and LeNet share: optional Dense(dense_units, ReLU) "fc", then (with the top)
+    optional Dropout and Dense(num_classes) "predictions". Layer names are part of saved weights."""
+    from keras import layers
+
+    if dense_units:
+        x = layers.Dense(dense_units, activation="relu", name="fc")(x)
+    if include_top:
+        if dropout:
+            x = layers.Dropout(dropout, name="dropout")(x)
+        x = layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+    return x

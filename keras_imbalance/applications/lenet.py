@@ -29,7 +29,7 @@ inputs of 17-31 pixels (`compare.resolve_backbone`).
 import keras
 from keras import layers
 
-from keras_imbalance.applications._utils import check_image_shape, check_num_classes, load_local_weights
+from keras_imbalance.applications._utils import check_image_shape, check_num_classes, dense_classifier_head, load_local_weights
 
 
 def _stage_sizes(size, num_stages, kernel_size, padding):
@@ -108,10 +108,5 @@ def LeNet(
         x = layers.Conv2D(f, kernel_size, padding=padding, activation="relu", name=f"conv{i + 1}")(x)
         x = layers.MaxPooling2D(2, padding="same", name=f"pool{i + 1}")(x)
     x = layers.Flatten(name="flatten")(x)
-    if dense_units:
-        x = layers.Dense(dense_units, activation="relu", name="fc")(x)
-    if include_top:
-        if dropout:
-            x = layers.Dropout(dropout, name="dropout")(x)
-        x = layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+    x = dense_classifier_head(x, dense_units, include_top, dropout, num_classes, classifier_activation)
     return load_local_weights(keras.Model(inputs, x, name=name), weights)

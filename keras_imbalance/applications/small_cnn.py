@@ -7,6 +7,8 @@ embedded digits data, sized so that a few epochs take seconds on a CPU.
 import keras
 from keras import layers
 
+from keras_imbalance.applications._utils import dense_classifier_head
+
 
 def SmallCNN(
     input_shape=(8, 8, 1),
@@ -46,10 +48,5 @@ def SmallCNN(
         if i < len(filters) - 1:
             x = layers.MaxPooling2D(2, padding="same", name=f"pool{i + 1}")(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if dense_units:
-        x = layers.Dense(dense_units, activation="relu", name="fc")(x)
-    if include_top:
-        if dropout:
-            x = layers.Dropout(dropout, name="dropout")(x)
-        x = layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+    x = dense_classifier_head(x, dense_units, include_top, dropout, num_classes, classifier_activation)
     return keras.Model(inputs, x, name=name)
