@@ -190,7 +190,7 @@ def build_parser():
     p = sub.add_parser("compare", help="train every method on the same split and write a report with plots")
     _add_data_arguments(p)
     p.add_argument("--methods", default="erm,rw,cb-rw,drw,ldam-drw", help="comma-separated baselines and methods")
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (a gain is only shown with 5 or more)")
     p.add_argument("--out", default="runs/compare")
     p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity (1 = progress bars)")
     p.add_argument("--no-plots", action="store_true")
@@ -231,7 +231,7 @@ def build_parser():
 
     p = sub.add_parser("demo", help="a small comparison on long-tailed digits (a few minutes on a CPU)")
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (a gain is only shown with 5 or more)")
     p.add_argument("--imbalance-ratio", type=float, default=50.0)
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(func=_demo)
