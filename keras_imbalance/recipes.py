@@ -85,6 +85,12 @@ class MethodRecipe(BaseRecipe):
     # The baseline trained identically but for the method (same loss, same classifier recipe).
     reference_baseline = "erm"
 
+    def _begin_fit(self, x, y, num_classes, seed, training, optimizer):
+        """The start of every method recipe's `fit`: its `ClassifierTraining`, then the seeded, validated data and counts."""
+        training = self._training(training, optimizer)
+        x, y, counts = prepare_fit_data(x, y, num_classes, seed)
+        return training, x, y, counts
+
     def _training(self, training, optimizer):
         """The `ClassifierTraining` of this fit: `training`, else `optimizer` over the paper settings."""
         check_training(training, optimizer)
@@ -147,10 +153,8 @@ class GAMORecipe(MethodRecipe):
 
     def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None,
             training=None, **fit_kwargs):
-        training = self._training(training, optimizer)
-        x, y, counts = prepare_fit_data(x, y, num_classes, seed)
-        c = len(counts)
-        shape = tuple(x.shape[1:])
+        training, x, y, counts = self._begin_fit(x, y, num_classes, seed, training, optimizer)
+        c, shape = len(counts), tuple(x.shape[1:])
         model = GAMO(
             backbone_fn(shape, c),
             GAMODiscriminator(shape, c) if self.discriminator else None,
@@ -237,8 +241,7 @@ class M2mRecipe(MethodRecipe):
     def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None,
             training=None, **fit_kwargs):
         given = training
-        training = self._training(training, optimizer)
-        x, y, counts = prepare_fit_data(x, y, num_classes, seed)
+        training, x, y, counts = self._begin_fit(x, y, num_classes, seed, training, optimizer)
         c = len(counts)
         # g: the erm recipe, trained as the erm row of a comparison (the same `training`).
         g_options = {"training": given} if given is not None else {"optimizer": _copy_if_instance(optimizer)}
@@ -459,10 +462,8 @@ class PolarityGANRecipe(MethodRecipe):
 
     def fit(self, backbone_fn, x, y, epochs=30, batch_size=32, seed=0, optimizer=None, verbose=0, num_classes=None,
             training=None, **fit_kwargs):
-        training = self._training(training, optimizer)
-        x, y, counts = prepare_fit_data(x, y, num_classes, seed)
-        c = len(counts)
-        shape = tuple(x.shape[1:])
+        training, x, y, counts = self._begin_fit(x, y, num_classes, seed, training, optimizer)
+        c, shape = len(counts), tuple(x.shape[1:])
         stage1, stage2 = self.split_epochs(epochs)
         if training.shared:
             # The shared protocol: the classifier gets every epoch; the autoencoder's are the method's extra cost.
