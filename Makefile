@@ -22,8 +22,10 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 # Mutation check of the training steps and losses (on demand, not in CI; see docs/testing.md).
+# `make mutation` runs every mutant and rewrites the report in docs/testing.md;
+# `make mutation MUTANTS=id1,id2` runs those only (ids: `python -m tests.mutation.run --list`).
 mutation: $(STAMP)
-	$(PY) -m tests.mutation.run --report docs/testing.md
+	$(PY) -m tests.mutation.run $(if $(MUTANTS),--only $(MUTANTS),--report docs/testing.md)
 
 demo: $(STAMP)
 	$(VENV)/bin/keras-imbalance demo
