@@ -34,9 +34,10 @@ def _add_data_arguments(p):
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)
     # The classifier recipe (`compare` shares it between every row; `fit` uses the same, so it reproduces a row).
-    p.add_argument("--classifier-optimizer", default="sgd", choices=["sgd", "adam"],
+    p.add_argument("--classifier-optimizer", default="auto", choices=["auto", "sgd", "adam"],
                    help="the classifier recipe every row shares: sgd = CoupledSGD 0.1, momentum 0.9, L2 2e-4 with warm-up "
-                        "and step decay (the papers'); adam = Adam 1e-3 with the same schedule")
+                        "and step decay (the papers'); adam = Adam 1e-3 with the same schedule; auto (default) = sgd for "
+                        "backbones with BatchNorm (small_cnn, the ResNets), adam for lenet and gamo_classifier")
     p.add_argument("--paper-settings", action="store_true",
                    help="train each classifier with its method's own paper settings instead (e.g. GAMO's Adam 2e-4; "
                         "not with --classifier-optimizer adam)")
@@ -78,7 +79,7 @@ def _fit(args):
          + f" for {args.epochs} epochs")
     # The classifier recipe of a comparison's row, so `fit` reproduces it.
     training = compare.classifier_training(recipe, x_pool, args.classifier_optimizer, args.paper_settings,
-                                           augment=not args.no_augment)
+                                           augment=not args.no_augment, backbone=backbone)
     model, run = compare.train_and_score(recipe, compare.backbone_factory(backbone), x, y, x_test, y_test, counts,
                                          epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                          verbose=args.verbose, method=args.method, training=training)
