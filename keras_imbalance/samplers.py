@@ -40,6 +40,8 @@ imbalanced-learn is an optional dependency: `pip install keras-imbalance[smote]`
 
 import numpy as np
 
+from keras_imbalance.datasets.validation import check_labels
+
 try:
     from imblearn.over_sampling.base import BaseOverSampler
     from sklearn.utils.validation import validate_data
@@ -89,18 +91,8 @@ class _BalancerOverSampler(BaseOverSampler):
             f"(or flat vectors of {size} features)"
         )
 
-    def _check_classes(self, y):
-        y = np.asarray(y)
-        if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(y == np.round(y))):
-            raise ValueError(f"y must hold the model's integer class ids, got dtype {y.dtype}")
-        num_classes = self._num_classes()
-        bad = sorted({int(c) for c in np.unique(y) if c < 0 or c >= num_classes})
-        if bad:
-            raise ValueError(f"y has class id(s) {bad} out of range for the model's {num_classes} classes")
-        return y.astype(np.int64)
-
     def _fit_resample(self, X, y):
-        y_int = self._check_classes(y)
+        y_int = check_labels(y, self._num_classes())
         x_model, flat = self._to_model_layout(X)
         if not np.all(np.isfinite(x_model)):
             raise ValueError("X contains NaN or inf")
