@@ -39,25 +39,25 @@ def _bn():
     return keras.layers.BatchNormalization(momentum=0.5)
 
 
+def _trunk(inputs, units, seed, batchnorm):
+    """Flatten -> Dense(units) [-> BN] -> tanh: the first half of every tiny player."""
+    h = _dense(units, seed)(keras.layers.Flatten()(inputs))
+    if batchnorm:
+        h = _bn()(h)
+    return keras.layers.Activation("tanh")(h)
+
+
 def generator(seed, batchnorm, name):
     """4x4x1 -> 4x4x1 in (-1, 1): Dense(8) [-> BN] -> tanh -> Dense(16, tanh)."""
     inputs = keras.Input(SHAPE)
-    h = _dense(8, seed)(keras.layers.Flatten()(inputs))
-    if batchnorm:
-        h = _bn()(h)
-    h = keras.layers.Activation("tanh")(h)
-    h = _dense(PIXELS, seed + 1, "tanh")(h)
+    h = _dense(PIXELS, seed + 1, "tanh")(_trunk(inputs, 8, seed, batchnorm))
     return keras.Model(inputs, keras.layers.Reshape(SHAPE)(h), name=name)
 
 
 def discriminator(seed, batchnorm, name):
     """4x4x1 -> (B, 2) patch scores: Dense(4) [-> BN] -> tanh -> Dense(2)."""
     inputs = keras.Input(SHAPE)
-    h = _dense(4, seed)(keras.layers.Flatten()(inputs))
-    if batchnorm:
-        h = _bn()(h)
-    h = keras.layers.Activation("tanh")(h)
-    return keras.Model(inputs, _dense(2, seed + 1)(h), name=name)
+    return keras.Model(inputs, _dense(2, seed + 1)(_trunk(inputs, 4, seed, batchnorm)), name=name)
 
 
 def classifier(seed, name="classifier"):
