@@ -2,9 +2,44 @@
 
 Every check raises a `ValueError` that names the problem, so bad data fails
 loudly before training instead of producing a silently wrong model.
+
+One path for every container a model's `fit` accepts (`check_fit_data`):
+
+- arrays: checked whole (they are in memory already): labels integer-valued
+  and in [0, C), samples finite, sample shape, value range;
+- a `tf.data.Dataset`: its element spec statically, then inside the
+  pipeline the samples of the first `FIRST_BATCHES` batches of every pass
+  and the labels of every batch (`checked_dataset`), so the set is neither
+  materialized nor iterated an extra time; an extra pass would advance the per-pass seeds of shuffled
+  pipelines (`shuffle(reshuffle_each_iteration=True)`, `Dataset.random`) and
+  change every epoch's order. A failed check surfaces from `fit` as a
+  `ValueError` (`input_check_errors`);
+- an image folder: `loaders.image_folder` checks every file's header and
+  trailer (`check_image_file`) before decoding.
+
+The value-range rule (`check_value_range`): image samples (rank >= 2 without
+the batch axis) must lie in the model's `value_range` (low, high), by
+default `IMAGE_VALUE_RANGE` = (0, 1), the package's convention, within a
+tolerance of `RANGE_TOLERANCE` x (high - low). The rule reads values, not
+the dtype: uint8 pixels 0..255 are refused like float 0..255 (divide by
+255), while integer images whose values lie in the range pass and are cast
+to float32 by the model. Vectors (N, D) are features and are not
+range-checked. A model's `value_range = None` switches the rule off.
 """
 
+import contextlib
+
 import numpy as np
+
+# The package's image convention: every loader returns float32 pixels in [0, 1].
+IMAGE_VALUE_RANGE = (0.0, 1.0)
+# Slack beyond the range, as a fraction of its width: interpolation (resizing,
+# augmentation) overshoots a little; 0-255 pixels exceed it by far.
+RANGE_TOLERANCE = 0.01
+# Batches of each pass of a tf.data dataset checked inside the pipeline.
+FIRST_BATCHES = 2
+# Prefix of the messages the in-pipeline checks raise, found again by `input_check_errors`.
+_MARKER = "keras-imbalance input check: "
 
 
 def check_labels(y, num_classes=None, name="y"):
@@ -88,7 +123,7 @@ def check_every_class_present(counts):
         raise ValueError(f"class(es) {missing} have no samples; every class 0..{len(counts) - 1} needs at least one")
 
 
-def validated_xy(x, y=None, num_classes=None, sample_shape=None, caller="fit", require_all=True):
+def validated_xy(x, y=None, num_classes=None, sample_shape=None, caller="fit", require_all=True, value_range=None):
     """The one check of the data a public `fit` / `adapt` receives; returns `(x, y, counts)`.
 
     Args:
@@ -100,6 +135,8 @@ def validated_xy(x, y=None, num_classes=None, sample_shape=None, caller="fit", r
             (None entries match any size), or None to skip that check.
         caller: names the method in the errors (e.g. "adapt").
         require_all: every class 0..C-1 must have a sample.
+        value_range: (low, high) the image samples must lie in
+            (`check_value_range`), or None.
 
     Returns x (numpy), y int64 (N,) and the per-class counts int64 (C,).
     The helpers a model calls afterwards trust these values.
@@ -109,6 +146,7 @@ def validated_xy(x, y=None, num_classes=None, sample_shape=None, caller="fit", r
     x, y = check_xy(x, y, num_classes)
     if sample_shape is not None:
         check_sample_shape(x.shape[1:], sample_shape)
+    check_value_range(x, value_range)
     return x, y, _count_checked_labels(y, num_classes, require_all)
 
 
@@ -128,37 +166,181 @@ def check_sample_shape(sample_shape, expected, name="x"):
             raise ValueError(f"{name} has samples of shape {got} but the classifier takes {want}")
 
 
-def check_fit_data(x, y=None, input_shape=None, num_classes=None, name="x"):
-    """Validate the data a model's `fit` receives, before Keras sees it.
+def _range_hint(low, high, max_value, integer):
+    """The advice appended to a value-range error."""
+    hint = " (set the model's value_range to your data's range, or to None to skip this check)"
+    if low >= 0 and high <= 1 and 1 < max_value <= 255:
+        return f"; {'uint8 ' if integer else ''}pixels in 0..255? divide them by 255 (x / 255.0)" + hint
+    return hint
+
+
+_RANGE_ERROR = "{} has values in [{}, {}] but the model expects images in [{}, {}]"
+
+
+def check_value_range(x, value_range=IMAGE_VALUE_RANGE, name="x"):
+    """Raise a ValueError unless image samples x (N, ...) lie in `value_range` (the module's rule).
+
+    Samples of rank >= 2 without the batch axis are images; vectors (N, D)
+    and `value_range=None` pass unchecked. Returns x.
+    """
+    x = np.asarray(x)
+    if value_range is None or x.ndim < 3 or x.size == 0:
+        return x
+    low, high = (float(v) for v in value_range)
+    tol = RANGE_TOLERANCE * (high - low)
+    lo, hi = float(x.min()), float(x.max())
+    if lo < low - tol or hi > high + tol:
+        raise ValueError(
+            _RANGE_ERROR.format(name + (f" ({x.dtype})" if x.dtype.kind in "iub" else ""), f"{lo:g}", f"{hi:g}",
+                                f"{low:g}", f"{high:g}") + _range_hint(low, high, hi, x.dtype.kind in "iub")
+        )
+    return x
+
+
+def check_fit_data(x, y=None, input_shape=None, num_classes=None, name="x", value_range=None, pairs=False):
+    """Validate the data a model's `fit` receives, before Keras sees it; returns x (a dataset: checked).
 
     Arrays: the checks of `check_xy` (finite values, integer labels in
-    0..C-1, equal lengths, non-empty) plus the sample shape against the
-    model's `input_shape`. A `tf.data.Dataset`: non-empty (cardinality 0 is
-    an error) and, from its element spec, the sample shape and an integer or
-    float label dtype; its values are not read. Other inputs (generators,
-    PyDatasets) pass unchecked.
+    0..C-1, equal lengths, non-empty), the sample shape against the model's
+    `input_shape` and the value range (`check_value_range`). A
+    `tf.data.Dataset`: `checked_dataset` (static checks of its element spec,
+    then its first batches checked in the pipeline); use the returned
+    dataset. Other inputs (generators, PyDatasets) pass unchecked.
+    `pairs=True`: x and y (or a dataset's two elements) are both images, as
+    for CycleGAN's domains A and B.
     """
     import tensorflow as tf
 
     if x is None:
-        return
+        return x
     if isinstance(x, tf.data.Dataset):
-        if int(x.cardinality()) == 0:
-            raise ValueError("the dataset is empty: it yields no batches")
-        spec = x.element_spec
-        if isinstance(spec, (tuple, list)) and len(spec) >= 2 and isinstance(spec[0], tf.TensorSpec):
-            if input_shape is not None and spec[0].shape.rank is not None:
-                check_sample_shape(tuple(spec[0].shape)[1:], input_shape, name=f"the dataset's {name}")
-            label = spec[1]
-            if isinstance(label, tf.TensorSpec) and not (label.dtype.is_integer or label.dtype.is_floating):
-                raise ValueError(f"the dataset's labels must be integer class ids, got dtype {label.dtype.name}")
-        return
+        return checked_dataset(x, input_shape, num_classes, value_range, pairs=pairs)
     if isinstance(x, (np.ndarray, list)) or hasattr(x, "__array__"):
         if y is None:
-            raise ValueError(f"{name} is an array but no labels y were given")
+            raise ValueError(f"{name} is an array but no {'images b' if pairs else 'labels y'} were given")
+        if pairs:
+            for images, what in ((x, "a"), (y, "b")):
+                if input_shape is not None:
+                    check_sample_shape(np.shape(images)[1:], input_shape, name=what)
+                check_value_range(check_images(images, name=what), value_range, name=what)
+            return x
         x, y = check_xy(x, y, num_classes)
         if input_shape is not None:
             check_sample_shape(x.shape[1:], input_shape, name=name)
+        check_value_range(x, value_range, name=name)
+    return x
+
+
+def checked_dataset(dataset, input_shape=None, num_classes=None, value_range=None, batches=FIRST_BATCHES, pairs=False):
+    """`dataset` with its first `batches` batches of every pass checked inside the pipeline.
+
+    Statically, from the element spec: not empty (cardinality 0), the
+    sample shape against `input_shape`, a numeric label dtype. Then as the
+    batches flow (no extra iteration, so seeded shuffles keep their
+    per-epoch order): the samples of the first `batches` batches of each
+    pass finite and in `value_range` (an encoding problem such as 0-255
+    pixels shows in any batch); the labels of every batch integer-valued and
+    in [0, num_classes) (a bad label may sit in any batch, e.g. the last of
+    a class-sorted set; a min and a max over B labels cost next to nothing).
+    Float labels are cast to int64.
+    Elements that are not `(x, y)` / `(x, y, sample_weight)` tuples of
+    tensors pass unchecked. A failed check raises `tf.errors.InvalidArgumentError`
+    when the batch is read; `input_check_errors` turns it into a ValueError.
+    `pairs=True`: both elements are images (CycleGAN), no labels.
+    """
+    import tensorflow as tf
+
+    if int(dataset.cardinality()) == 0:
+        raise ValueError("the dataset is empty: it yields no batches")
+    spec = dataset.element_spec
+    if not (isinstance(spec, tuple) and len(spec) in (2, 3) and all(isinstance(s, tf.TensorSpec) for s in spec[:2])):
+        return dataset
+    names = ("the dataset's a", "the dataset's b") if pairs else ("the dataset's x", "the dataset's labels")
+    for i, s in enumerate(spec[: 2 if pairs else 1]):
+        if input_shape is not None and s.shape.rank is not None:
+            check_sample_shape(tuple(s.shape)[1:], input_shape, name=names[i])
+    label = spec[1]
+    check_labels_now = not pairs and (label.shape.rank in (1, None) or (label.shape.rank == 2 and label.shape[1] == 1))
+    if not pairs and not (label.dtype.is_integer or label.dtype.is_floating or label.dtype == tf.bool):
+        raise ValueError(f"the dataset's labels must be integer class ids, got dtype {label.dtype.name}")
+
+    def check_images_in_graph(x, name):
+        xf = tf.cast(x, tf.float32)
+        asserts = []
+        if x.dtype.is_floating:
+            asserts.append(tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(xf)),
+                                               [_MARKER + f"{name} contains NaN or inf values"]))
+        if value_range is not None and x.shape.rank is not None and x.shape.rank >= 3:
+            low, high = (float(v) for v in value_range)
+            tol = RANGE_TOLERANCE * (high - low)
+            finite = tf.where(tf.math.is_finite(xf), xf, tf.zeros_like(xf))
+            lo, hi = tf.reduce_min(finite), tf.reduce_max(finite)
+            integer = x.dtype.is_integer or x.dtype == tf.bool
+            label_name = name + (f" ({x.dtype.name})" if integer else "")
+            message = tf.strings.join([
+                _MARKER, tf.strings.format(_RANGE_ERROR.replace("{}", label_name, 1), (lo, hi, low, high)),
+                tf.where(tf.logical_and(hi > 1.0, hi <= 255.0), _range_hint(low, high, 255.0, integer),
+                         _range_hint(low, high, 0.0, integer)),
+            ])
+            asserts.append(tf.debugging.Assert(tf.logical_and(lo >= low - tol, hi <= high + tol), [message]))
+        return asserts
+
+    def check_labels_in_graph(y):
+        flat = tf.reshape(y, [-1])
+        asserts = []
+        if flat.dtype.is_floating:
+            bad = tf.not_equal(flat, tf.round(flat))
+            example = tf.gather(flat, tf.argmax(tf.cast(bad, tf.int32)))
+            asserts.append(tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [tf.strings.join([
+                _MARKER, tf.strings.format("the dataset's labels must be integer class ids, got non-integer values "
+                                           "such as {}", example)])]))
+        ids = tf.cast(flat, tf.int64)
+        asserts.append(tf.debugging.Assert(tf.reduce_all(ids >= 0), [tf.strings.join([
+            _MARKER, tf.strings.format("the dataset's labels have negative class ids (min {}); class ids must be "
+                                       "0..C-1", tf.reduce_min(ids))])]))
+        if num_classes is not None:
+            asserts.append(tf.debugging.Assert(tf.reduce_all(ids < num_classes), [tf.strings.join([
+                _MARKER, tf.strings.format("the dataset's labels have class id {} out of range for num_classes="
+                                           + str(int(num_classes)), tf.reduce_max(ids))])]))
+        return asserts
+
+    def check_images_of_batch(x, y):
+        asserts = check_images_in_graph(x, names[0]) + (check_images_in_graph(y, names[1]) if pairs else [])
+        with tf.control_dependencies(asserts):
+            return tf.identity(x), tf.identity(y)
+
+    def check(index, element):
+        x, y = element[0], element[1]
+        x, y = tf.cond(index < batches, lambda: check_images_of_batch(x, y), lambda: (x, y))
+        if not pairs and check_labels_now:
+            with tf.control_dependencies(check_labels_in_graph(y)):
+                y = tf.cast(y, tf.int64) if y.dtype.is_floating else tf.identity(y)
+        return (x, y, *element[2:])
+
+    # enumerate restarts with every pass and holds no random state: the wrapped
+    # dataset yields the same batches, in the same order, as `dataset`.
+    return dataset.enumerate().map(check)
+
+
+@contextlib.contextmanager
+def input_check_errors():
+    """Turn a failed in-pipeline check (`checked_dataset`) into a ValueError with its message.
+
+    Other errors pass through unchanged.
+    """
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as e:
+        text = str(e)
+        start = text.find(_MARKER)
+        if start < 0:
+            raise
+        message = text[start + len(_MARKER):].split("\n")[0]
+        # tf.debugging.Assert prints its one data item as "[message]", then the node on the next line.
+        message = message[:-1] if message.endswith("]") else message
+        raise ValueError(message.replace("\\'", "'").replace('\\"', '"')) from None
 
 
 def collect_batches(data, caller):

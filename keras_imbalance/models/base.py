@@ -39,6 +39,7 @@ and implement `default_optimizer(name)`; a player attribute may be `None`
 import keras
 
 from keras_imbalance.callbacks import TerminateOnNaNPlayer
+from keras_imbalance.datasets.validation import IMAGE_VALUE_RANGE, check_fit_data, input_check_errors
 from keras_imbalance.distribute import multi_worker_logs, multi_worker_safe_symbolic_build, num_replicas, scale_gradients
 from keras_imbalance.layers.seed_state import SeedStateSaving
 from keras_imbalance.models.preset_loading import PresetLoadingMixin
@@ -82,6 +83,12 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
       (set the class attribute `terminate_on_nan = False` to opt out), which
       stops training with an error naming the player whose loss became NaN /
       inf and the epoch;
+    - `fit` checks its data first (`datasets.validation.check_fit_data`):
+      arrays whole, a `tf.data.Dataset` on its first batches inside the
+      pipeline, against `fit_sample_shape()`, `num_classes` and
+      `value_range` (image samples must lie in it, default (0, 1); set
+      `model.value_range = None` to accept any range); a failed check is a
+      ValueError naming the problem;
     - `from_preset(name)` (`PresetLoadingMixin`);
     - the first-batch symbolic build works under `MultiWorkerMirroredStrategy`
       (`distribute.multi_worker_safe_symbolic_build`).
@@ -97,20 +104,44 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
     # under their own name, serialized by `get_config` of the subclass with
     # `serialize_networks`, deserialized by `from_config` here.
     network_names = ()
+    # The (low, high) range of the image samples `fit` accepts (`datasets.validation.check_value_range`); None: any.
+    value_range = IMAGE_VALUE_RANGE
+    # `fit` takes pairs of image batches (a, b) instead of (samples, labels) (CycleGAN).
+    fit_data_pairs = False
+    # False for a model whose own `fit` validates all of its data before calling `MethodModel.fit`.
+    checks_fit_data = True
 
     def __init__(self, seed=None, seed_generator_name="seed_generator", **kwargs):
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name=seed_generator_name)
 
+    def fit_sample_shape(self):
+        """One sample's shape (no batch axis) that `fit` checks its data against, or None (unchecked)."""
+        return None
+
     def fit(self, *args, callbacks=None, **kwargs):
-        """`keras.Model.fit`, with `TerminateOnNaNPlayer` first in the callbacks (unless present or disabled)."""
+        """`keras.Model.fit` on checked data, with `TerminateOnNaNPlayer` first in the callbacks (unless present or disabled)."""
+        if self.checks_fit_data:
+            args, kwargs = self._checked_fit_data(args, kwargs)
         if not isinstance(callbacks, keras.callbacks.CallbackList):
             callbacks = list(callbacks or [])
             if self.terminate_on_nan and not any(isinstance(c, TerminateOnNaNPlayer) for c in callbacks):
                 # First, so it raises before any checkpoint callback saves this batch.
                 callbacks.insert(0, TerminateOnNaNPlayer())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        # A dataset's first batches are checked as fit reads them: their failure becomes a ValueError here.
+        with input_check_errors():
+            return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def _checked_fit_data(self, args, kwargs):
+        """(args, kwargs) of `fit` with x validated (a dataset is replaced by its checked version)."""
+        x = args[0] if args else kwargs.get("x")
+        y = args[1] if len(args) > 1 else kwargs.get("y")
+        x = check_fit_data(x, y, self.fit_sample_shape(), getattr(self, "num_classes", None),
+                           value_range=self.value_range, pairs=self.fit_data_pairs)
+        if args:
+            return (x, *args[1:]), kwargs
+        return args, {**kwargs, "x": x} if "x" in kwargs else kwargs
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         return multi_worker_safe_symbolic_build(self, super()._maybe_symbolic_build, iterator, data_batch)

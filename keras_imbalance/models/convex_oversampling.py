@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_imbalance.datasets.validation import check_fit_data, check_labels, check_sample_shape, validated_xy
+from keras_imbalance.datasets.validation import check_labels, check_sample_shape, validated_xy
 from keras_imbalance.models.base import MultiPlayerModel
 
 
@@ -162,7 +162,7 @@ class ConvexOversamplerBase(MultiPlayerModel):
         Builds G (`default_generator`) if there is none, otherwise checks
         that G was built for these counts.
         """
-        x, y, counts = validated_xy(x, y, self.num_classes, caller="adapt")
+        x, y, counts = validated_xy(x, y, self.num_classes, caller="adapt", value_range=self.value_range)
         self._check_input_shape(x)
         if self.generator is None:
             if np.all(counts == counts[0]):
@@ -212,6 +212,9 @@ class ConvexOversamplerBase(MultiPlayerModel):
         keep = np.isin(y, self._minority)
         self.convex_generator.set_banks(self._samples_of(x[keep], batch_size), y[keep])
 
+    def fit_sample_shape(self):
+        return self.input_sample_shape
+
     def _is_adapted(self):
         """Whether `fit` may start: G exists (built by `adapt` or given)."""
         return self.generator is not None
@@ -224,8 +227,6 @@ class ConvexOversamplerBase(MultiPlayerModel):
             raise ValueError(
                 f"call adapt(x, y) (or adapt(dataset)) before fit: {self.method_name} needs the class counts and samples"
             )
-        check_fit_data(args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y"),
-                       self.input_sample_shape, self.num_classes)
         self._before_fit(kwargs.get("batch_size"))
         callbacks = list(callbacks or [])
         if self.feature_extractor is not None and not any(isinstance(c, RefreshFeatureBank) for c in callbacks):

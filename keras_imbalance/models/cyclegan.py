@@ -9,12 +9,11 @@ constant-then-linear learning rate of Appendix A.2.
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.datasets.pairs import PairEpochs, unpack_pair, unpaired_dataset
-from keras_imbalance.datasets.validation import check_sample_shape
+from keras_imbalance.datasets.validation import check_fit_data
 from keras_imbalance.layers.image_history_pool import ImageHistoryPool
 from keras_imbalance.models.base import MultiPlayerModel, deserialize_networks, serialize_networks
 
@@ -288,12 +287,17 @@ class CycleGAN(MultiPlayerModel):
         self.loss_trackers["generator_ba"].update_state(terms["generator_ba"])
         return {k: self.loss_trackers[k].result() for k in ("generator_ab", "generator_ba")}
 
+    # `fit` takes (a, b) image batches; MethodModel.fit checks both against image_shape and value_range.
+    fit_data_pairs = True
+
+    def fit_sample_shape(self):
+        return self.image_shape
+
     def fit(self, x=None, y=None, batch_size=None, shuffle_seed=None, **kwargs):
         """Train on (a, b) batches; `fit(a, b, batch_size=1)` with arrays pairs them with `unpaired_dataset`."""
         if x is not None and y is not None and not isinstance(x, tf.data.Dataset):
-            # Rank first (a sample-shape message beats unpaired_dataset's rank-4 one), then the one full check.
-            for images, what in ((x, "a"), (y, "b")):
-                check_sample_shape(np.shape(images)[1:], self.image_shape, name=what)
+            # Shape first (a sample-shape message beats unpaired_dataset's rank-4 one), values, value range.
+            check_fit_data(x, y, self.image_shape, value_range=self.value_range, pairs=True)
             seed = shuffle_seed if shuffle_seed is not None else (self.seed or 0)
             pair_epochs = PairEpochs()
             x, y = unpaired_dataset(x, y, batch_size or 1, seed=seed, epoch=pair_epochs.epoch), None

@@ -290,6 +290,12 @@ class GAMO2Pix(MultiPlayerModel):
             raise ValueError(f"expected {self.num_classes} VAEs, got {len(self.vaes)}")
         self.mark_built(self.image_shape)
 
+    # The decoders end in tanh: images in [-1, 1] (data in [0, 1] lies inside).
+    value_range = (-1.0, 1.0)
+
+    def fit_sample_shape(self):
+        return self.image_shape
+
     def _make_vae(self, k, feature_dim):
         feats = keras.Input((feature_dim,), name="features")
         eps = keras.Input((self.latent_dim,), name="eps")

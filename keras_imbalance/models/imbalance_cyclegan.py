@@ -179,6 +179,14 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         self.minority_class = 1 - self.majority_class
         self.imbalance_ratio = max(counts) / min(counts)
 
+    # `fit` validates all of its data (`_validated`) before handing the pair stream to MethodModel.fit.
+    checks_fit_data = False
+
+    @property
+    def value_range(self):
+        """The range of the images `fit` accepts: the CycleGAN's `value_range`."""
+        return self.cycle_gan.value_range
+
     def adapt(self, x, y=None):
         """Take the class counts (hence majority, minority and imbalance_ratio) from (x, y) or a dataset of (x, y)."""
         _, _, counts = self._validated(x, y)
@@ -188,7 +196,8 @@ class ImbalanceCycleGAN(MultiPlayerModel):
 
     def _validated(self, x, y):
         """`datasets.validated_xy` for this binary model: (x, y, counts (2,)); a two-class error otherwise."""
-        x, y, counts = validated_xy(x, y, sample_shape=self.image_shape, caller="ImbalanceCycleGAN.fit", require_all=False)
+        x, y, counts = validated_xy(x, y, sample_shape=self.image_shape, caller="ImbalanceCycleGAN.fit", require_all=False,
+                                    value_range=self.value_range)
         if len(counts) > 2:
             present = int(np.count_nonzero(counts))
             raise binary_only_error(present if present > 2 else len(counts))

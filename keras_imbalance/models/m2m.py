@@ -33,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_imbalance.datasets.validation import check_fit_data, class_counts
+from keras_imbalance.datasets.validation import class_counts
 from keras_imbalance.distribute import MultiWorkerSafeFit, replica_all_gather, replica_layout
 from keras_imbalance.models.base import MethodModel
 from keras_imbalance.models.m2m_translation import MajorToMinorTranslation
@@ -381,12 +381,18 @@ class M2m(MajorToMinorTranslation, MultiWorkerSafeFit, MethodModel):
                 "this fit is plain training, no translation happens",
                 stacklevel=2,
             )
-        input_shape = getattr(self.classifier, "input_shape", None)
-        check_fit_data(args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y"),
-                       input_shape[1:] if isinstance(input_shape, tuple) else None, self.num_classes)
         # MethodModel.fit puts TerminateOnNaNPlayer first.
         callbacks = [*list(callbacks or []), _EpochCounter()]
         return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def fit_sample_shape(self):
+        input_shape = getattr(self.classifier, "input_shape", None)
+        return input_shape[1:] if isinstance(input_shape, tuple) else None
+
+    @property
+    def value_range(self):
+        """The range `fit` expects image samples in: `input_range`, the translation's clipping range (None: any)."""
+        return self.input_range
 
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)
