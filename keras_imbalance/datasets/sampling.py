@@ -17,6 +17,22 @@ def choose_per_class(y, sizes, seed, replace=False):
     return [rng.choice(np.flatnonzero(y == c), size=int(n), replace=replace) for c, n in sizes]
 
 
+def check_counts(counts, name="counts"):
+    """Per-class sample counts as a list of ints; a ValueError for anything but a 1-D list of integers >= 0, not all 0."""
+    arr = np.asarray(counts)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D list of per-class counts, got shape {arr.shape}")
+    if arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not np.all(np.isfinite(arr))):
+        raise ValueError(f"{name} must hold integer counts, got {arr.tolist()}")
+    if np.any(arr != np.round(arr)):
+        raise ValueError(f"{name} must hold integer counts, got {arr.tolist()} (round them, e.g. long_tailed_counts does)")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be non-negative, got {arr.astype(np.int64).tolist()}")
+    if not np.any(arr > 0):
+        raise ValueError(f"{name} are all zero: the subset would be empty; ask for at least one sample")
+    return [int(c) for c in arr]
+
+
 def make_imbalanced(x, y, counts, seed=0):
     """Take `counts[c]` samples of each class c, seeded, without replacement.
 
@@ -29,11 +45,14 @@ def make_imbalanced(x, y, counts, seed=0):
     Returns:
         `(x_subset, y_subset)` with `sum(counts)` samples, ordered by class,
         y as int64 (M,).
+
+    Raises:
+        ValueError: counts that are not a 1-D list of non-negative integers
+            (2.5, NaN, -1), all zero (an empty subset), shorter than the
+            labels' classes, or larger than a class's pool.
     """
     x, y = check_xy(x, y)
-    counts = [int(c) for c in counts]
-    if any(c < 0 for c in counts):
-        raise ValueError(f"counts must be non-negative, got {counts}")
+    counts = check_counts(counts)
     if y.max() >= len(counts):
         raise ValueError(f"labels go up to {y.max()} but counts has only {len(counts)} entries")
     for c, n in enumerate(counts):

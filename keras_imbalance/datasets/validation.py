@@ -28,6 +28,7 @@ range-checked. A model's `value_range = None` switches the rule off.
 """
 
 import contextlib
+import os
 
 import numpy as np
 
@@ -341,6 +342,47 @@ def input_check_errors():
         # tf.debugging.Assert prints its one data item as "[message]", then the node on the next line.
         message = message[:-1] if message.endswith("]") else message
         raise ValueError(message.replace("\\'", "'").replace('\\"', '"')) from None
+
+
+# Image formats TensorFlow decodes: (name, leading signature, end marker searched in the last bytes or None).
+_IMAGE_FORMATS = (
+    ("PNG", b"\x89PNG\r\n\x1a\n", b"IEND"),
+    ("JPEG", b"\xff\xd8\xff", b"\xff\xd9"),
+    ("GIF", b"GIF8", b"\x3b"),
+    ("BMP", b"BM", None),
+)
+# Bytes read from the end of a file for its end marker: decoders ignore trailing padding, so not only the last bytes.
+_TAIL_BYTES = 1024
+
+
+def check_image_file(path):
+    """Raise a ValueError naming `path` unless it looks like a whole PNG, JPEG, GIF or BMP file.
+
+    Reads the first bytes (the format's signature) and the last `_TAIL_BYTES`
+    (the end marker: PNG's IEND chunk, JPEG's EOI, GIF's trailer; a BMP's
+    size field must not exceed the file), so an empty, foreign or truncated
+    file is named before a decoder fails on it with a message that names no
+    file. Damage in the middle of a file with an intact start and end is not
+    detected here. A missing file is a FileNotFoundError.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no image file {path}")
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(16)
+        f.seek(max(0, size - _TAIL_BYTES))
+        tail = f.read()
+    if size == 0:
+        raise ValueError(f"{path} is not a readable image: the file is empty")
+    for name, signature, end in _IMAGE_FORMATS:
+        if head.startswith(signature):
+            if end is not None and end not in tail:
+                raise ValueError(f"{path} is not a readable image: a truncated {name} file (no end marker)")
+            if name == "BMP" and len(head) >= 6 and int.from_bytes(head[2:6], "little") > size:
+                raise ValueError(f"{path} is not a readable image: a truncated BMP file")
+            return
+    formats = ", ".join(name for name, _, _ in _IMAGE_FORMATS)
+    raise ValueError(f"{path} is not a readable image: not a {formats} file (it starts with {head[:8]!r})")
 
 
 def collect_batches(data, caller):

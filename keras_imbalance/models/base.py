@@ -83,12 +83,13 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
       (set the class attribute `terminate_on_nan = False` to opt out), which
       stops training with an error naming the player whose loss became NaN /
       inf and the epoch;
-    - `fit` checks its data first (`datasets.validation.check_fit_data`):
-      arrays whole, a `tf.data.Dataset` on its first batches inside the
-      pipeline, against `fit_sample_shape()`, `num_classes` and
-      `value_range` (image samples must lie in it, default (0, 1); set
-      `model.value_range = None` to accept any range); a failed check is a
-      ValueError naming the problem;
+    - `fit` checks its data first when the class sets `fit_data`
+      (`datasets.validation.check_fit_data`): arrays whole, a
+      `tf.data.Dataset` inside its pipeline (the labels of every batch, the
+      samples of the first batches), against `fit_sample_shape()`,
+      `num_classes` and `value_range` (image samples must lie in it,
+      default (0, 1); set `model.value_range = None` to accept any range);
+      a failed check is a ValueError naming the problem;
     - `from_preset(name)` (`PresetLoadingMixin`);
     - the first-batch symbolic build works under `MultiWorkerMirroredStrategy`
       (`distribute.multi_worker_safe_symbolic_build`).
@@ -106,10 +107,10 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
     network_names = ()
     # The (low, high) range of the image samples `fit` accepts (`datasets.validation.check_value_range`); None: any.
     value_range = IMAGE_VALUE_RANGE
-    # `fit` takes pairs of image batches (a, b) instead of (samples, labels) (CycleGAN).
-    fit_data_pairs = False
-    # False for a model whose own `fit` validates all of its data before calling `MethodModel.fit`.
-    checks_fit_data = True
+    # What `fit` checks its data as: "classes" (samples and class ids 0..num_classes-1), "pairs" (two
+    # image batches a, b, as CycleGAN's domains) or None (unchecked here: a model whose `fit` validates
+    # all of its data itself, or one that is not a classifier, such as a regression).
+    fit_data = None
 
     def __init__(self, seed=None, seed_generator_name="seed_generator", **kwargs):
         super().__init__(**kwargs)
@@ -122,7 +123,7 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
 
     def fit(self, *args, callbacks=None, **kwargs):
         """`keras.Model.fit` on checked data, with `TerminateOnNaNPlayer` first in the callbacks (unless present or disabled)."""
-        if self.checks_fit_data:
+        if self.fit_data is not None:
             args, kwargs = self._checked_fit_data(args, kwargs)
         if not isinstance(callbacks, keras.callbacks.CallbackList):
             callbacks = list(callbacks or [])
@@ -138,7 +139,7 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
         x = args[0] if args else kwargs.get("x")
         y = args[1] if len(args) > 1 else kwargs.get("y")
         x = check_fit_data(x, y, self.fit_sample_shape(), getattr(self, "num_classes", None),
-                           value_range=self.value_range, pairs=self.fit_data_pairs)
+                           value_range=self.value_range, pairs=self.fit_data == "pairs")
         if args:
             return (x, *args[1:]), kwargs
         return args, {**kwargs, "x": x} if "x" in kwargs else kwargs

@@ -212,6 +212,8 @@ class ConvexOversamplerBase(MultiPlayerModel):
         keep = np.isin(y, self._minority)
         self.convex_generator.set_banks(self._samples_of(x[keep], batch_size), y[keep])
 
+    fit_data = "classes"
+
     def fit_sample_shape(self):
         return self.input_sample_shape
 

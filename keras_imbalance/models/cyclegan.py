@@ -288,7 +288,7 @@ class CycleGAN(MultiPlayerModel):
         return {k: self.loss_trackers[k].result() for k in ("generator_ab", "generator_ba")}
 
     # `fit` takes (a, b) image batches; MethodModel.fit checks both against image_shape and value_range.
-    fit_data_pairs = True
+    fit_data = "pairs"
 
     def fit_sample_shape(self):
         return self.image_shape

@@ -95,6 +95,9 @@ class GAMO(ConvexOversamplerBase):
     adversary_player = "discriminator"
     convex_layer_class = ConvexGenerator
     method_name = "GAMO"
+    # G mixes real samples, so any range works; the paper's pixels are in [-1, 1] (its decoder ends in
+    # tanh) and the package's loaders give [0, 1], which lies inside: `fit` refuses 0-255 pixels only.
+    value_range = (-1.0, 1.0)
     balanced_error = "the classes are balanced ({counts}); GAMO has no minority class to oversample"
     ungenerated_error = "class(es) {bad} have no generator unit; minority classes are {minority}"
 
@@ -292,6 +295,7 @@ class GAMO2Pix(MultiPlayerModel):
 
     # The decoders end in tanh: images in [-1, 1] (data in [0, 1] lies inside).
     value_range = (-1.0, 1.0)
+    fit_data = "classes"
 
     def fit_sample_shape(self):
         return self.image_shape

@@ -180,7 +180,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         self.imbalance_ratio = max(counts) / min(counts)
 
     # `fit` validates all of its data (`_validated`) before handing the pair stream to MethodModel.fit.
-    checks_fit_data = False
+    fit_data = None
 
     @property
     def value_range(self):

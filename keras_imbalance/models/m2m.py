@@ -385,6 +385,8 @@ class M2m(MajorToMinorTranslation, MultiWorkerSafeFit, MethodModel):
         callbacks = [*list(callbacks or []), _EpochCounter()]
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
+    fit_data = "classes"
+
     def fit_sample_shape(self):
         input_shape = getattr(self.classifier, "input_shape", None)
         return input_shape[1:] if isinstance(input_shape, tuple) else None
