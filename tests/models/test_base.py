@@ -115,3 +115,54 @@ def test_scale_loss_divides_by_replicas(monkeypatch):
 
     monkeypatch.setattr(tf.distribute, "get_strategy", lambda: FakeStrategy())
     assert float(model.scale_loss(6.0)) == pytest.approx(2.0)
+
+
+class _Classes(MultiPlayerModel):
+    """A one-player classifier on (4, 4, 1) images whose `fit` data MethodModel checks (fit_data = "classes")."""
+
+    player_names = ("net",)
+    fit_data = "classes"
+    num_classes = 3
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.net = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+        self.mark_built((4, 4, 1))
+
+    def fit_sample_shape(self):
+        return (4, 4, 1)
+
+    def call(self, x, training=False):
+        return self.net(x, training=training)
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = ops.mean(keras.losses.sparse_categorical_crossentropy(y, self.net(x, training=True), from_logits=True))
+        self.apply_player_gradients("net", tape, loss)
+        return self.metrics_result()
+
+
+def test_fit_checks_arrays_and_datasets_through_one_path():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((24, 4, 4, 1)).astype("float32"), np.sort(np.arange(24) % 3)
+    model = _Classes(seed=0)
+    model.compile()
+
+    def dataset(images, labels):
+        return tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+
+    # Labels out of range only in the last batches of a class-sorted dataset: found as fit reads them.
+    with pytest.raises(ValueError, match=r"^the dataset's labels have class id 3 out of range for num_classes=3$"):
+        model.fit(dataset(x, np.where(y == 2, 3, y)), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"^the dataset's x has values in .* divide them by 255"):
+        model.fit(dataset(x * 255, y), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"^x has values in .* divide them by 255"):
+        model.fit(x * 255, y, epochs=1, verbose=0)  # arrays: before Keras sees them
+    model.fit(dataset(x, y.astype("float32")), epochs=1, verbose=0)  # integer-valued float labels train
+    model.value_range = None  # the documented opt-out
+    model.fit(x * 255, y, epochs=1, verbose=0)
+    # A regression (no fit_data) is not checked as classes: TwoPlayers' float targets train.
+    regression = TwoPlayers(seed=0)
+    regression.compile()
+    regression.fit(*_data(), epochs=1, verbose=0)
