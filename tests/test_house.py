@@ -21,6 +21,7 @@ FORBIDDEN = {
     "datasets": {"models", "layers", "presets", "compare", "cli", "recipes", "baselines", "serving"},
     "distribute.py": {"models", "layers", "datasets", "presets", "compare", "cli", "recipes", "baselines", "serving"},
     "preset_store.py": {"models", "layers", "datasets", "presets", "compare", "cli", "recipes", "baselines", "serving"},
+    "model_files.py": {"models", "layers", "datasets", "presets", "compare", "cli", "recipes", "baselines", "serving"},
 }
 
 

@@ -103,6 +103,9 @@ def test_images_in_either_layout():
     flat_res, _ = GenerativeOverSampler(model, random_state=0).fit_resample(x.reshape(40, -1), y)
     assert flat_res.shape == (72, 16)
     np.testing.assert_allclose(flat_res, x_res.reshape(72, -1), atol=1e-6)
+    # Images (either layout) must lie in the model's value_range: 0-255 pixels are refused, naming the fix.
+    with pytest.raises(ValueError, match=r"X has values in .* expects images in \[-1, 1\]; pixels in 0..255\? divide them by 255"):
+        GenerativeOverSampler(model, random_state=0).fit_resample(x.reshape(40, -1) * 255, y)
 
 
 def test_clear_errors(gamo_on_check_data):
