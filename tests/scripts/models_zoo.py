@@ -50,7 +50,8 @@ def data(seed=0, counts=COUNTS):
     x = rng.uniform(-1, 1, (len(y), *SHAPE)).astype("float32") * 0.5
     x += (y[:, None, None, None] - 1).astype("float32") * 0.3
     perm = rng.permutation(len(y))
-    return np.clip(x[perm], -1, 1), y[perm]
+    # In [0, 1], the package's image convention, which every method's fit checks (docs/errors.md).
+    return (np.clip(x[perm], -1, 1) + 1) / 2, y[perm]
 
 
 def _dense_net(name):
