@@ -243,7 +243,7 @@ def checked_dataset(dataset, input_shape=None, num_classes=None, value_range=Non
     pixels shows in any batch); the labels of every batch integer-valued and
     in [0, num_classes) (a bad label may sit in any batch, e.g. the last of
     a class-sorted set; a min and a max over B labels cost next to nothing).
-    Float labels are cast to int64.
+    Float labels are cast to int64, integer images to float32.
     Elements that are not `(x, y)` / `(x, y, sample_weight)` tuples of
     tensors pass unchecked. A failed check raises `tf.errors.InvalidArgumentError`
     when the batch is read; `input_check_errors` turns it into a ValueError.
@@ -316,6 +316,10 @@ def checked_dataset(dataset, input_shape=None, num_classes=None, value_range=Non
         if not pairs and check_labels_now:
             with tf.control_dependencies(check_labels_in_graph(y)):
                 y = tf.cast(y, tf.int64) if y.dtype.is_floating else tf.identity(y)
+        # Integer images that passed the range check enter the model as float32, like arrays do.
+        x = tf.cast(x, tf.float32) if not x.dtype.is_floating else x
+        if pairs and not y.dtype.is_floating:
+            y = tf.cast(y, tf.float32)
         return (x, y, *element[2:])
 
     # enumerate restarts with every pass and holds no random state: the wrapped
