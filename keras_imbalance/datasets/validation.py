@@ -170,7 +170,8 @@ def check_sample_shape(sample_shape, expected, name="x"):
 def _range_hint(low, high, max_value, integer):
     """The advice appended to a value-range error."""
     hint = " (set the model's value_range to your data's range, or to None to skip this check)"
-    if low <= 0 and high >= 1 and 1 < max_value <= 255:  # [0, 1] lies in the range: x / 255 fits it
+    # 0-255 pixels reach far past 1 (over 2 here); [0, 1] lies in the range, so x / 255 fits it.
+    if low <= 0 and high >= 1 and 2 < max_value <= 255:
         return f"; {'uint8 ' if integer else ''}pixels in 0..255? divide them by 255 (x / 255.0)" + hint
     return hint
 
@@ -280,7 +281,7 @@ def checked_dataset(dataset, input_shape=None, num_classes=None, value_range=Non
             label_name = name + (f" ({x.dtype.name})" if integer else "")
             message = tf.strings.join([
                 _MARKER, tf.strings.format(_RANGE_ERROR.replace("{}", label_name, 1), (lo, hi, low, high)),
-                tf.where(tf.logical_and(hi > 1.0, hi <= 255.0), _range_hint(low, high, 255.0, integer),
+                tf.where(tf.logical_and(hi > 2.0, hi <= 255.0), _range_hint(low, high, 255.0, integer),
                          _range_hint(low, high, 0.0, integer)),
             ])
             asserts.append(tf.debugging.Assert(tf.logical_and(lo >= low - tol, hi <= high + tol), [message]))
