@@ -333,7 +333,7 @@ def check_arguments(args):
 # Lines TensorFlow and the libraries it loads write to stderr: absl's "I0000 00:00:17.. 123 file.cc:12] ..." (oneDNN,
 # cudart_stub, cuInit), TF's own "2026-01-01 12:00:00.123: I tensorflow/...] ..." and absl's note before InitializeLog.
 TF_LOG_LINE = re.compile(
-    r"^(?:[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\] "
+    r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\] "
     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] \S+:\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags)"
