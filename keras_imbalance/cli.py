@@ -105,7 +105,7 @@ def _presets(args):
             print(f"{name:28s} {meta.get('method', '?'):18s} {meta.get('dataset', '?'):14s} "
                   + (f"balanced accuracy {bacc:.4f}" if bacc is not None else ""))
         return 0
-    _check_preset(presets, args.name)
+    _check_preset(presets, args.name, "argument NAME: unknown preset")
     print(json.dumps(presets.metadata(args.name), indent=2))
     return 0
 
@@ -122,11 +122,11 @@ def _load_model(path):
         raise CommandError(f"{path} does not load as a Keras model ({type(error).__name__}: {error})") from error
 
 
-def _check_preset(presets, name):
+def _check_preset(presets, name, what):
+    """UsageError unless `name` is a preset; `what` starts the message ("argument NAME: unknown preset")."""
     known = presets.list_presets()
     if name not in known:
-        raise UsageError(f"unknown preset {name!r}; known presets: {', '.join(known) or '(none)'} in "
-                         f"{presets.default_root()}")
+        raise UsageError(f"{what} {name!r}; known presets: {', '.join(known) or '(none)'} in {presets.default_root()}")
 
 
 def _load_image_files(paths, shape, value_range=(0.0, 1.0)):
@@ -154,7 +154,7 @@ def _predict(args):
     if os.path.isfile(args.model):
         model = _load_model(args.model)
     else:
-        _check_preset(presets, args.model)
+        _check_preset(presets, args.model, "argument MODEL: no file or preset named")
         model = presets.load(args.model)
         value_range = tuple(presets.metadata(args.model).get("value_range", value_range))
     classifier = getattr(model, "classifier", None) or model
