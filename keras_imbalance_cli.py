@@ -434,4 +434,8 @@ def run():
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    # Run the module imported under its own name, whose UsageError / CommandError `keras_imbalance.cli` raises
+    # (this file's `__main__` copy defines classes of its own).
+    import keras_imbalance_cli
+
+    sys.exit(keras_imbalance_cli.run())

@@ -187,7 +187,11 @@ def run(args):
 
 
 def main(argv=None):
-    """`keras_imbalance_cli.main`: kept so that `keras_imbalance.cli:main` (older console scripts) still works."""
+    """`keras_imbalance_cli.main(argv)`, or its console entry `run()` without `argv`.
+
+    Kept so that `keras_imbalance.cli.main` (and a console script installed before the entry point moved to
+    `keras_imbalance_cli:run`) still works.
+    """
     import keras_imbalance_cli
 
-    return keras_imbalance_cli.main(argv)
+    return keras_imbalance_cli.run() if argv is None else keras_imbalance_cli.main(argv)

@@ -149,3 +149,8 @@ def test_fit_compare_export_predict_print_no_tensorflow_log_line(fitted, tmp_pat
                                  "--no-plots", "--out", str(tmp_path / "cmp")))
     _assert_no_tf_lines(_command("export", str(run), "--to", str(tmp_path / "served")))
     _assert_no_tf_lines(_command("predict", str(run / "model.keras"), *_save_images(tmp_path, [0, 90])))
+    # A failure while running, as the console script runs it: exit code 1, one line, no traceback.
+    (tmp_path / "broken.keras").write_bytes(b"junk")
+    failed = _command("export", str(tmp_path / "broken.keras"), "--to", str(tmp_path / "s"))
+    assert failed.returncode == 1 and failed.stderr.startswith("keras-imbalance export: error: "), failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1
