@@ -132,7 +132,7 @@ def _load_image_files(paths, shape, value_range=(0.0, 1.0)):
     for p in paths:
         try:
             img = keras.utils.load_img(p, color_mode="grayscale" if c == 1 else "rgb", target_size=(h, w))
-        except Exception as error:  # PIL.UnidentifiedImageError, OSError: not an image Pillow can read
+        except (OSError, ValueError) as error:  # PIL.UnidentifiedImageError is an OSError: not an image Pillow reads
             raise CommandError(f"{p} does not read as an image ({type(error).__name__}: {error})") from error
         images.append(keras.utils.img_to_array(img) / 255.0)
     low, high = value_range
