@@ -248,3 +248,21 @@ def test_epoch_multiplier_trains_that_many_times_the_epochs():
     assert len(recipe.history_.history["loss"]) == 6
     with pytest.raises(ValueError, match="epoch_multiplier"):
         baselines.get("erm", epoch_multiplier=0)
+
+
+def test_gamo_and_polarity_gan_are_read_against_their_matched_updates_control():
+    # Synthetic runs: the control row is in the comparison for gamo, not for polarity-gan's second table.
+    def run(bacc):
+        return {"report": {k: bacc for k in compare.METRIC_KEYS}}
+
+    seeds = range(5)
+    runs = {"erm": {s: run(0.70 + 0.01 * s) for s in seeds},
+            "erm[epoch_multiplier=2]": {s: run(0.72 + 0.01 * s) for s in seeds},
+            "gamo": {s: run(0.75 + 0.012 * s) for s in seeds}}
+    controls = {"gamo": recipes.get("gamo").matched_updates_control, "polarity-gan": "erm[epoch_multiplier=2]"}
+    assert controls["gamo"] == "erm[epoch_multiplier=2]" == recipes.get("polarity-gan").matched_updates_control
+    assert recipes.get("m2m").matched_updates_control is None
+    refs = [row["reference"] for row in compare.paired_comparisons(runs, controls)["gamo"]]
+    assert refs == ["erm", "erm[epoch_multiplier=2]"]
+    row = compare.paired_comparisons(runs, controls)["gamo"][1]
+    assert row["balanced_accuracy"]["mean"] == pytest.approx(np.mean([0.03 + 0.002 * s for s in seeds]))
