@@ -224,7 +224,9 @@ def build_parser():
                 names_epilog(backbones=True))
     add_training_options(p)
     p.add_argument("--methods", default="erm,rw,cb-rw,drw,ldam-drw",
-                   help="comma-separated baselines and methods (listed below)")
+                   help="comma-separated baselines and methods (listed below); recipe options in brackets make a "
+                        "variant row, e.g. \"erm,erm[epoch_multiplier=2],m2m[gamma=0.5]\" (a variant is also read "
+                        "against its default row)")
     p.add_argument("--seeds", type=POSITIVE_INT, default=5,
                    help="seeds 0..N-1, N >= 1 (a gain is only shown with 5 or more)")
     p.add_argument("--out", default="runs/compare", help="output folder: report.md, results.json, plots, runs/")
@@ -280,11 +282,21 @@ def build_parser():
 # ---------------------------------------------------------------- checks that need more than one argument
 
 
+def _method_names(methods):
+    """The registry names in `--methods`, without the rows' recipe options ("erm,m2m[gamma=0.5,lam=1]" -> erm, m2m);
+    the options themselves are checked by the recipes (`compare.parse_method_spec`)."""
+    text = methods
+    while re.search(r"\[[^\[\]]*\]", text):  # innermost brackets first
+        text = re.sub(r"\[[^\[\]]*\]", "", text)
+    if "[" in text or "]" in text:
+        raise UsageError(f"argument --methods: unbalanced brackets in {methods!r}")
+    return [n.strip().lower() for n in text.split(",") if n.strip()]
+
+
 def check_arguments(args):
     """Usage errors that argparse's per-option types cannot see; the same rules for every method. Raises UsageError."""
     if args.command in ("compare", "fit"):
-        names = args.methods.split(",") if args.command == "compare" else [args.method]
-        names = [n.strip().lower() for n in names if n.strip()]
+        names = _method_names(args.methods) if args.command == "compare" else [args.method.strip().lower()]
         if not names:
             raise UsageError("argument --methods: no method given")
         for name in names:

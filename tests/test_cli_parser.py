@@ -114,6 +114,8 @@ USAGE_ERRORS = [
     (["compare", "--profile", "zipf"], "argument --profile: invalid choice: 'zipf'"),
     (["compare", "--methods", "erm,bogus"], "argument --methods: unknown method 'bogus'"),
     (["compare", "--methods", " , "], "argument --methods: no method given"),
+    (["compare", "--methods", "erm,gamo[loss=x,latent_dim=[1,2]],bogus[a=1]"], "argument --methods: unknown method 'bogus'"),
+    (["compare", "--methods", "erm,m2m[gamma=0.5"], "argument --methods: unbalanced brackets in 'erm,m2m[gamma=0.5'"),
     (["compare", "--dataset", "mnist", "--data-path", "{tmp}/none.npz"], "argument --data-path: no such file or folder"),
     (["compare", "--data-path", "{tmp}"], "argument --data-path: only for mnist"),
     (["compare", "--paper-settings", "--classifier-optimizer", "adam"], "argument --paper-settings"),
@@ -144,6 +146,10 @@ def test_usage_errors_exit_2_before_anything_runs(tmp_path, capsys, monkeypatch,
     err = capsys.readouterr().err.replace(str(tmp_path), "{tmp}")
     assert f"keras-imbalance {argv[0]}: error: {message}" in err, err
     assert not ran and not (tmp_path / "out").exists()
+
+
+def test_methods_with_recipe_options_pass_the_name_check():
+    assert cli._method_names(" ERM, erm[epoch_multiplier=2], m2m[gamma=0.5,lam=1] ") == ["erm", "erm", "m2m"]
 
 
 def test_stderr_filter_drops_tensorflow_lines_only():
