@@ -73,18 +73,19 @@ def _sgd(params):
     return torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=2e-4)
 
 
+def classifier_update(net, opt, x, y):
+    """One CE step of `net` (in training mode) on (x, y); the loss as a float."""
+    net.train()
+    opt.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(net(x), y)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def erm_step(net, x, y):
     opt = _sgd(net.parameters())
-    net.train()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
+    return lambda: classifier_update(net, opt, x, y)
 
 
 # ------------------------------------------------------------------ M2m (Kim et al. 2020, Algorithm 1)
@@ -149,12 +150,7 @@ def m2m_step(f, g, x, y, class_counts, attack_steps=10, candidates_only=False, b
             accept = candidate[rows] & confident
             mixed = x.clone()
             mixed[rows[accept]] = x_star[accept].to(x.dtype)
-        f.train()
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(f(mixed), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
+        return classifier_update(f, opt, mixed, y)
 
     return step
 
