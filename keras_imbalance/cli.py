@@ -44,6 +44,15 @@ def _add_data_arguments(p):
     p.add_argument("--no-augment", action="store_true",
                    help="no augmentation (default for image data: random translation of every classifier's real images, "
                         "4 pixels at 32x32, scaled for smaller images, plus horizontal flips for colour images)")
+    # GPU settings (docs/performance.md, "On a GPU"); recorded in each run's settings.
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="build and train under Keras' mixed_float16 policy (float16 compute, float32 weights and losses, "
+                        "a loss-scale optimizer per player); for GPUs with tensor cores (default: off, float32)")
+    p.add_argument("--jit-compile", action="store_true",
+                   help="XLA-compile every training step, jit_compile=True (default: off)")
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="write TensorBoard event files (losses, per-class recall, generated samples) to DIR, "
+                        "one subfolder METHOD/seed_S per run (default: none)")
 
 
 def _compare(args):
@@ -55,7 +64,8 @@ def _compare(args):
         out=args.out, data_path=args.data_path, image_size=args.image_size, test_per_class=args.test_per_class,
         verbose=args.verbose, plots=not args.no_plots, fresh=args.fresh, log=lambda m: print(m, flush=True),
         classifier_optimizer=args.classifier_optimizer, paper_settings=args.paper_settings, augment=not args.no_augment,
-        select=args.select,
+        select=args.select, mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
+        tensorboard=args.tensorboard,
     )
     _say(f"wrote {os.path.join(args.out, 'report.md')}, results.json and plots")
     return 0
@@ -80,9 +90,13 @@ def _fit(args):
     # The classifier recipe of a comparison's row, so `fit` reproduces it.
     training = compare.classifier_training(recipe, x_pool, args.classifier_optimizer, args.paper_settings,
                                            augment=not args.no_augment, backbone=backbone)
+    # The balanced test split is the only held-out data of `fit`: TensorBoard displays its recall, nothing selects on it.
+    monitor = None if args.tensorboard is None else compare.tensorboard_callbacks(args.tensorboard, (x_test, y_test))
     model, run = compare.train_and_score(recipe, compare.backbone_factory(backbone), x, y, x_test, y_test, counts,
                                          epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                                         verbose=args.verbose, method=args.method, training=training)
+                                         verbose=args.verbose, method=args.method, training=training,
+                                         mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
+                                         callbacks=monitor)
     report = run["report"]
     print(metrics.format_report(report, title=f"{args.method} on the balanced test split"))
     os.makedirs(args.out, exist_ok=True)
@@ -92,6 +106,7 @@ def _fit(args):
         json.dump({"method": args.method, "dataset": args.dataset, "class_counts": counts, "class_names": names,
                    "backbone": backbone, "backbone_requested": args.backbone, "epochs": args.epochs, "seed": args.seed,
                    "report": report, "classifier_training": training.get_config(),
+                   "mixed_precision": "mixed_float16" if args.mixed_precision else None, "jit_compile": args.jit_compile,
                    "command": " ".join(["keras-imbalance"] + sys.argv[1:])}, f, indent=1)
     _say(f"saved {os.path.join(args.out, 'model.keras')} and the SavedModel {version_dir}")
     return 0

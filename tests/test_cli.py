@@ -52,3 +52,29 @@ def test_errors_are_clear(tmp_path, capsys):
 
 def test_presets_list(capsys):
     assert cli.main(["presets", "list"]) == 0
+
+
+def test_gpu_and_tensorboard_options_reach_compare_and_fit(tmp_path, monkeypatch, capsys):
+    from keras_imbalance import compare
+
+    seen = {}
+
+    def record(name):
+        def fake(*args, **kwargs):
+            seen[name] = kwargs
+            raise ValueError("stopped by the test")
+        return fake
+
+    monkeypatch.setattr(compare, "run_compare", record("compare"))
+    monkeypatch.setattr(compare, "train_and_score", record("fit"))
+    flags = ["--mixed-precision", "--jit-compile", "--tensorboard", str(tmp_path / "tb")]
+    assert cli.main(["compare", "--methods", "erm", "--out", str(tmp_path / "cmp"), *flags]) == 2
+    assert cli.main(["fit", "erm", "--out", str(tmp_path / "run"), *flags]) == 2
+    assert "stopped by the test" in capsys.readouterr().err
+    assert seen["compare"]["mixed_precision"] and seen["compare"]["jit_compile"]
+    assert seen["compare"]["tensorboard"] == str(tmp_path / "tb")
+    assert seen["fit"]["mixed_precision"] and seen["fit"]["jit_compile"]
+    assert [type(c).__name__ for c in seen["fit"]["callbacks"]] == ["TensorBoard", "BalancerTensorBoard"]
+    # Off by default.
+    args = cli.build_parser().parse_args(["compare"])
+    assert (args.mixed_precision, args.jit_compile, args.tensorboard) == (False, False, None)
