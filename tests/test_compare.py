@@ -224,3 +224,16 @@ def test_report_has_paired_differences_against_erm(tmp_path):
     text = compare.format_markdown(results)
     assert "| rw | erm | +0.0340 [" in text and "gain shown |" in text
     assert "| ldam-m2m | ldam-drw |" in text and "not shown (interval holds 0) |" in text
+
+
+def test_precision_policy_is_restored_after_an_error():
+    import keras
+
+    with pytest.raises(RuntimeError):
+        with compare.precision_policy(True):
+            assert keras.mixed_precision.global_policy().name == "mixed_float16"
+            assert keras.layers.Dense(2).dtype_policy.name == "mixed_float16"
+            raise RuntimeError("a failed run")
+    assert keras.mixed_precision.global_policy().name == "float32"
+    with compare.precision_policy(False):
+        assert keras.mixed_precision.global_policy().name == "float32"
