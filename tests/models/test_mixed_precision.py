@@ -95,6 +95,38 @@ def test_compile_wraps_each_player_under_mixed_float16_and_refuses_a_float16_los
         model.apply_player_gradients("a", tape, loss)
 
 
+def _float16_output(model):
+    """`model` followed by a float16 identity: a user network that ends in the mixed policy's compute dtype."""
+    return keras.Model(model.inputs, keras.layers.Activation("linear", dtype="mixed_float16")(model.outputs[0]))
+
+
+def test_hand_written_losses_are_float32_for_float16_network_outputs(mixed_float16):
+    # The package's networks end in float32 under a mixed policy; a user's may not. Every loss casts first.
+    def is_float32(t):
+        return keras.backend.standardize_dtype(ops.convert_to_tensor(t).dtype) == "float32"
+
+    x, y = fixtures.imbalanced_batch(value_range=(-1.0, 1.0))
+    gamo = fixtures.gamo(x, y)
+    half = ops.cast(ops.ones((4, 3)), "float16")
+    assert is_float32(gamo._class_loss(ops.one_hot(ops.convert_to_tensor([0, 1, 2, 0]), 3), half))
+    assert is_float32(gamo._adversarial_loss(ops.ones((4, 1), "float16"), ops.zeros((4, 1), "float16")))
+
+    a, b = fixtures.two_domain_batch()[0][:2] * 2 - 1, fixtures.two_domain_batch(seed=1)[0][:2] * 2 - 1
+    gan = fixtures.cycle_gan()
+    for name in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b"):
+        setattr(gan, name, _float16_output(getattr(gan, name)))
+    terms, _, _ = gan.generator_losses(a, b)
+    assert all(is_float32(v) for v in terms.values()), {k: v.dtype for k, v in terms.items()}
+    assert is_float32(gan.discriminator_loss(gan.discriminator_a, a, a))
+
+    x, y = fixtures.imbalanced_batch()
+    polarity = fixtures.polarity_gan(x, y)
+    polarity.critic = _float16_output(polarity.critic)
+    labels = np.array([0, 2, 0, 2])
+    loss, penalty = polarity.critic_loss(x[:4], x[4:8], labels)
+    assert is_float32(loss) and is_float32(penalty)
+
+
 # Every model under mixed_float16 -------------------------------------------------------
 
 
