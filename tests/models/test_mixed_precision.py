@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from keras_imbalance import serving
+from keras_imbalance import compare, serving
 from keras_imbalance.callbacks import AlternatingPhases
 from keras_imbalance.models import GAMO, M2m, GAMO2Pix, ImbalanceCycleGAN, unpaired_dataset
 from tests import fixtures
@@ -31,12 +31,8 @@ LSO = keras.optimizers.LossScaleOptimizer
 @pytest.fixture
 def mixed_float16():
     """The mixed_float16 global policy for one test; the previous policy is restored whatever happens."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
+    with compare.precision_policy(True):
         yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 # Loss scaling in MultiPlayerModel ------------------------------------------------------
