@@ -337,7 +337,7 @@ class GAMO2Pix(MultiPlayerModel):
         if not 0 <= k < self.num_classes:
             raise ValueError(f"class_id {class_id} out of range for {self.num_classes} classes")
         f = ops.reshape(ops.convert_to_tensor(features, "float32"), (len(features), -1))
-        mu, logvar = self.vaes[k].mu_head(f)
+        mu, logvar = (ops.cast(t, "float32") for t in self.vaes[k].mu_head(f))  # float32 under mixed precision
         eps = keras.random.normal(ops.shape(mu), seed=seed if seed is not None else self.seed_generator)
         return np.asarray(self.vaes[k].decoder(mu + ops.exp(0.5 * logvar) * eps, training=False))
 

@@ -233,7 +233,7 @@ def test_cycle_gan_under_mixed_float16(mixed_float16, tmp_path):
     model = fixtures.cycle_gan()
     # The first steps at the initial loss scale 2^15 overflow in float16 and are skipped (the scale halves
     # each time), as LossScaleOptimizer does; 8 steps leave room for steps that are applied.
-    reloaded = _check_mixed_model(model, _fit_steps(unpaired_dataset(x[y == 0], x[y == 1], batch_size=4), steps=8),
+    reloaded = _check_mixed_model(model, _fit_steps(unpaired_dataset(x[y == 0], x[y == 1], batch_size=4).repeat(), steps=8),
                                   x[:4], tmp_path, serves_classes=False)
     # A bare CycleGAN serves its A -> B translation (float32 images in and out).
     version = serving.export_for_serving(reloaded, tmp_path / "served")
@@ -245,7 +245,7 @@ def test_cycle_gan_under_mixed_float16(mixed_float16, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["aug", "alt"])
 def test_imbalance_cyclegan_under_mixed_float16(mixed_float16, tmp_path, mode):
-    x, y = fixtures.two_domain_batch()
+    x, y = fixtures.two_domain_batch(n_a=32, n_b=8)  # 32 pairs: 8 steps of 4 per epoch
     model = ImbalanceCycleGAN(fixtures.imbalance_cyclegan_classifier(), fixtures.cycle_gan(), mode=mode, seed=0)
 
     def fit(m):
