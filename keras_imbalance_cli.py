@@ -205,6 +205,15 @@ def add_training_options(p):
     p.add_argument("--no-augment", action="store_true",
                    help="no augmentation (default: for image data, random translation of every classifier's real "
                         "images, 4 pixels at 32x32, scaled for smaller images, plus horizontal flips for colour images)")
+    # GPU settings (docs/performance.md, "On a GPU"); recorded in each run's settings.
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="build and train under Keras' mixed_float16 policy (float16 compute, float32 weights and losses, "
+                        "a loss-scale optimizer per player); for GPUs with tensor cores (default: off, float32)")
+    p.add_argument("--jit-compile", action="store_true",
+                   help="XLA-compile every training step, jit_compile=True (default: off)")
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="write TensorBoard event files (losses, per-class recall, generated samples) to DIR, "
+                        "one subfolder METHOD/seed_S per run (default: none)")
     add_common_options(p)
 
 

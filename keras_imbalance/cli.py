@@ -31,7 +31,8 @@ def _compare(args):
         out=args.out, data_path=args.data_path, image_size=args.image_size, test_per_class=args.test_per_class,
         verbose=args.verbose, plots=not args.no_plots, fresh=args.fresh, log=lambda m: print(m, flush=True),
         classifier_optimizer=args.classifier_optimizer, paper_settings=args.paper_settings, augment=not args.no_augment,
-        select=args.select,
+        select=args.select, mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
+        tensorboard=args.tensorboard,
     )
     _say(f"wrote {os.path.join(args.out, 'report.md')}, results.json and plots")
     return 0
@@ -56,9 +57,13 @@ def _fit(args):
     # The classifier recipe of a comparison's row, so `fit` reproduces it.
     training = compare.classifier_training(recipe, x_pool, args.classifier_optimizer, args.paper_settings,
                                            augment=not args.no_augment, backbone=backbone)
+    # The balanced test split is the only held-out data of `fit`: TensorBoard displays its recall, nothing selects on it.
+    monitor = None if args.tensorboard is None else compare.tensorboard_callbacks(args.tensorboard, (x_test, y_test))
     model, run = compare.train_and_score(recipe, compare.backbone_factory(backbone), x, y, x_test, y_test, counts,
                                          epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                                         verbose=args.verbose, method=args.method, training=training)
+                                         verbose=args.verbose, method=args.method, training=training,
+                                         mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
+                                         callbacks=monitor)
     report = run["report"]
     print(metrics.format_report(report, title=f"{args.method} on the balanced test split"))
     os.makedirs(args.out, exist_ok=True)
@@ -68,6 +73,7 @@ def _fit(args):
         json.dump({"method": args.method, "dataset": args.dataset, "class_counts": counts, "class_names": names,
                    "backbone": backbone, "backbone_requested": args.backbone, "epochs": args.epochs, "seed": args.seed,
                    "report": report, "classifier_training": training.get_config(),
+                   "mixed_precision": "mixed_float16" if args.mixed_precision else None, "jit_compile": args.jit_compile,
                    "command": " ".join(["keras-imbalance"] + sys.argv[1:])}, f, indent=1)
     _say(f"saved {os.path.join(args.out, 'model.keras')} and the SavedModel {version_dir}")
     return 0

@@ -125,6 +125,8 @@ def export_for_serving(
       translations and no `classifier` (a bare CycleGAN) serves
       `translate_ab` as its `serving_default`.
 
+    Every output is float32, also for a model trained under mixed precision.
+
     Args:
         model: a Keras classifier, or a method model (its `classifier` is exported).
         export_dir: the model's base path (TF Serving's `base_path`).
@@ -195,7 +197,7 @@ def export_for_serving(
             check = tf.debugging.assert_equal(tf.reduce_all(inside & known), True, message=refusal)
             with tf.control_dependencies([check]):
                 z = tf.random.stateless_normal((tf.shape(class_ids)[0], int(latent_dim)), seed=tf.stack([seed, 0]))
-            return {"samples": generator([z, class_ids], training=False)}
+            return {"samples": tf.cast(generator([z, class_ids], training=False), tf.float32)}
 
         archive.add_endpoint(
             name=GENERATE_SIGNATURE,
@@ -206,7 +208,7 @@ def export_for_serving(
         # A closure, not a lambda with a default argument: tf.function would
         # take the default (a bound method) for an input it cannot encode.
         def translate(images):
-            return {"translated": fn(images)}
+            return {"translated": tf.cast(fn(images), tf.float32)}  # float32 under mixed precision too
 
         return translate
 

@@ -217,10 +217,11 @@ class CycleGAN(MultiPlayerModel):
         stack = self.stack_generator_calls
         fake_b, *same_b = call_on_each(self.generator_ab, [a, b] if identity else [a], training, stack)
         fake_a, *same_a = call_on_each(self.generator_ba, [b, a] if identity else [b], training, stack)
-        rec_a = self.generator_ba(fake_b, training=training)
-        rec_b = self.generator_ab(fake_a, training=training)
-        d_b = self.discriminator_b(fake_b, training=training)
-        d_a = self.discriminator_a(fake_a, training=training)
+        # float32 losses under mixed precision, whatever dtype the networks end in.
+        rec_a = ops.cast(self.generator_ba(fake_b, training=training), "float32")
+        rec_b = ops.cast(self.generator_ab(fake_a, training=training), "float32")
+        d_b = ops.cast(self.discriminator_b(fake_b, training=training), "float32")
+        d_a = ops.cast(self.discriminator_a(fake_a, training=training), "float32")
         t = {
             "adversarial_ab": ops.mean(ops.square(d_b - 1.0)),
             "adversarial_ba": ops.mean(ops.square(d_a - 1.0)),
@@ -228,8 +229,8 @@ class CycleGAN(MultiPlayerModel):
             "cycle_b": ops.mean(ops.abs(rec_b - b)),
         }
         if identity:
-            t["identity_ab"] = ops.mean(ops.abs(same_b[0] - b))
-            t["identity_ba"] = ops.mean(ops.abs(same_a[0] - a))
+            t["identity_ab"] = ops.mean(ops.abs(ops.cast(same_b[0], "float32") - b))
+            t["identity_ba"] = ops.mean(ops.abs(ops.cast(same_a[0], "float32") - a))
         else:
             t["identity_ab"] = t["identity_ba"] = ops.convert_to_tensor(0.0)
         t["generator_ab"] = t["adversarial_ab"] + self.cycle_weight * t["cycle_a"] + self.identity_weight * t["identity_ab"]
@@ -242,7 +243,8 @@ class CycleGAN(MultiPlayerModel):
 
         D runs once on [real, fake] when `stack_discriminator_calls` (class docstring).
         """
-        d_real, d_fake = call_on_each(discriminator, [real, fake], True, self.stack_discriminator_calls)
+        d_real, d_fake = (ops.cast(d, "float32") for d in
+                          call_on_each(discriminator, [real, fake], True, self.stack_discriminator_calls))
         return 0.5 * (ops.mean(ops.square(d_real - 1.0)) + ops.mean(ops.square(d_fake)))
 
     def gan_step(self, a, b, owner=None, extra_generator_loss=None):

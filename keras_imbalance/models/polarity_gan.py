@@ -400,7 +400,7 @@ class PolarityGAN(ConvexOversamplerBase):
         onehot = ops.convert_to_tensor(onehot, "float32")
         with tf.GradientTape() as tape:
             tape.watch(x_hat)
-            out = self.critic([x_hat, onehot], training=True)
+            out = ops.cast(self.critic([x_hat, onehot], training=True), "float32")
         grads = tape.gradient(out, x_hat)
         norms = ops.sqrt(ops.sum(ops.square(ops.reshape(grads, (ops.shape(grads)[0], -1))), axis=-1) + 1e-12)
         return ops.mean(ops.square(norms - 1.0))
@@ -409,8 +409,8 @@ class PolarityGAN(ConvexOversamplerBase):
         """(loss, penalty): mean D(fake | i) - mean D(real | i) + lambda GP, real and fake of the same classes."""
         onehot = ops.one_hot(ops.cast(ops.convert_to_tensor(labels), "int32"), self.num_classes)
         real, fake = ops.convert_to_tensor(real, "float32"), ops.convert_to_tensor(fake, "float32")
-        d_real = self.critic([real, onehot], training=True)
-        d_fake = self.critic([fake, onehot], training=True)
+        d_real = ops.cast(self.critic([real, onehot], training=True), "float32")  # float32 under mixed precision
+        d_fake = ops.cast(self.critic([fake, onehot], training=True), "float32")
         penalty = self.gradient_penalty(real, fake, onehot, seed=seed, alpha=alpha)
         return ops.mean(d_fake) - ops.mean(d_real) + self.gradient_penalty_weight * penalty, penalty
 
@@ -494,7 +494,7 @@ class PolarityGAN(ConvexOversamplerBase):
             loss_g_c = -self.classifier_loss(classifier(generator([eps, g_labels], training=True), training=False), g_labels)
         self.apply_player_gradients("generator", tape, loss_g_c)
         with tf.GradientTape() as tape:
-            loss_g_d = -ops.mean(critic([generator([eps, g_labels], training=True), g_onehot], training=False))
+            loss_g_d = -ops.mean(ops.cast(critic([generator([eps, g_labels], training=True), g_onehot], training=False), "float32"))
         self.apply_player_gradients("generator", tape, loss_g_d)
         return self.metrics_result()
 
