@@ -9,23 +9,25 @@ Each preset is a folder `saved_models/<name>/` holding:
   command that trained it, the measured test metrics and the recorded test
   split, and a SHA-256 checksum of every file.
 
-`load` verifies every checksum before it deserializes anything, and loads
-`.keras` files with Keras `safe_mode=True`.
+`load` verifies the whole folder against its manifest before it
+deserializes anything (`preset_store.verify`: a missing, extra or changed
+file, or a path leading out of the folder, is a `PresetError` naming it),
+and loads `.keras` files with Keras `safe_mode=True`.
 """
 
-import json
 import os
 
 from keras_imbalance.preset_store import METADATA  # noqa: F401  (public names of the registry)
 from keras_imbalance.preset_store import PresetError
 from keras_imbalance.preset_store import default_root  # noqa: F401
-from keras_imbalance.preset_store import file_checksums
+from keras_imbalance.preset_store import file_checksums  # noqa: F401
 from keras_imbalance.preset_store import list_presets  # noqa: F401
 from keras_imbalance.preset_store import load_verified
 from keras_imbalance.preset_store import metadata  # noqa: F401
 from keras_imbalance.preset_store import preset_folder  # noqa: F401
 from keras_imbalance.preset_store import sha256_of  # noqa: F401
 from keras_imbalance.preset_store import verify  # noqa: F401
+from keras_imbalance.preset_store import write_manifest
 
 
 def load(name, root=None, compile=True):
@@ -63,8 +65,6 @@ def save_preset(model, name, root, metadata_fields, export_version=1, value_rang
     keras_file = f"{name}.keras"
     model.save(os.path.join(folder, keras_file))
     serving.export_for_serving(model, folder, version=export_version, value_range=value_range)
-    meta = {"name": name, **metadata_fields, "keras_file": keras_file, "serving_version": export_version,
-            "files": file_checksums(folder)}
-    with open(os.path.join(folder, METADATA), "w") as f:
-        json.dump(meta, f, indent=2)
+    write_manifest(folder, {"name": name, **metadata_fields, "keras_file": keras_file,
+                            "serving_version": export_version})
     return folder
