@@ -67,6 +67,7 @@ def _fit(args):
     from keras_imbalance import metrics
     from keras_imbalance import recipes
     from keras_imbalance import serving
+    from keras_imbalance.models import with_pixel_range
 
     recipe = recipes.get(args.method)
     (x_pool, y_pool), (x_test, y_test), names, counts = compare.prepare_data(
@@ -86,6 +87,8 @@ def _fit(args):
     report = run["report"]
     print(metrics.format_report(report, title=f"{args.method} on the balanced test split"))
     os.makedirs(args.out, exist_ok=True)
+    # The loaders give [0, 1]: saved with it, the .keras file takes raw uint8 pixels like the SavedModel.
+    model = with_pixel_range(model, (0.0, 1.0))
     model.save(os.path.join(args.out, "model.keras"))
     version_dir = serving.export_for_serving(model, os.path.join(args.out, "serving"), overwrite=True)
     with open(os.path.join(args.out, "run.json"), "w") as f:
@@ -110,7 +113,7 @@ def _export(args):
         raise SystemExit(f"keras-imbalance export: no model at {path} (expected RUN_DIR/model.keras from `fit`, or a .keras file)")
     model = keras.saving.load_model(path, safe_mode=True)
     out = serving.export_for_serving(model, args.to, version=args.version, input_dtype=args.input_dtype,
-                                     value_range=tuple(args.value_range), overwrite=args.overwrite)
+                                     value_range=args.value_range and tuple(args.value_range), overwrite=args.overwrite)
     _say(f"exported {path} for TF Serving to {out}")
     return 0
 
@@ -134,7 +137,8 @@ def _presets(args):
     return 0
 
 
-def _load_image_files(paths, shape, value_range=(0.0, 1.0)):
+def _load_image_files(paths, shape):
+    """The image files as raw uint8 pixels (B, H, W, C), resized to `shape`; the model scales them itself."""
     import keras
     import numpy as np
 
@@ -144,9 +148,8 @@ def _load_image_files(paths, shape, value_range=(0.0, 1.0)):
         if not os.path.isfile(p):
             raise SystemExit(f"keras-imbalance predict: no image file {p}")
         img = keras.utils.load_img(p, color_mode="grayscale" if c == 1 else "rgb", target_size=(h, w))
-        images.append(keras.utils.img_to_array(img) / 255.0)
-    low, high = value_range
-    return (np.stack(images) * (high - low) + low).astype("float32")
+        images.append(np.asarray(img, dtype=np.uint8).reshape(h, w, c))
+    return np.stack(images)
 
 
 def _predict(args):
@@ -155,16 +158,16 @@ def _predict(args):
 
     import keras_imbalance  # noqa: F401
     from keras_imbalance import presets
+    from keras_imbalance.models.pixel_range import raw_pixel_input
 
-    value_range = (0.0, 1.0)
     if os.path.isfile(args.model):
         model = keras.saving.load_model(args.model, safe_mode=True)
     else:
         model = presets.load(args.model)
-        value_range = tuple(presets.metadata(args.model).get("value_range", value_range))
     classifier = getattr(model, "classifier", None) or model
     shape = tuple(classifier.input_shape[1:])
-    x = _load_image_files(args.images, shape, value_range)
+    # Raw pixels: the model scales them to the pixel range it carries (models.pixel_range).
+    x = raw_pixel_input(model, _load_image_files(args.images, shape))
     logits = np.asarray(model.predict(x, verbose=0))
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
@@ -216,7 +219,9 @@ def build_parser():
     p.add_argument("--to", required=True)
     p.add_argument("--version", type=int, default=1)
     p.add_argument("--input-dtype", default="uint8", choices=["uint8", "float32"])
-    p.add_argument("--value-range", type=float, nargs=2, default=(0.0, 1.0))
+    p.add_argument("--value-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="only for a plain model saved without its pixel range: the range to scale uint8 pixels to "
+                        "(default: the range the model carries, else 0 1)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_export)
 

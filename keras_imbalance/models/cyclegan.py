@@ -139,6 +139,7 @@ class CycleGAN(MultiPlayerModel):
 
     def __init__(self, generator_ab, generator_ba, discriminator_a, discriminator_b, cycle_weight=10.0,
                  identity_weight=5.0, pool_size=50, value_range=(-1.0, 1.0), seed=None, **kwargs):
+        kwargs.setdefault("pixel_range", value_range)  # uint8 pixels given to `call` are scaled to the images' range
         super().__init__(seed=seed, **kwargs)
         self.generator_ab = generator_ab
         self.generator_ba = generator_ba
