@@ -93,23 +93,21 @@ def file_checksums(folder):
     return {rel: sha256_of(os.path.join(folder, rel)) for rel in _files_on_disk(folder)}
 
 
-def write_manifest(folder, fields=None):
-    """Write `folder/metadata.json`: the current metadata (if any), updated by `fields`, with a fresh manifest.
+def write_manifest(folder, meta=None):
+    """Write `folder/metadata.json`: `meta` (None: the metadata already there) with a fresh manifest.
 
     The one writer of manifests: `presets.save_preset` calls it for a new
-    preset, and `saved_models/train_presets.py --rewrite-manifests` for the
+    preset, and `saved_models/train_presets.py --upgrade` for the
     shipped ones after a change that keeps their weights (the manifest then
     describes the folder as it is now, so only run it on files you trust).
     Paths in the metadata are checked as `verify` checks them. Returns the
     metadata written.
     """
     path = os.path.join(folder, METADATA)
-    meta = {}
-    if os.path.isfile(path):
+    if meta is None:
         with open(path) as f:
             meta = json.load(f)
-    meta.update(fields or {})
-    meta["files"] = file_checksums(folder)
+    meta = {**meta, "files": file_checksums(folder)}
     _check_path_fields(folder, meta, os.path.basename(os.path.normpath(folder)))
     with open(path, "w") as f:
         json.dump(meta, f, indent=2)

@@ -38,6 +38,8 @@ DEFAULT_PIXEL_RANGE = (0.0, 1.0)
 def check_pixel_range(value, name="pixel_range"):
     """`value` as a (low, high) tuple of floats with high > low; a ValueError naming `name` otherwise."""
     try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be (low, high), two numbers, got {value!r}") from None
