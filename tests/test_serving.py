@@ -288,11 +288,12 @@ def _classes_on_raw_pixels(model, pixels, tmp_path, capsys, monkeypatch):
     """
     from keras_imbalance import cli
     from keras_imbalance import presets
-    from keras_imbalance.models import with_pixel_range
 
-    keras_path = str(tmp_path / "model.keras")
-    with_pixel_range(model).save(keras_path)
-    served = tf.saved_model.load(serving.export_for_serving(model, tmp_path / "served"))
+    # The preset folder holds all three: the .keras file, the SavedModel (from export_for_serving) and the name.
+    folder = presets.save_preset(model, "ranged", tmp_path / "presets", {"method": "test"})
+    monkeypatch.setenv("KERAS_IMBALANCE_PRESETS", str(tmp_path / "presets"))
+    keras_path = os.path.join(folder, "ranged.keras")
+    served = tf.saved_model.load(os.path.join(folder, "1"))
     pngs = []
     for i, image in enumerate(pixels):
         pngs.append(str(tmp_path / f"digit{i}.png"))
@@ -303,8 +304,6 @@ def _classes_on_raw_pixels(model, pixels, tmp_path, capsys, monkeypatch):
         assert cli.main(["predict", model_argument, *pngs]) == 0
         return np.array([int(line.split(": class ")[1].split()[0]) for line in capsys.readouterr().out.splitlines()])
 
-    presets.save_preset(model, "ranged", tmp_path / "presets", {"method": "test"})
-    monkeypatch.setenv("KERAS_IMBALANCE_PRESETS", str(tmp_path / "presets"))
     return {
         ".keras": np.asarray(keras.saving.load_model(keras_path).predict(pixels, verbose=0)).argmax(1),
         "SavedModel": served.signatures["serving_default"](images=tf.constant(pixels))["class_id"].numpy(),
