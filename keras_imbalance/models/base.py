@@ -50,6 +50,7 @@ from keras_imbalance.callbacks import TerminateOnNaNPlayer
 from keras_imbalance.distribute import multi_worker_logs, multi_worker_safe_symbolic_build, num_replicas, scale_gradients
 from keras_imbalance.layers.seed_state import SeedStateSaving
 from keras_imbalance.models.preset_loading import PresetLoadingMixin
+from keras_imbalance.models.pixel_range import DEFAULT_PIXEL_RANGE, PixelRangeInput
 
 
 def serialize_networks(owner, names):
@@ -87,7 +88,7 @@ def _loss_scale(optimizer):
     return None
 
 
-class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
+class MethodModel(PixelRangeInput, SeedStateSaving, PresetLoadingMixin, keras.Model):
     """What every method model shares, whatever its training step (`MultiPlayerModel`, `M2m`).
 
     - `self.seed_generator`, seeded by `seed`: all randomness inside
@@ -98,12 +99,18 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
       stops training with an error naming the player whose loss became NaN /
       inf and the epoch;
     - `from_preset(name)` (`PresetLoadingMixin`);
+    - `pixel_range` (`models.pixel_range.PixelRangeInput`): the range the
+      model was trained in, saved in its config; uint8 input (raw pixels
+      0..255) is scaled to it before `call`, floating input is taken as
+      already in it;
     - the first-batch symbolic build works under `MultiWorkerMirroredStrategy`
       (`distribute.multi_worker_safe_symbolic_build`).
 
     Args:
         seed: int or None.
         seed_generator_name: the generator's name.
+        pixel_range: (low, high) of the training images, default (0, 1) (the
+            loaders' range; (-1, 1) for GAMO's paper scaling).
         **kwargs: passed to `keras.Model` (name, dtype, ...).
     """
 
@@ -113,8 +120,9 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
     # `serialize_networks`, deserialized by `from_config` here.
     network_names = ()
 
-    def __init__(self, seed=None, seed_generator_name="seed_generator", **kwargs):
+    def __init__(self, seed=None, seed_generator_name="seed_generator", pixel_range=DEFAULT_PIXEL_RANGE, **kwargs):
         super().__init__(**kwargs)
+        self.pixel_range = pixel_range
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name=seed_generator_name)
 
@@ -129,6 +137,9 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         return multi_worker_safe_symbolic_build(self, super()._maybe_symbolic_build, iterator, data_batch)
+
+    def get_config(self):
+        return {**super().get_config(), "pixel_range": list(self.pixel_range)}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

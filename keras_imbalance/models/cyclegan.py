@@ -17,6 +17,7 @@ from keras_imbalance.datasets.pairs import PairEpochs, unpack_pair, unpaired_dat
 from keras_imbalance.datasets.validation import check_sample_shape
 from keras_imbalance.layers.image_history_pool import ImageHistoryPool
 from keras_imbalance.models.base import MultiPlayerModel, deserialize_networks, serialize_networks
+from keras_imbalance.models.pixel_range import check_pixel_range
 
 GAN_PLAYERS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
 
@@ -139,6 +140,8 @@ class CycleGAN(MultiPlayerModel):
 
     def __init__(self, generator_ab, generator_ba, discriminator_a, discriminator_b, cycle_weight=10.0,
                  identity_weight=5.0, pool_size=50, value_range=(-1.0, 1.0), seed=None, **kwargs):
+        # uint8 pixels given to `call` are scaled to the images' range.
+        kwargs.setdefault("pixel_range", check_pixel_range(value_range, "value_range"))
         super().__init__(seed=seed, **kwargs)
         self.generator_ab = generator_ab
         self.generator_ba = generator_ba
