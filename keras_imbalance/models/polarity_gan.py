@@ -46,7 +46,7 @@ class _StageOneAutoencoder(MultiWorkerSafeFit, keras.Model):
 
 
 # Readings of eq. 6 (see `PolarityGAN`'s Args).
-NEGATIVE_WEIGHTINGS = ("output", "target", "mixed", "none")
+NEGATIVE_WEIGHTINGS = ("output", "target", "mixed", "unweighted")
 GENERATED_WEIGHTINGS = ("sampling", "weight")
 
 
@@ -115,7 +115,7 @@ class PolarityGAN(ConvexOversamplerBase):
       l = -log C_i(x) - sum_{j != i} w_ij log(1 - C_j(x)), C = softmax of the
       logits (a one-vs-rest cross-entropy on each output); the printed
       equation is garbled, so the weights w_ij of the negative terms are the
-      option `negative_weighting` ("output", "target", "mixed", "none", see
+      option `negative_weighting` ("output", "target", "mixed", "unweighted", see
       Args). The class weight of the real positive term (p_i) is realized by
       sampling (real batches come from the data); that of the generated
       positive term (eq. 6 prints p_i, read as the deficit p_k - p_i by which
@@ -173,7 +173,7 @@ class PolarityGAN(ConvexOversamplerBase):
             index eq. 6's fourth line attaches to G(z | j)); the negatives of
             minority samples weigh most, so shared points lean to the minority.
             "mixed": "output" on the real terms, "target" on the generated
-            terms, each line of eq. 6 read literally. "none": w_ij = 1, the
+            terms, each line of eq. 6 read literally. "unweighted": w_ij = 1, the
             plain one-vs-rest cross-entropy, with class balance left to the
             generated samples alone.
         generated_weighting: how C's generated terms get the deficit weight
