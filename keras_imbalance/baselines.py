@@ -172,6 +172,9 @@ class BaseRecipe:
     selection_ = None
     # The baseline a method's row is read against: it trains the same classifier the same way (None for a baseline).
     reference_baseline = None
+    # The row that gives a baseline as many classifier updates as this method takes (None: the method takes as many
+    # as its reference baseline); `compare` reads the method against it when it is in the comparison.
+    matched_updates_control = None
     # Whether `fit` applies `training.augment` to the classifier's real images.
     supports_augment = True
 
@@ -511,13 +514,18 @@ class Recipe(BaseRecipe):
         tau: logit-adjustment scale at prediction time, or None for none.
         weighted_mean: weighted losses reduce by sum(w l) / sum(w) (True) or by batch size.
         k_neighbors: SMOTE neighbours (5).
+        epoch_multiplier: train for `epoch_multiplier * epochs` epochs, with the
+            LR schedule and deferral stretched alike (1). The matched-updates
+            control: GAMO and PolarityGAN step their classifier twice per real
+            batch (real, then generated), so `erm[epoch_multiplier=2]` in
+            `compare` gives ERM the same number of classifier updates.
     """
 
     _SAMPLING = ("none", "balanced", "under", "over", "smote")
     _LOSSES = ("ce", "focal", "ldam")
     _WEIGHTS = ("none", "inverse", "class_balanced")
     config_keys = ("sampling", "loss", "weights", "beta", "deferred", "defer_epoch", "focal_gamma", "max_margin", "scale",
-                   "tau", "weighted_mean", "k_neighbors")
+                   "tau", "weighted_mean", "k_neighbors", "epoch_multiplier")
 
     def __init__(
         self,
@@ -534,6 +542,7 @@ class Recipe(BaseRecipe):
         tau=None,
         weighted_mean=True,
         k_neighbors=5,
+        epoch_multiplier=1,
     ):
         for value, allowed, what in ((sampling, self._SAMPLING, "sampling"), (loss, self._LOSSES, "loss"), (weights, self._WEIGHTS, "weights")):
             if value not in allowed:
@@ -557,6 +566,9 @@ class Recipe(BaseRecipe):
         self.tau = None if tau is None else float(tau)
         self.weighted_mean = bool(weighted_mean)
         self.k_neighbors = int(k_neighbors)
+        if isinstance(epoch_multiplier, bool) or not isinstance(epoch_multiplier, (int, np.integer)) or epoch_multiplier < 1:
+            raise ValueError(f"epoch_multiplier must be an integer >= 1, got {epoch_multiplier!r}")
+        self.epoch_multiplier = int(epoch_multiplier)
         self.history_ = None
 
     @classmethod
@@ -613,6 +625,7 @@ class Recipe(BaseRecipe):
         """
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        epochs = int(epochs) * self.epoch_multiplier
         if lr_schedule not in ("auto", "paper", None):
             raise ValueError(f"lr_schedule must be 'auto', 'paper' or None, got {lr_schedule!r}")
         check_training(training, optimizer)

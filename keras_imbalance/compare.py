@@ -29,6 +29,7 @@ run) are shared with `keras-imbalance fit`. Results go to `out/`:
 
 import hashlib
 import json
+import re
 import os
 import shutil
 import time
@@ -201,10 +202,87 @@ def get_recipe(name, **options):
     return recipes.get(name, **options)
 
 
+def _split_top_level(text):
+    """`text` split at the commas that are not inside brackets ("a,b[x=1,y=2]" -> ["a", "b[x=1,y=2]"])."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced ']' in methods {text!r}")
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth:
+        raise ValueError(f"unbalanced '[' in methods {text!r}")
+    parts.append(text[start:])
+    return parts
+
+
+def _option_value(text):
+    """A recipe option's value from its text: int, float, True/False, None, or the string itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_method_spec(spec):
+    """`(name, options)` of one row of `--methods`: "gamo" or "gamo[loss=cross_entropy,latent_dim=32]".
+
+    The options go to the recipe's constructor (`recipes.get(name, **options)`),
+    so one comparison can hold several readings of a method side by side.
+
+    Raises:
+        ValueError: a malformed spec (an option without "=", an empty or repeated key).
+    """
+    spec = str(spec).strip()
+    match = re.fullmatch(r"([^\[\]]+?)\s*(?:\[(.*)\])?", spec, flags=re.S)
+    if not match:
+        raise ValueError(f"malformed method {spec!r}; expected NAME or NAME[key=value,...]")
+    name, body = recipes.normalize_name(match.group(1)), match.group(2)
+    options = {}
+    for item in _split_top_level(body) if body and body.strip() else []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"malformed option {item.strip()!r} in method {spec!r}; expected key=value")
+        if key in options:
+            raise ValueError(f"option {key!r} given twice in method {spec!r}")
+        options[key] = _option_value(value)
+    return name, options
+
+
+def method_label(name, options):
+    """The row label of a method with options: "name" or "name[k=v,...]" with the keys sorted (one label per variant)."""
+    if not options:
+        return name
+    return name + "[" + ",".join(f"{k}={options[k]}" for k in sorted(options)) + "]"
+
+
 def parse_methods(methods):
-    """Registry names from a comma-separated string or a list; empty entries are dropped."""
-    names = methods.split(",") if isinstance(methods, str) else methods
-    return [recipes.normalize_name(m) for m in names if str(m).strip()]
+    """Row labels from a comma-separated string or a list; empty entries are dropped.
+
+    Each entry is a registry name with optional recipe options in brackets,
+    "m2m[acceptance=probability]"; the label is normalised by `method_label`
+    (name lower-cased, options sorted by key).
+    """
+    entries = _split_top_level(methods) if isinstance(methods, str) else list(methods)
+    return [method_label(*parse_method_spec(m)) for m in entries if str(m).strip()]
+
+
+def base_method(label):
+    """The registry name of a row label ("gamo[loss=cross_entropy]" -> "gamo")."""
+    return parse_method_spec(label)[0]
 
 
 def prepare_data(dataset="digits", recipes_=(), data_path=None, image_size=None, test_per_class=None, profile="exp",
@@ -307,7 +385,7 @@ def reference_baseline(method):
     paper, Table 1), so it is read against `ldam-drw`; every other method and
     baseline against `erm`.
     """
-    return "ldam-drw" if method == "ldam-m2m" else "erm"
+    return "ldam-drw" if base_method(method) == "ldam-m2m" else "erm"
 
 
 def data_fingerprint(*arrays):
@@ -419,7 +497,7 @@ def run_compare(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if isinstance(seeds, int) and seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
-    recipes_ = {m: recipes.get(m) for m in methods}  # unknown names fail before any training
+    recipes_ = {m: recipes.get(n, **o) for m, (n, o) in zip(methods, map(parse_method_spec, methods))}  # fail before training
     if backbone not in BACKBONES:  # unknown names fail before any data loading or training
         raise ValueError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
@@ -456,6 +534,7 @@ def run_compare(
         "class_counts": [int(c) for c in counts], "test_counts": np.bincount(y_test, minlength=num_classes).tolist(),
         "backbone": backbone, "backbone_requested": requested_backbone,  # the one trained; what was asked ("auto")
         "epochs": epochs, "batch_size": batch_size, "seeds": seed_list, "methods": methods,
+        "matched_updates_controls": {m: r.matched_updates_control for m, r in recipes_.items() if r.matched_updates_control},
         "classifier_training": {
             "protocol": "paper" if paper_settings else "shared",
             "shared": None if paper_settings else shared.get_config(),
@@ -471,7 +550,8 @@ def run_compare(
     # classifier training of this run's own method (the set-up's summary lists every method's).
     common_settings = {
         # (the resolved backbone counts; whether it came from "auto" does not)
-        **{k: v for k, v in setup.items() if k not in ("seeds", "methods", "backbone_requested", "classifier_training")},
+        **{k: v for k, v in setup.items() if k not in ("seeds", "methods", "matched_updates_controls", "backbone_requested",
+                                                     "classifier_training")},
         "data_path": None if data_path is None else os.path.abspath(os.fspath(data_path)),
         "image_size": None if image_size is None else list(image_size), "n_max": n_max,
         "pool_sha256": data_fingerprint(x_pool, y_pool), "test_sha256": data_fingerprint(x_test, y_test),
@@ -528,8 +608,10 @@ def run_compare(
     return results
 
 
-def paired_comparisons(runs):
-    """{method: [{"reference", "seeds", metric: paired_difference + "verdict"}]}: against erm and the reference baseline.
+def paired_comparisons(runs, controls=None):
+    """{method: [{"reference", "seeds", metric: paired_difference + "verdict"}]}: against erm, the reference baseline,
+    and (for a variant row such as "gamo[loss=cross_entropy]") the method's default row, and
+    `controls[method]` (its matched-updates control row, e.g. "erm[epoch_multiplier=2]" for GAMO).
 
     Differences are taken over the seeds both methods have (same seed = same
     training subset); a reference not in the comparison is skipped.
@@ -537,8 +619,9 @@ def paired_comparisons(runs):
     out = {}
     for m, by_seed in runs.items():
         rows = []
-        for ref in dict.fromkeys(("erm", reference_baseline(m))):
-            if ref == m or ref not in runs:
+        # A variant row ("gamo[loss=...]") is also read against its method's default row ("gamo").
+        for ref in dict.fromkeys(("erm", reference_baseline(m), base_method(m), (controls or {}).get(m))):
+            if ref is None or ref == m or ref not in runs:
                 continue
             seeds = sorted(set(by_seed) & set(runs[ref]))
             if not seeds:
@@ -570,7 +653,7 @@ def summarize(runs, setup):
         if method_reports and len(method_reports) == len(reports):
             row["method_report"] = summarize_method_reports(method_reports)
         summary[m] = row
-    return {"setup": setup, "summary": summary, "comparisons": paired_comparisons(runs),
+    return {"setup": setup, "summary": summary, "comparisons": paired_comparisons(runs, setup.get("matched_updates_controls")),
             "runs": {m: [by_seed[s] for s in sorted(by_seed)] for m, by_seed in runs.items()}}
 
 
@@ -622,6 +705,9 @@ def format_markdown(results, setup_lines=True):
             f"- balanced test set: {setup['test_counts']} per class",
             f"- backbone {setup['backbone']}, {setup['epochs']} epochs, batch {setup['batch_size']}, seeds {setup['seeds']}",
             *classifier_training_lines(setup.get("classifier_training")),
+            *[f"- {m} takes two classifier steps per real batch (real, generated); its matched-updates control is {c}"
+              + ("" if c in setup["methods"] else " (not in this comparison)")
+              for m, c in (setup.get("matched_updates_controls") or {}).items()],
             "- metrics: mean +- std over seeds (population std); minority F1 = F1 of the class with the fewest training samples",
             "",
         ]

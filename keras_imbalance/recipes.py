@@ -140,6 +140,8 @@ class GAMORecipe(MethodRecipe):
     """
 
     name = "gamo"
+    # One classifier step on the real batch and one on a generated batch: twice ERM's updates per epoch.
+    matched_updates_control = "erm[epoch_multiplier=2]"
     config_keys = ("loss", "discriminator", "latent_dim", "classifier_learning_rate")
 
     def __init__(self, loss="least_squares", discriminator=True, latent_dim=100, classifier_learning_rate=2e-4):
@@ -441,6 +443,8 @@ class PolarityGANRecipe(MethodRecipe):
     """
 
     name = "polarity-gan"
+    # One classifier step on the real batch and one on a generated batch: twice ERM's updates per epoch.
+    matched_updates_control = "erm[epoch_multiplier=2]"
     config_keys = ("autoencoder_fraction", "critic_steps", "gradient_penalty", "latent_dim", "classifier_learning_rate",
                    "negative_weighting", "generated_weighting")
 
