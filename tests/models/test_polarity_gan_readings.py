@@ -57,15 +57,26 @@ def _model(**readings):
 
 
 @pytest.fixture(scope="module")
-def models():
-    return {r: _model(negative_weighting=r) for r in ("output", "target", "mixed", "unweighted")}
+def built():
+    # One model, built with non-default readings; each test sets the readings it checks (the loss reads them
+    # at call time), so the tests need one build.
+    return _model(negative_weighting="target", generated_weighting="weight")
+
+
+@pytest.fixture
+def reading_of(built):
+    def set_readings(negative_weighting="output", generated_weighting="sampling"):
+        built.negative_weighting, built.generated_weighting = negative_weighting, generated_weighting
+        return built
+
+    return set_readings
 
 
 @pytest.mark.parametrize("reading", ["output", "target", "unweighted"])
 @pytest.mark.parametrize("generated", [False, True])
-def test_eq6_negative_weighting_formula(models, reading, generated):
+def test_eq6_negative_weighting_formula(reading_of, reading, generated):
     """Each reading's loss on the hand-made batch equals its formula, for real and generated samples alike."""
-    got = float(models[reading].classifier_loss(LOGITS, LABELS, generated=generated))
+    got = float(reading_of(reading).classifier_loss(LOGITS, LABELS, generated=generated))
     assert got == pytest.approx(np_eq6(LOGITS, LABELS, reading), rel=1e-5)
 
 
@@ -75,28 +86,28 @@ def test_eq6_readings_differ_on_the_batch():
     assert min(abs(a - b) for a in values for b in values if a is not b) > 0.05
 
 
-def test_eq6_mixed_reads_real_terms_by_output_and_generated_terms_by_target(models):
-    model = models["mixed"]
+def test_eq6_mixed_reads_real_terms_by_output_and_generated_terms_by_target(reading_of):
+    model = reading_of("mixed")
     assert float(model.classifier_loss(LOGITS, LABELS)) == pytest.approx(np_eq6(LOGITS, LABELS, "output"), rel=1e-5)
     assert float(model.classifier_loss(LOGITS, LABELS, generated=True)) == pytest.approx(
         np_eq6(LOGITS, LABELS, "target"), rel=1e-5)
 
 
-def test_generated_weighting_weight_formula():
+def test_generated_weighting_weight_formula(reading_of):
     """"weight": each generated sample's loss times M d_i / sum(d) (M = 2 generated classes); "sampling": none."""
-    model = _model(generated_weighting="weight")
+    model = reading_of(generated_weighting="weight")
     labels = np.array([0, 2, 2, 0, 2])
     d = _deficit()
     weights = 2 * d[labels] / d.sum()  # 6/7 for class 0, 8/7 for class 2
     np.testing.assert_allclose(np.asarray(model.generated_sample_weights(labels)), weights, rtol=1e-6)
     got = float(model.classifier_loss(LOGITS, labels, generated=True, sample_weight=model.generated_sample_weights(labels)))
     assert got == pytest.approx(np_eq6(LOGITS, labels, "output", sample_weight=weights), rel=1e-5)
-    assert _model().generated_sample_weights(labels) is None
+    assert reading_of(generated_weighting="sampling").generated_sample_weights(labels) is None
 
 
-def test_both_generated_weightings_have_the_same_expected_loss():
+def test_both_generated_weightings_have_the_same_expected_loss(reading_of):
     """Uniform labels weighted by M q_i and deficit-drawn labels unweighted: the same expectation over classes."""
-    model = _model(generated_weighting="weight")
+    model = reading_of(generated_weighting="weight")
     per_class = {k: np_eq6(LOGITS[[k]], np.array([k]), "output") for k in (0, 2)}
     q = _deficit()[[0, 2]] / _deficit().sum()
     weights = np.asarray(model.generated_sample_weights(np.array([0, 2])))
@@ -163,6 +174,7 @@ def test_train_step_wires_the_readings():
     assert np.array_equal(ev[4]["inputs"][1].argmax(axis=1), ev[3]["inputs"][1])  # the critic's labels are G's fresh ones
 
 
+@pytest.mark.slow
 def test_weight_draws_uniform_generated_labels_and_the_critic_keeps_the_deficit():
     counts = [2, 12, 10]  # deficit probabilities 5/6 and 1/6: far from uniform
     model, log, x, y = step_test._build(counts=counts, seed=1)
