@@ -402,6 +402,9 @@ def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epo
     report = metrics.classification_report(y_test, scores, num_classes, class_counts=class_counts)
     run = {"method": method, "seed": seed, "wall_time_s": wall, "report": report,
            "confusion_matrix": metrics.confusion_matrix(y_test, scores, num_classes).tolist()}
+    method_report = recipe.run_report(model, x, y, x_test, y_test, seed=seed)
+    if method_report is not None:
+        run["method_report"] = method_report
     selection = getattr(recipe, "selection_", None)
     if training is not None and training.validation is not None and selection is not None:
         run["selected_epoch"] = selection.best_epoch
@@ -721,9 +724,39 @@ def summarize(runs, setup):
         walls = np.array([r["wall_time_s"] for r in by_seed.values()])
         row["wall_time_s"] = {"mean": float(walls.mean()), "std": float(walls.std()), "values": walls.tolist()}
         row["per_class_recall_mean"] = np.mean([rep["per_class"]["recall"] for rep in reports], axis=0).tolist()
+        method_reports = [r["method_report"] for r in by_seed.values() if "method_report" in r]
+        if method_reports and len(method_reports) == len(reports):
+            row["method_report"] = summarize_method_reports(method_reports)
         summary[m] = row
     return {"setup": setup, "summary": summary, "comparisons": paired_comparisons(runs, setup.get("matched_updates_controls")),
             "runs": {m: [by_seed[s] for s in sorted(by_seed)] for m, by_seed in runs.items()}}
+
+
+def summarize_method_reports(reports):
+    """Mean, population std and per-seed values of every cell of the runs' `recipe.run_report` tables."""
+    table = {}
+    for row, cells in reports[0]["table"].items():
+        table[row] = {}
+        for column in cells:
+            values = np.array([r["table"][row][column] for r in reports], "float64")
+            table[row][column] = {"mean": float(values.mean()), "std": float(values.std()), "values": values.tolist()}
+    return {"title": reports[0]["title"], "table": table}
+
+
+def method_report_lines(summary):
+    """Markdown tables of the methods' own run reports (mean +- std over seeds), [] if none has one."""
+    lines = []
+    for m, row in summary.items():
+        report = row.get("method_report")
+        if not report:
+            continue
+        columns = list(next(iter(report["table"].values())))
+        lines += ["", f"{m}: {report['title']}; mean +- std over seeds.", "",
+                  "| " + m + " | " + " | ".join(c.replace("_", " ") for c in columns) + " |",
+                  "|" + " --- |" * (len(columns) + 1)]
+        for name, cells in report["table"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{cells[c]['mean']:.4f} +- {cells[c]['std']:.4f}" for c in columns) + " |")
+    return lines
 
 
 def _difference_cell(d):
@@ -776,6 +809,7 @@ def format_markdown(results, setup_lines=True):
                 marks = ["" if d["verdict"].startswith("not shown") else "*" for d in (bacc, minority)]
                 lines.append(f"| {m} | {row['reference']} | {_difference_cell(bacc)}{marks[0]} | "
                              f"{_difference_cell(minority)}{marks[1]} | {bacc['verdict']} |")
+    lines += method_report_lines(results["summary"])
     return "\n".join(lines) + "\n"
 
 

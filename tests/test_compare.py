@@ -250,6 +250,28 @@ def test_precision_policy_is_restored_after_an_error():
         assert keras.mixed_precision.global_policy().name == "float32"
 
 
+def test_report_has_the_method_reports_of_its_runs():
+    # Hand-made runs: a recipe's run_report tables are averaged over seeds and printed under the results.
+    def run(s, value):
+        report = {"balanced_accuracy": 0.5, "geometric_mean": 0.5, "macro_f1": 0.5, "minority_f1": 0.5,
+                  "per_class": {"recall": [0.5, 0.5]}}
+        table = {"generated": {"entropy": value, "accuracy": 1.0}, "real train": {"entropy": 2 * value, "accuracy": 0.5}}
+        return {"method": "polarity-gan", "seed": s, "wall_time_s": 1.0, "report": report,
+                "confusion_matrix": [[1, 0], [0, 1]], "method_report": {"title": "C on generated samples", "table": table}}
+
+    runs = {"polarity-gan": {0: run(0, 0.1), 1: run(1, 0.3)}}
+    setup = {"dataset": "digits", "profile": "exp", "imbalance_ratio": 50.0, "class_counts": [10, 2],
+             "test_counts": [5, 5], "backbone": "small_cnn", "epochs": 1, "batch_size": 32, "seeds": [0, 1],
+             "methods": list(runs)}
+    results = compare.summarize(runs, setup)
+    cell = results["summary"]["polarity-gan"]["method_report"]["table"]["real train"]["entropy"]
+    assert cell["mean"] == pytest.approx(0.4) and cell["std"] == pytest.approx(0.2) and cell["values"] == [0.2, 0.6]
+    text = compare.format_markdown(results)
+    assert "polarity-gan: C on generated samples; mean +- std over seeds." in text
+    assert "| polarity-gan | entropy | accuracy |" in text
+    assert "| generated | 0.2000 +- 0.1000 | 1.0000 +- 0.0000 |" in text
+
+
 def test_method_specs_carry_recipe_options_and_are_labelled_canonically():
     assert compare.parse_method_spec(" GAMO [loss=cross_entropy, latent_dim=32,discriminator=false, x=none]") == (
         "gamo", {"loss": "cross_entropy", "latent_dim": 32, "discriminator": False, "x": None})
