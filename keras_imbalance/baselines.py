@@ -428,7 +428,10 @@ class ClassifierTraining:
     def get_config(self):
         """A JSON-able description for reports: protocol, optimizer (name and config), schedule, augmentation."""
         opt = self.make_optimizer() if not isinstance(self._factory, keras.optimizers.Optimizer) else self._factory
-        opt_config = {k: v for k, v in opt.get_config().items() if isinstance(v, (int, float, str, bool, type(None)))}
+        # Without the optimizer's instance name ("adam_43"): it counts the optimizers made before in the process, so it
+        # would make a resumed comparison refuse runs trained with the same settings in another process.
+        opt_config = {k: v for k, v in opt.get_config().items()
+                      if k != "name" and isinstance(v, (int, float, str, bool, type(None)))}
         return {
             "protocol": "shared" if self.shared else "paper",
             "optimizer": self.description,

@@ -414,11 +414,12 @@ def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epo
 def reference_baseline(method):
     """The baseline whose classifier is trained like `method`'s: the row to read a method against.
 
-    LDAM-M2m trains its classifier with the LDAM-DRW loss and schedule (M2m
-    paper, Table 1), so it is read against `ldam-drw`; every other method and
-    baseline against `erm`.
+    The recipe's `reference_baseline`: `drs` for M2m (its f is trained on the
+    deferred class-balanced stream, DRS, plus the translations), `ldam-drw`
+    for LDAM-M2m (M2m paper, Table 1), `erm` for every other method and for
+    the baselines.
     """
-    return "ldam-drw" if base_method(method) == "ldam-m2m" else "erm"
+    return recipes.get(base_method(method)).reference_baseline or "erm"
 
 
 def data_fingerprint(*arrays):

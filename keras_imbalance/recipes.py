@@ -242,6 +242,8 @@ class M2mRecipe(MethodRecipe):
     """
 
     name = "m2m"
+    # f trains on the deferred class-balanced stream (DRS) with translated samples in it: DRS is f without M2m.
+    reference_baseline = "drs"
     config_keys = ("beta", "lam", "gamma", "step_size", "attack_steps", "defer_epoch", "acceptance_criterion",
                    "translated_positions")
     loss_name = "ce"

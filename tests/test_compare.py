@@ -280,7 +280,8 @@ def test_method_specs_carry_recipe_options_and_are_labelled_canonically():
     assert compare.parse_methods("erm, m2m[step_size=0.2,gamma=0.5],gamo") == [
         "erm", "m2m[gamma=0.5,step_size=0.2]", "gamo"]
     assert compare.base_method("m2m[gamma=0.5,step_size=0.2]") == "m2m"
-    assert compare.reference_baseline("ldam-m2m[gamma=0.5]") == "ldam-drw"
+    assert compare.reference_baseline("ldam-m2m[gamma=0.5]") == "ldam-drw" and compare.reference_baseline("m2m[gamma=0.5]") == "drs"
+    assert compare.reference_baseline("gamo") == compare.reference_baseline("rw") == "erm"
     for bad, message in (("gamo[loss]", "expected key=value"), ("gamo[loss=ce", "unbalanced"), ("gamo]", "unbalanced"),
                          ("gamo[a=1,a=2]", "given twice"), ("gamo[=1]", "expected key=value")):
         with pytest.raises(ValueError, match=message):
