@@ -435,6 +435,10 @@ def data_fingerprint(*arrays):
 def _settings_differences(recorded, wanted):
     """['key: recorded -> wanted', ...] for the settings that differ (JSON-normalized)."""
     recorded, wanted = json.loads(json.dumps(recorded)), json.loads(json.dumps(wanted))
+    # Run files written before 0.1.0's fix recorded the optimizer's per-process instance name ("adam_43"); it is
+    # not a setting.
+    for settings in (recorded, wanted):
+        (settings.get("classifier_training") or {}).get("optimizer_config", {}).pop("name", None)
     return [f"{k}: {recorded.get(k, '(not recorded)')!r} -> {wanted.get(k, '(not recorded)')!r}"
             for k in sorted(set(recorded) | set(wanted)) if recorded.get(k) != wanted.get(k)]
 

@@ -331,3 +331,11 @@ def test_gamo_and_polarity_gan_are_read_against_their_matched_updates_control():
     assert refs == ["erm", "erm[epoch_multiplier=2]"]
     row = compare.paired_comparisons(runs, controls)["gamo"][1]
     assert row["balanced_accuracy"]["mean"] == pytest.approx(np.mean([0.03 + 0.002 * s for s in seeds]))
+
+
+def test_resume_ignores_the_optimizer_instance_name_of_older_run_files():
+    old = {"epochs": 30, "classifier_training": {"optimizer": "adam", "optimizer_config": {"name": "adam_22", "learning_rate": 1e-3}}}
+    new = {"epochs": 30, "classifier_training": {"optimizer": "adam", "optimizer_config": {"learning_rate": 1e-3}}}
+    assert compare._settings_differences(old, new) == []
+    other = {"epochs": 30, "classifier_training": {"optimizer": "adam", "optimizer_config": {"learning_rate": 1e-2}}}
+    assert len(compare._settings_differences(old, other)) == 1
