@@ -30,7 +30,7 @@ from keras import ops
 from keras_imbalance.callbacks import AlternatingPhases
 from keras_imbalance.datasets.pairs import PairEpochs, pair_stream, unpack_pair
 from keras_imbalance.datasets.validation import check_every_class_present, collect_batches, validated_xy
-from keras_imbalance.models.base import MultiPlayerModel, serialize_networks
+from keras_imbalance.models.base import MultiPlayerModel, PhasedTrainFunctions, serialize_networks
 from keras_imbalance.models.cyclegan import GAN_PLAYERS, PAPER_ADAM, CycleGAN, fixed_image_shape
 
 _MODES = ("aug", "alt")
@@ -46,7 +46,7 @@ def binary_only_error(num_classes):
 
 
 @keras.saving.register_keras_serializable(package="keras_imbalance")
-class ImbalanceCycleGAN(MultiPlayerModel):
+class ImbalanceCycleGAN(PhasedTrainFunctions, MultiPlayerModel):
     """ImbalanceCycleGAN (Sahoo et al. 2020): a classifier trained jointly with a CycleGAN (eqs. 4-7).
 
     Labels are 0/1; the majority class A is the one with more training
@@ -138,7 +138,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
             raise ValueError(f"the classifier takes {self.image_shape}, the CycleGAN translates {cycle_gan.image_shape}")
         self.alt_phase = keras.Variable(0, dtype="int32", trainable=False, name="alt_phase")
         self._traced_phase = 0
-        self._phase_train_functions = {}  # phase -> compiled train function, reset by compile
+        self._reset_phase_functions()
         self.class_counts = None
         if class_counts is not None:
             self.set_class_counts(class_counts)
@@ -160,7 +160,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         Other kwargs (e.g. `metrics`) go to `keras.Model.compile`; metrics see
         the classifier's logits on the real a and b of each batch.
         """
-        self._phase_train_functions = {}  # functions traced for the previous optimizers
+        self._reset_phase_functions()  # functions traced for the previous optimizers
         super().compile(optimizers={"classifier": classifier_optimizer, "generator_ab": generator_ab_optimizer,
                                     "generator_ba": generator_ba_optimizer,
                                     "discriminator_a": discriminator_a_optimizer,
@@ -213,26 +213,6 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         self.alt_phase.assign(int(phase))
         if int(phase) != self._traced_phase:
             self._switch_train_function(int(phase))
-
-    def _switch_train_function(self, phase):
-        """Make the train function the one of `phase`, tracing it only the first time.
-
-        The step is chosen in Python, one train function per phase: a
-        tf.cond around optimizer steps fails under tf.distribute (a
-        merge_call inside control flow). Both functions are kept until the
-        next `compile`, so a switch back reuses the traced graph instead of
-        retracing it at every switch (docs/performance.md measures the cost).
-        """
-        previous, self._traced_phase = self._traced_phase, phase
-        current = getattr(self, "train_function", None)
-        if current is None:
-            return  # not made yet: fit makes the function of the current phase
-        self._phase_train_functions[previous] = current
-        cached = self._phase_train_functions.get(phase)
-        if cached is not None:
-            self.train_function = cached
-        else:
-            self.make_train_function(force=True)
 
     def load_own_variables(self, store):
         super().load_own_variables(store)

@@ -612,8 +612,11 @@ MUTANTS = [
            '            pass',
            'F not trained on the real batch (Alg. 1 line 4)', ('tests/models/test_gamo_step.py', 'tests/models/test_polarity_gan_step.py')),
     Mutant('gamo-d-real-sees-updated-f', 'keras_imbalance/models/gamo.py',
-           'feats = ops.stop_gradient(self.train_classifier_on_real(x, y, lambda logits: self._class_loss(onehot, logits)))',
-           'self.train_classifier_on_real(x, y, lambda logits: self._class_loss(onehot, logits))\n        feats = ops.stop_gradient(self.features(x, training=False))',
+           'feats = ops.stop_gradient(self.train_classifier_on_real(x, y, lambda logits: self._class_loss(onehot, logits),\n'
+           '                                                                update_features=not alternating))',
+           'self.train_classifier_on_real(x, y, lambda logits: self._class_loss(onehot, logits),\n'
+           '                                                                update_features=not alternating)\n'
+           '        feats = ops.stop_gradient(self.features(x, training=False))',
            "D's real batch recomputed through the updated F (the paper's order, not the pinned code order)", ('tests/models/test_gamo_step.py',)),
     Mutant('gamo-g-vs-m-dropped', 'keras_imbalance/models/gamo.py',
            '        self.apply_player_gradients("generator", tape, loss_g_m)\n',
