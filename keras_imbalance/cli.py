@@ -27,6 +27,9 @@ def _add_data_arguments(p):
     p.add_argument("--imbalance-ratio", type=float, default=50.0)
     p.add_argument("--n-max", type=int, default=None, help="largest class count (default: the smallest class of the pool)")
     p.add_argument("--test-per-class", type=int, default=None)
+    p.add_argument("--classes", type=lambda v: [int(c) for c in v.split(",")], default=None, metavar="I,J,...",
+                   help="keep only these classes of the data set, relabelled 0, 1, ... in this order (e.g. 3,8: a "
+                        "pair for imbalance-cyclegan; with the exp profile the first is the majority)")
     p.add_argument("--backbone", default="auto",
                    help="auto (default: by image size, small_cnn up to 16x16 such as 8x8 digits, lenet for 17-31 such as "
                         "28x28 MNIST, resnet32 from 32x32) | small_cnn | lenet | gamo_classifier | resnet20 | resnet32 | "
@@ -55,7 +58,7 @@ def _compare(args):
         out=args.out, data_path=args.data_path, image_size=args.image_size, test_per_class=args.test_per_class,
         verbose=args.verbose, plots=not args.no_plots, fresh=args.fresh, log=lambda m: print(m, flush=True),
         classifier_optimizer=args.classifier_optimizer, paper_settings=args.paper_settings, augment=not args.no_augment,
-        select=args.select,
+        select=args.select, classes=args.classes,
     )
     _say(f"wrote {os.path.join(args.out, 'report.md')}, results.json and plots")
     return 0
@@ -71,7 +74,7 @@ def _fit(args):
     recipe = recipes.get(args.method)
     (x_pool, y_pool), (x_test, y_test), names, counts = compare.prepare_data(
         args.dataset, [recipe], args.data_path, args.image_size, args.test_per_class, args.profile, args.imbalance_ratio,
-        args.n_max, log=_say)
+        args.n_max, log=_say, classes=args.classes)
     x, y = datasets.make_imbalanced(x_pool, y_pool, counts, seed=args.seed)
     backbone = compare.resolve_backbone(args.backbone, x_pool.shape[1:])
     _say(f"training {args.method} on {args.dataset} (counts {counts}) with {backbone}"

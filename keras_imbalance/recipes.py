@@ -351,20 +351,33 @@ class ImbalanceCycleGANRecipe(MethodRecipe):
     Adam(2e-4, beta_1=0.5) (`paper_settings()`). The CycleGAN is trained on
     the real, un-augmented images of each class; the classifier's batches
     are built by `ImbalanceCycleGAN.fit` from the arrays (no augmentation).
+
+    `stream` is the reading of eq. 6 (issue 19; docs/results.md
+    "ImbalanceCycleGAN readings"): "pairs" (the default, 1:1 pairs with the
+    minority cycled) or "natural" (per-sample eq. 6 over natural-order
+    epochs, AUG mode only); see `ImbalanceCycleGAN`. Model selection on a
+    validation split (the paper keeps the best classifier on one) is
+    `compare --select best-val`: the classifier is restored to its epoch
+    of best balanced accuracy on the held-out split.
     """
 
     name = "imbalance-cyclegan"
     # ImbalanceCycleGAN.fit builds its own pair batches from arrays: no augmentation there.
     supports_augment = False
     config_keys = ("mode", "switch_every", "gan_epochs", "generator_filters", "residual_blocks", "discriminator_filters",
-                   "pool_size", "cycle_weight", "identity_weight")
+                   "pool_size", "cycle_weight", "identity_weight", "stream")
     default_mode = "aug"
 
     def __init__(self, mode=None, switch_every=5, gan_epochs=None, generator_filters=16, residual_blocks=3,
-                 discriminator_filters=16, pool_size=50, cycle_weight=10.0, identity_weight=5.0):
+                 discriminator_filters=16, pool_size=50, cycle_weight=10.0, identity_weight=5.0, stream="pairs"):
         self.mode = mode or self.default_mode
         if self.mode not in ("aug", "alt"):
             raise ValueError(f"mode must be 'aug' or 'alt', got {self.mode!r}")
+        if stream not in ("pairs", "natural"):
+            raise ValueError(f"stream must be 'pairs' or 'natural', got {stream!r}")
+        if stream == "natural" and self.mode == "alt":
+            raise ValueError("stream='natural' is AUG mode only: the ALT CycleGAN phase trains on (a, b) pairs")
+        self.stream = stream
         self.switch_every = int(switch_every)
         self.gan_epochs = None if gan_epochs is None else int(gan_epochs)
         self.generator_filters = int(generator_filters)
@@ -423,7 +436,7 @@ class ImbalanceCycleGANRecipe(MethodRecipe):
                                               shuffle_seed=int(seed), callbacks=[LinearLRDecay(constant, gan_epochs - constant)])
         keras.utils.set_random_seed(int(seed) + 1)
         model = ImbalanceCycleGAN(backbone_fn(shape, 2), cycle_gan, mode=self.mode, switch_every=self.switch_every,
-                                  class_counts=counts, seed=int(seed))
+                                  class_counts=counts, stream=self.stream, seed=int(seed))
         model.compile(classifier_optimizer=training.make_optimizer())
         callbacks = _fit_callbacks(self, training, epochs, fit_kwargs, num_classes=2)
         self.history_ = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, shuffle_seed=int(seed),
