@@ -502,13 +502,18 @@ class Recipe(BaseRecipe):
         tau: logit-adjustment scale at prediction time, or None for none.
         weighted_mean: weighted losses reduce by sum(w l) / sum(w) (True) or by batch size.
         k_neighbors: SMOTE neighbours (5).
+        epoch_multiplier: train for `epoch_multiplier * epochs` epochs, with the
+            LR schedule and deferral stretched alike (1). The matched-updates
+            control: GAMO and PolarityGAN step their classifier twice per real
+            batch (real, then generated), so `erm[epoch_multiplier=2]` in
+            `compare` gives ERM the same number of classifier updates.
     """
 
     _SAMPLING = ("none", "balanced", "under", "over", "smote")
     _LOSSES = ("ce", "focal", "ldam")
     _WEIGHTS = ("none", "inverse", "class_balanced")
     config_keys = ("sampling", "loss", "weights", "beta", "deferred", "defer_epoch", "focal_gamma", "max_margin", "scale",
-                   "tau", "weighted_mean", "k_neighbors")
+                   "tau", "weighted_mean", "k_neighbors", "epoch_multiplier")
 
     def __init__(
         self,
@@ -525,6 +530,7 @@ class Recipe(BaseRecipe):
         tau=None,
         weighted_mean=True,
         k_neighbors=5,
+        epoch_multiplier=1,
     ):
         for value, allowed, what in ((sampling, self._SAMPLING, "sampling"), (loss, self._LOSSES, "loss"), (weights, self._WEIGHTS, "weights")):
             if value not in allowed:
@@ -548,6 +554,9 @@ class Recipe(BaseRecipe):
         self.tau = None if tau is None else float(tau)
         self.weighted_mean = bool(weighted_mean)
         self.k_neighbors = int(k_neighbors)
+        if isinstance(epoch_multiplier, bool) or not isinstance(epoch_multiplier, (int, np.integer)) or epoch_multiplier < 1:
+            raise ValueError(f"epoch_multiplier must be an integer >= 1, got {epoch_multiplier!r}")
+        self.epoch_multiplier = int(epoch_multiplier)
         self.history_ = None
 
     @classmethod
@@ -604,6 +613,7 @@ class Recipe(BaseRecipe):
         """
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        epochs = int(epochs) * self.epoch_multiplier
         if lr_schedule not in ("auto", "paper", None):
             raise ValueError(f"lr_schedule must be 'auto', 'paper' or None, got {lr_schedule!r}")
         check_training(training, optimizer)

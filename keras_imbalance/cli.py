@@ -193,7 +193,9 @@ def build_parser():
 
     p = sub.add_parser("compare", help="train every method on the same split and write a report with plots")
     _add_data_arguments(p)
-    p.add_argument("--methods", default="erm,rw,cb-rw,drw,ldam-drw", help="comma-separated baselines and methods")
+    p.add_argument("--methods", default="erm,rw,cb-rw,drw,ldam-drw",
+                   help="comma-separated baselines and methods; recipe options in brackets make a variant row, e.g. "
+                        "\"erm,erm[epoch_multiplier=2],m2m[gamma=0.5]\" (a variant is also read against its default row)")
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (a gain is only shown with 5 or more)")
     p.add_argument("--out", default="runs/compare")
     p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity (1 = progress bars)")

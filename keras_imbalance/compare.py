@@ -29,6 +29,7 @@ run) are shared with `keras-imbalance fit`. Results go to `out/`:
 
 import hashlib
 import json
+import re
 import os
 import shutil
 import time
@@ -227,10 +228,87 @@ def get_recipe(name, **options):
     return recipes.get(name, **options)
 
 
+def _split_top_level(text):
+    """`text` split at the commas that are not inside brackets ("a,b[x=1,y=2]" -> ["a", "b[x=1,y=2]"])."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced ']' in methods {text!r}")
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth:
+        raise ValueError(f"unbalanced '[' in methods {text!r}")
+    parts.append(text[start:])
+    return parts
+
+
+def _option_value(text):
+    """A recipe option's value from its text: int, float, True/False, None, or the string itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_method_spec(spec):
+    """`(name, options)` of one row of `--methods`: "gamo" or "gamo[loss=cross_entropy,latent_dim=32]".
+
+    The options go to the recipe's constructor (`recipes.get(name, **options)`),
+    so one comparison can hold several readings of a method side by side.
+
+    Raises:
+        ValueError: a malformed spec (an option without "=", an empty or repeated key).
+    """
+    spec = str(spec).strip()
+    match = re.fullmatch(r"([^\[\]]+?)\s*(?:\[(.*)\])?", spec, flags=re.S)
+    if not match:
+        raise ValueError(f"malformed method {spec!r}; expected NAME or NAME[key=value,...]")
+    name, body = recipes.normalize_name(match.group(1)), match.group(2)
+    options = {}
+    for item in _split_top_level(body) if body and body.strip() else []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"malformed option {item.strip()!r} in method {spec!r}; expected key=value")
+        if key in options:
+            raise ValueError(f"option {key!r} given twice in method {spec!r}")
+        options[key] = _option_value(value)
+    return name, options
+
+
+def method_label(name, options):
+    """The row label of a method with options: "name" or "name[k=v,...]" with the keys sorted (one label per variant)."""
+    if not options:
+        return name
+    return name + "[" + ",".join(f"{k}={options[k]}" for k in sorted(options)) + "]"
+
+
 def parse_methods(methods):
-    """Registry names from a comma-separated string or a list; empty entries are dropped."""
-    names = methods.split(",") if isinstance(methods, str) else methods
-    return [recipes.normalize_name(m) for m in names if str(m).strip()]
+    """Row labels from a comma-separated string or a list; empty entries are dropped.
+
+    Each entry is a registry name with optional recipe options in brackets,
+    "m2m[acceptance=probability]"; the label is normalised by `method_label`
+    (name lower-cased, options sorted by key).
+    """
+    entries = _split_top_level(methods) if isinstance(methods, str) else list(methods)
+    return [method_label(*parse_method_spec(m)) for m in entries if str(m).strip()]
+
+
+def base_method(label):
+    """The registry name of a row label ("gamo[loss=cross_entropy]" -> "gamo")."""
+    return parse_method_spec(label)[0]
 
 
 def prepare_data(dataset="digits", recipes_=(), data_path=None, image_size=None, test_per_class=None, profile="exp",
@@ -332,7 +410,7 @@ def reference_baseline(method):
     paper, Table 1), so it is read against `ldam-drw`; every other method and
     baseline against `erm`.
     """
-    return "ldam-drw" if method == "ldam-m2m" else "erm"
+    return "ldam-drw" if base_method(method) == "ldam-m2m" else "erm"
 
 
 def data_fingerprint(*arrays):
@@ -449,7 +527,7 @@ def run_compare(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if isinstance(seeds, int) and seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
-    recipes_ = {m: recipes.get(m) for m in methods}  # unknown names fail before any training
+    recipes_ = {m: recipes.get(n, **o) for m, (n, o) in zip(methods, map(parse_method_spec, methods))}  # fail before training
     if backbone not in BACKBONES:  # unknown names fail before any data loading or training
         raise ValueError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
@@ -560,7 +638,8 @@ def run_compare(
 
 
 def paired_comparisons(runs):
-    """{method: [{"reference", "seeds", metric: paired_difference + "verdict"}]}: against erm and the reference baseline.
+    """{method: [{"reference", "seeds", metric: paired_difference + "verdict"}]}: against erm, the reference baseline,
+    and (for a variant row such as "gamo[loss=cross_entropy]") the method's default row.
 
     Differences are taken over the seeds both methods have (same seed = same
     training subset); a reference not in the comparison is skipped.
@@ -568,7 +647,8 @@ def paired_comparisons(runs):
     out = {}
     for m, by_seed in runs.items():
         rows = []
-        for ref in dict.fromkeys(("erm", reference_baseline(m))):
+        # A variant row ("gamo[loss=...]") is also read against its method's default row ("gamo").
+        for ref in dict.fromkeys(("erm", reference_baseline(m), base_method(m))):
             if ref == m or ref not in runs:
                 continue
             seeds = sorted(set(by_seed) & set(runs[ref]))

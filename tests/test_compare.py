@@ -206,3 +206,45 @@ def test_report_has_paired_differences_against_erm(tmp_path):
     text = compare.format_markdown(results)
     assert "| rw | erm | +0.0340 [" in text and "gain shown |" in text
     assert "| ldam-m2m | ldam-drw |" in text and "not shown (interval holds 0) |" in text
+
+
+def test_method_specs_carry_recipe_options_and_are_labelled_canonically():
+    assert compare.parse_method_spec(" GAMO [loss=cross_entropy, latent_dim=32,discriminator=false, x=none]") == (
+        "gamo", {"loss": "cross_entropy", "latent_dim": 32, "discriminator": False, "x": None})
+    assert compare.parse_method_spec("m2m[gamma=0.5]") == ("m2m", {"gamma": 0.5})
+    # Commas inside brackets belong to the options; the label sorts the keys, so one variant has one label.
+    assert compare.parse_methods("erm, m2m[step_size=0.2,gamma=0.5],gamo") == [
+        "erm", "m2m[gamma=0.5,step_size=0.2]", "gamo"]
+    assert compare.base_method("m2m[gamma=0.5,step_size=0.2]") == "m2m"
+    assert compare.reference_baseline("ldam-m2m[gamma=0.5]") == "ldam-drw"
+    for bad, message in (("gamo[loss]", "expected key=value"), ("gamo[loss=ce", "unbalanced"), ("gamo]", "unbalanced"),
+                         ("gamo[a=1,a=2]", "given twice"), ("gamo[=1]", "expected key=value")):
+        with pytest.raises(ValueError, match=message):
+            compare.parse_methods(bad)
+    with pytest.raises(ValueError, match="bad option for method 'gamo'"):
+        compare.run_compare(methods="gamo[no_such_option=1]", out="/nonexistent/never-written", log=lambda m: None)
+
+
+def test_a_variant_row_trains_with_its_options_and_is_read_against_its_default_row(tmp_path):
+    out = str(tmp_path / "cmp")
+    results = compare.run_compare(methods="erm,erm[epoch_multiplier=2]", seeds=[0, 1], epochs=1, out=out, verbose=0,
+                                  plots=False, log=lambda m: None)
+    variant = "erm[epoch_multiplier=2]"
+    assert results["setup"]["methods"] == ["erm", variant]
+    run = json.load(open(os.path.join(out, "runs", variant, "seed_1.json")))
+    assert run["run_settings"]["recipe"]["epoch_multiplier"] == 2
+    assert json.load(open(os.path.join(out, "runs", "erm", "seed_1.json")))["run_settings"]["recipe"]["epoch_multiplier"] == 1
+    (row,) = results["comparisons"][variant]
+    assert row["reference"] == "erm" and row["seeds"] == [0, 1]
+
+
+def test_epoch_multiplier_trains_that_many_times_the_epochs():
+    from keras_imbalance import applications
+    from keras_imbalance import baselines
+
+    x, y = np.random.default_rng(0).random((40, 8, 8, 1), dtype=np.float32), np.arange(40) % 2
+    recipe = baselines.get("erm", epoch_multiplier=3)
+    recipe.fit(lambda s, c: applications.SmallCNN(s, c), x, y, epochs=2, batch_size=16)
+    assert len(recipe.history_.history["loss"]) == 6
+    with pytest.raises(ValueError, match="epoch_multiplier"):
+        baselines.get("erm", epoch_multiplier=0)
