@@ -257,6 +257,11 @@ class ImbalanceCycleGAN(PhasedTrainFunctions, MultiPlayerModel):
 
     # Training ------------------------------------------------------------------
 
+    def _class_log_probs(self, logits):
+        """(log P(majority), log P(minority)) of each row of the classifier's logits, float32."""
+        log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+        return log_p[:, self.majority_class], log_p[:, self.minority_class]
+
     def classifier_losses(self, a, b, fake_a, fake_b, training=True):
         """(L^A, L^B, logits of the real a, logits of the real b); images in the data range.
 
@@ -264,8 +269,7 @@ class ImbalanceCycleGAN(PhasedTrainFunctions, MultiPlayerModel):
         """
         n_a, n_b = ops.shape(a)[0], ops.shape(b)[0]
         logits = self.classifier(ops.concatenate([a, fake_a, b, fake_b], axis=0), training=training)
-        log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-        log_major, log_minor = log_p[:, self.majority_class], log_p[:, self.minority_class]
+        log_major, log_minor = self._class_log_probs(logits)
         real_a, gen_a = -log_major[:n_a], -log_major[n_a : n_a + n_b]
         real_b, gen_b = -log_minor[n_a + n_b : n_a + 2 * n_b], -log_minor[n_a + 2 * n_b :]
         loss_a = ops.mean(real_a) + ops.mean(gen_a)
@@ -298,8 +302,7 @@ class ImbalanceCycleGAN(PhasedTrainFunctions, MultiPlayerModel):
                                ops.stop_gradient(self.cycle_gan.translate_ba(x)),
                                ops.stop_gradient(self.cycle_gan.translate_ab(x)))
         logits = self.classifier(ops.concatenate([x, translated], axis=0), training=training)
-        log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-        log_major, log_minor = log_p[:, self.majority_class], log_p[:, self.minority_class]
+        log_major, log_minor = self._class_log_probs(logits)
         w = self.l_a_weight
         real = ops.where(minor, -log_minor[:n], -w * log_major[:n])
         generated = ops.where(minor, -w * log_major[n:], -log_minor[n:])
