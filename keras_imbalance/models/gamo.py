@@ -79,9 +79,10 @@ class GAMO(PhasedTrainFunctions, ConvexOversamplerBase):
             (issue 19 readings). False (the default): the minority outputs
             only, eq. 6's L_i7 + L_i8 (j in C \\ {i, c}), also used for the
             cross-entropy variant. True: all C outputs, the majority's
-            included: eq. 2's reading for cross entropy (J_i4 sums
-            log(1 - M_j(G(z|i))) over every j != i, c among them) and the
-            authors' code's target 1 - onehot(i) for both variants.
+            included: eq. 2's reading for cross entropy (G's samples of
+            class i enter J_k4 through log(1 - M_k(G(z|i))) for every
+            k != i, the majority c among them) and the authors' code's
+            target 1 - onehot(i) for both variants.
         feature_schedule: in feature space, how F is trained (issue 19
             readings). "joint" (the default, the authors' code): F and M
             step together on each real batch. "alternating" (Algorithm 1,
