@@ -15,6 +15,8 @@ import glob
 import json
 import os
 
+import numpy as np
+
 from keras_imbalance import statistics
 from keras_imbalance.compare import METRIC_KEYS, METRIC_NAMES
 
@@ -40,7 +42,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     a, b = seed_reports(args.out, args.row), seed_reports(args.out, args.reference)
     seeds = sorted(set(a) & set(b))
-    print(f"{args.row} - {args.reference}, seeds {seeds}")
+    print(f"seeds {seeds}; mean +- std (population) over them")
+    print("| row | " + " | ".join(METRIC_NAMES[k] for k in METRIC_KEYS) + " |")
+    print("|" + " --- |" * (len(METRIC_KEYS) + 1))
+    for name, reports in ((args.reference, b), (args.row, a)):
+        cells = [f"{np.mean([reports[s][k] for s in seeds]):.4f} +- {np.std([reports[s][k] for s in seeds]):.4f}"
+                 for k in METRIC_KEYS]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print(f"\n{args.row} - {args.reference}")
     print("| metric | mean difference [95 % interval], p | verdict |")
     print("| --- | --- | --- |")
     for key in METRIC_KEYS:
