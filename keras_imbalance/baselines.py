@@ -172,6 +172,9 @@ class BaseRecipe:
     selection_ = None
     # The baseline a method's row is read against: it trains the same classifier the same way (None for a baseline).
     reference_baseline = None
+    # The row that gives a baseline as many classifier updates as this method takes (None: the method takes as many
+    # as its reference baseline); `compare` reads the method against it when it is in the comparison.
+    matched_updates_control = None
     # Whether `fit` applies `training.augment` to the classifier's real images.
     supports_augment = True
 

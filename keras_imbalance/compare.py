@@ -565,6 +565,7 @@ def run_compare(
         "class_counts": [int(c) for c in counts], "test_counts": np.bincount(y_test, minlength=num_classes).tolist(),
         "backbone": backbone, "backbone_requested": requested_backbone,  # the one trained; what was asked ("auto")
         "epochs": epochs, "batch_size": batch_size, "seeds": seed_list, "methods": methods,
+        "matched_updates_controls": {m: r.matched_updates_control for m, r in recipes_.items() if r.matched_updates_control},
         "classifier_training": {
             "protocol": "paper" if paper_settings else "shared",
             "shared": None if paper_settings else shared.get_config(),
@@ -580,7 +581,8 @@ def run_compare(
     # classifier training of this run's own method (the set-up's summary lists every method's).
     common_settings = {
         # (the resolved backbone counts; whether it came from "auto" does not)
-        **{k: v for k, v in setup.items() if k not in ("seeds", "methods", "backbone_requested", "classifier_training")},
+        **{k: v for k, v in setup.items() if k not in ("seeds", "methods", "matched_updates_controls", "backbone_requested",
+                                                     "classifier_training")},
         "data_path": None if data_path is None else os.path.abspath(os.fspath(data_path)),
         "image_size": None if image_size is None else list(image_size), "n_max": n_max,
         "pool_sha256": data_fingerprint(x_pool, y_pool), "test_sha256": data_fingerprint(x_test, y_test),
@@ -637,9 +639,10 @@ def run_compare(
     return results
 
 
-def paired_comparisons(runs):
+def paired_comparisons(runs, controls=None):
     """{method: [{"reference", "seeds", metric: paired_difference + "verdict"}]}: against erm, the reference baseline,
-    and (for a variant row such as "gamo[loss=cross_entropy]") the method's default row.
+    and (for a variant row such as "gamo[loss=cross_entropy]") the method's default row, and
+    `controls[method]` (its matched-updates control row, e.g. "erm[epoch_multiplier=2]" for GAMO).
 
     Differences are taken over the seeds both methods have (same seed = same
     training subset); a reference not in the comparison is skipped.
@@ -648,8 +651,8 @@ def paired_comparisons(runs):
     for m, by_seed in runs.items():
         rows = []
         # A variant row ("gamo[loss=...]") is also read against its method's default row ("gamo").
-        for ref in dict.fromkeys(("erm", reference_baseline(m), base_method(m))):
-            if ref == m or ref not in runs:
+        for ref in dict.fromkeys(("erm", reference_baseline(m), base_method(m), (controls or {}).get(m))):
+            if ref is None or ref == m or ref not in runs:
                 continue
             seeds = sorted(set(by_seed) & set(runs[ref]))
             if not seeds:
@@ -678,7 +681,7 @@ def summarize(runs, setup):
         row["wall_time_s"] = {"mean": float(walls.mean()), "std": float(walls.std()), "values": walls.tolist()}
         row["per_class_recall_mean"] = np.mean([rep["per_class"]["recall"] for rep in reports], axis=0).tolist()
         summary[m] = row
-    return {"setup": setup, "summary": summary, "comparisons": paired_comparisons(runs),
+    return {"setup": setup, "summary": summary, "comparisons": paired_comparisons(runs, setup.get("matched_updates_controls")),
             "runs": {m: [by_seed[s] for s in sorted(by_seed)] for m, by_seed in runs.items()}}
 
 
@@ -703,6 +706,9 @@ def format_markdown(results, setup_lines=True):
             f"- balanced test set: {setup['test_counts']} per class",
             f"- backbone {setup['backbone']}, {setup['epochs']} epochs, batch {setup['batch_size']}, seeds {setup['seeds']}",
             *classifier_training_lines(setup.get("classifier_training")),
+            *[f"- {m} takes two classifier steps per real batch (real, generated); its matched-updates control is {c}"
+              + ("" if c in setup["methods"] else " (not in this comparison)")
+              for m, c in (setup.get("matched_updates_controls") or {}).items()],
             "- metrics: mean +- std over seeds (population std); minority F1 = F1 of the class with the fewest training samples",
             "",
         ]

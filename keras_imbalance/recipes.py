@@ -107,6 +107,29 @@ def _fit_callbacks(recipe, training, epochs, fit_kwargs, player="classifier", nu
             + list(fit_kwargs.pop("callbacks", None) or []) + selection)
 
 
+def _fit_pipeline(recipe, model, data, epochs, verbose, callbacks, fit_kwargs):
+    """`model.fit` on the recipe's tf.data pipeline, kept as `recipe.history_`.
+
+    `shuffle=False`: the pipeline shuffles or samples itself, and Keras' default `shuffle=True` is ignored
+    for a Dataset with a warning on every run.
+    """
+    recipe.history_ = model.fit(data, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                                **{"shuffle": False, **fit_kwargs})
+    return model
+
+
+def _inference_copy(model):
+    """An uncompiled copy of the trained `model` with its weights (trainable and not).
+
+    M2m's translator g is fixed (paper Sec. 2.1) and frozen inside M2m, so a compiled g would carry the
+    optimizer state of its ERM training into M2m's `.keras` file, where a frozen g's optimizer has no slots
+    to load it into (Keras skips it with a warning on every load).
+    """
+    copy = type(model).from_config(model.get_config())  # not `clone_model`, which compiles the copy
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def _copy_if_instance(optimizer):
     """`optimizer` for a second model: an optimizer instance binds its slots to one model's variables, so it is copied."""
     if isinstance(optimizer, keras.optimizers.Optimizer):
@@ -157,6 +180,8 @@ class GAMORecipe(MethodRecipe):
     """
 
     name = "gamo"
+    # One classifier step on the real batch and one on a generated batch: twice ERM's updates per epoch.
+    matched_updates_control = "erm[epoch_multiplier=2]"
     config_keys = ("loss", "discriminator", "latent_dim", "classifier_learning_rate", "generator_columns", "space",
                    "feature_schedule")
 
@@ -207,8 +232,7 @@ class GAMORecipe(MethodRecipe):
         if features is not None:
             callbacks = training.lr_callbacks(epochs, player="feature_extractor") + callbacks
         data = to_dataset(x, y, batch_size, seed=int(seed), num_classes=c, augment=training.augment)
-        self.history_ = model.fit(data, epochs=epochs, verbose=verbose, callbacks=callbacks, **fit_kwargs)
-        return model
+        return _fit_pipeline(self, model, data, epochs, verbose, callbacks, fit_kwargs)
 
     def _default_classifier_optimizer(self):
         return keras.optimizers.Adam(self.classifier_learning_rate, beta_1=0.5)
@@ -289,6 +313,7 @@ class M2mRecipe(MethodRecipe):
         g_options = {"training": given} if given is not None else {"optimizer": _copy_if_instance(optimizer)}
         translator = create_recipe("erm").fit(backbone_fn, x, y, epochs=epochs, batch_size=batch_size, seed=seed,
                                               verbose=0, num_classes=c, **g_options)
+        translator = _inference_copy(translator)
         keras.utils.set_random_seed(int(seed) + 1)
         loss, classifier = self._loss_and_classifier(backbone_fn, tuple(x.shape[1:]), counts)
         defer = self.defer_epoch if self.defer_epoch is not None else scale_epoch(160, epochs)
@@ -302,8 +327,7 @@ class M2mRecipe(MethodRecipe):
         data = resampling.make_dataset(x, y, batch_size, seed=int(seed), num_classes=c, augment=training.augment)
         # M2m's f is a single-optimizer model: its schedule acts on `model.optimizer`.
         callbacks = [resampling] + _fit_callbacks(self, training, epochs, fit_kwargs, player=None, num_classes=c)
-        self.history_ = model.fit(data, epochs=epochs, verbose=verbose, callbacks=callbacks, **fit_kwargs)
-        return model
+        return _fit_pipeline(self, model, data, epochs, verbose, callbacks, fit_kwargs)
 
 
 @register
@@ -490,6 +514,8 @@ class PolarityGANRecipe(MethodRecipe):
     """
 
     name = "polarity-gan"
+    # One classifier step on the real batch and one on a generated batch: twice ERM's updates per epoch.
+    matched_updates_control = "erm[epoch_multiplier=2]"
     config_keys = ("autoencoder_fraction", "critic_steps", "gradient_penalty", "latent_dim", "classifier_learning_rate")
 
     def __init__(self, autoencoder_fraction=0.2, critic_steps=5, gradient_penalty=10.0, latent_dim=32,
@@ -537,8 +563,7 @@ class PolarityGANRecipe(MethodRecipe):
             model.pretrain_autoencoder(epochs=stage1, batch_size=batch_size, verbose=verbose)
         callbacks = _fit_callbacks(self, training, stage2, fit_kwargs, num_classes=c)
         data = to_dataset(x, y, batch_size, seed=int(seed), num_classes=c, augment=training.augment)
-        self.history_ = model.fit(data, epochs=stage2, verbose=verbose, callbacks=callbacks, **fit_kwargs)
-        return model
+        return _fit_pipeline(self, model, data, stage2, verbose, callbacks, fit_kwargs)
 
     def sample_grid(self, model, num_classes, per_class=8, seed=0):
         """(rows, per_class, H, W, C) generated images of each generated class, labels, value range."""

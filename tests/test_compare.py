@@ -132,9 +132,11 @@ def test_check_data_runs_before_any_training():
     assert compare.parse_methods(" ERM, ,Gamo") == ["erm", "gamo"] == compare.parse_methods(["ERM", " ", "Gamo"])
 
 
-def test_m2m_recipe_takes_an_optimizer_instance():
+def test_m2m_recipe_takes_an_optimizer_instance(tmp_path):
     # g (the ERM translator) and f are two models: g trains with a copy, f with the instance given.
     # Both used to share the instance, and f's first step failed on variables the optimizer was not built for.
+    import warnings
+
     import keras
 
     from keras_imbalance import applications
@@ -146,6 +148,15 @@ def test_m2m_recipe_takes_an_optimizer_instance():
     model = recipes.get("m2m", attack_steps=1, defer_epoch=0).fit(
         lambda s, c: applications.SmallCNN(s, c, filters=(4,), dense_units=8), x, y, epochs=1, batch_size=16, optimizer=opt)
     assert model.optimizer is opt and np.all(np.isfinite(model.predict(x, verbose=0)))
+    # g, fixed during M2m training, is handed over without its ERM training state: a frozen g's optimizer has
+    # no slots for it, and every load said "Skipping variable loading for optimizer ...".
+    assert not model.translator.compiled
+    model.save(tmp_path / "m2m.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = keras.saving.load_model(tmp_path / "m2m.keras")
+    assert not [w for w in caught if "optimizer" in str(w.message)], [str(w.message) for w in caught]
+    np.testing.assert_allclose(loaded.translator.predict(x, verbose=0), model.translator.predict(x, verbose=0), atol=1e-6)
 
 
 def test_resume_refuses_other_settings_and_retrains_a_truncated_run(tmp_path):
@@ -262,3 +273,21 @@ def test_classes_select_a_pair_relabelled_in_the_order_given():
     for bad, match in (([3], "at least two"), ([3, 3], "at least two"), ([3, 10], r"classes \[10\] are not")):
         with pytest.raises(ValueError, match=match):
             compare.select_classes((x_all, y_all), (xt_all, yt_all), names * 5, bad)
+
+
+def test_gamo_and_polarity_gan_are_read_against_their_matched_updates_control():
+    # Synthetic runs: the control row is in the comparison for gamo, not for polarity-gan's second table.
+    def run(bacc):
+        return {"report": {k: bacc for k in compare.METRIC_KEYS}}
+
+    seeds = range(5)
+    runs = {"erm": {s: run(0.70 + 0.01 * s) for s in seeds},
+            "erm[epoch_multiplier=2]": {s: run(0.72 + 0.01 * s) for s in seeds},
+            "gamo": {s: run(0.75 + 0.012 * s) for s in seeds}}
+    controls = {"gamo": recipes.get("gamo").matched_updates_control, "polarity-gan": "erm[epoch_multiplier=2]"}
+    assert controls["gamo"] == "erm[epoch_multiplier=2]" == recipes.get("polarity-gan").matched_updates_control
+    assert recipes.get("m2m").matched_updates_control is None
+    refs = [row["reference"] for row in compare.paired_comparisons(runs, controls)["gamo"]]
+    assert refs == ["erm", "erm[epoch_multiplier=2]"]
+    row = compare.paired_comparisons(runs, controls)["gamo"][1]
+    assert row["balanced_accuracy"]["mean"] == pytest.approx(np.mean([0.03 + 0.002 * s for s in seeds]))

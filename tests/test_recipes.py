@@ -1,14 +1,44 @@
-"""Issue 19: the readings' recipe options reach the models and their configs; model selection for ImbalanceCycleGAN."""
+"""`keras_imbalance.recipes`: the method recipes' fits raise no Keras warning of their own making; issue 19's
+reading options reach the models; ImbalanceCycleGAN's best-validation selection.
+
+(M2m's saved translator: tests/test_compare.py::test_m2m_recipe_takes_an_optimizer_instance, which trains one.)
+"""
+
+import warnings
 
 import keras
 import numpy as np
 import pytest
 
+from keras_imbalance import applications
 from keras_imbalance import baselines
 from keras_imbalance import recipes
 
 
-def _tiny_backbone(shape, c):
+def _tiny_data():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), [24, 8, 4])
+    return rng.uniform(size=(len(y), 8, 8, 1)).astype("float32"), y
+
+
+def _tiny_backbone(shape, num_classes):
+    return applications.SmallCNN(shape, num_classes, filters=(4,), dense_units=8)
+
+
+def _messages(caught):
+    return [str(w.message) for w in caught]
+
+
+def test_gamo_fit_passes_no_shuffle_to_keras():
+    x, y = _tiny_data()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        recipes.get("gamo-d").fit(_tiny_backbone, x, y, epochs=1, batch_size=16)  # GAMO without D: the same fit, less to trace
+    # Keras' "`shuffle=True` was passed, but will be ignored since the data `x` was provided as a tf.data.Dataset".
+    assert not [m for m in _messages(caught) if "shuffle" in m], _messages(caught)
+
+
+def _dense_backbone(shape, c):
     inputs = keras.Input(shape)
     h = keras.layers.Dense(6, activation="tanh")(keras.layers.Flatten()(inputs))
     return keras.Model(inputs, keras.layers.Dense(c)(h))
@@ -20,7 +50,7 @@ def test_gamo_reading_options_reach_the_model():
     y = np.repeat(np.arange(3), [12, 6, 3])
     x = rng.uniform(size=(len(y), 4, 4, 1)).astype("float32")
     recipe = recipes.get("gamo", space="feature", feature_schedule="alternating", generator_columns="all", latent_dim=4)
-    model = recipe.fit(_tiny_backbone, x, y, epochs=2, batch_size=8, training=baselines.ClassifierTraining("adam"))
+    model = recipe.fit(_dense_backbone, x, y, epochs=2, batch_size=8, training=baselines.ClassifierTraining("adam"))
     assert model.feature_schedule == "alternating" and model.majority_in_generator_target
     assert model.feature_extractor.output_shape == (None, 6) and model.classifier.input_shape == (None, 6)
     # F's epoch, then M's: each optimizer stepped in its own phase only (3 batches per epoch).
@@ -47,7 +77,7 @@ def test_imbalance_cyclegan_natural_stream_and_best_validation_selection():
     validation = (rng.uniform(size=(6, 8, 8, 1)).astype("float32"), np.repeat([0, 1], 3))
     recipe = recipes.get("imbalance-cyclegan", stream="natural", gan_epochs=0, generator_filters=4, residual_blocks=0,
                          discriminator_filters=4)
-    model = recipe.fit(_tiny_backbone, x, y, epochs=3, batch_size=8, num_classes=2,
+    model = recipe.fit(_dense_backbone, x, y, epochs=3, batch_size=8, num_classes=2,
                        training=baselines.ClassifierTraining("sgd", validation=validation))
     assert model.stream == "natural" and recipe.get_config()["stream"] == "natural"
     selection = recipe.selection_
