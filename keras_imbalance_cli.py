@@ -217,6 +217,15 @@ def add_training_options(p):
     p.add_argument("--no-augment", action="store_true",
                    help="no augmentation (default: for image data, random translation of every classifier's real "
                         "images, 4 pixels at 32x32, scaled for smaller images, plus horizontal flips for colour images)")
+    # GPU settings (docs/performance.md, "On a GPU"); recorded in each run's settings.
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="build and train under Keras' mixed_float16 policy (float16 compute, float32 weights and losses, "
+                        "a loss-scale optimizer per player); for GPUs with tensor cores (default: off, float32)")
+    p.add_argument("--jit-compile", action="store_true",
+                   help="XLA-compile every training step, jit_compile=True (default: off)")
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="write TensorBoard event files (losses, per-class recall, generated samples) to DIR, "
+                        "one subfolder METHOD/seed_S per run (default: none)")
     add_common_options(p)
 
 
@@ -265,9 +274,10 @@ def build_parser():
     p.add_argument("--to", required=True, help="the SavedModel base folder; the model goes to TO/VERSION (required)")
     p.add_argument("--version", type=POSITIVE_INT, default=1, help="version folder, >= 1")
     p.add_argument("--input-dtype", default="uint8", choices=["uint8", "float32"],
-                   help="input the served model takes: uint8 pixels 0-255 (scaled to --value-range) or float32 as trained")
-    p.add_argument("--value-range", type=_number(float), nargs=2, metavar=("LOW", "HIGH"), default=(0.0, 1.0),
-                   help="the pixel range the model was trained on, LOW < HIGH")
+                   help="input the served model takes: uint8 pixels 0-255 (scaled to the pixel range the model carries) or float32 as trained")
+    p.add_argument("--value-range", type=_number(float), nargs=2, metavar=("LOW", "HIGH"), default=None,
+                   help="only for a plain model saved without its pixel range: the range to scale uint8 pixels to, "
+                        "LOW < HIGH (default: the range the model carries, else 0 1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing TO/VERSION (default: refuse)")
     add_common_options(p)
 
@@ -338,8 +348,8 @@ def check_arguments(args):
         if os.path.isdir(args.run_dir) and not os.path.isfile(os.path.join(args.run_dir, "model.keras")):
             raise UsageError(f"argument RUN_DIR: no model.keras in {args.run_dir} (expected a `fit` output folder "
                              "or a .keras file)")
-        low, high = args.value_range
-        if not low < high:
+        if args.value_range is not None and not args.value_range[0] < args.value_range[1]:
+            low, high = args.value_range
             raise UsageError(f"argument --value-range: LOW must be < HIGH, got {low:g} {high:g}")
         version_dir = os.path.join(args.to, str(args.version))
         if os.path.exists(version_dir) and not args.overwrite:

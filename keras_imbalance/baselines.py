@@ -204,6 +204,15 @@ class BaseRecipe:
         """
         return None
 
+    def run_report(self, model, x, y, x_test, y_test, seed=0):
+        """A method's own diagnostics of one trained run, or None (the default).
+
+        A recipe that has some returns `{"title": str, "table": {row: {column:
+        float}}}`; `compare` stores it in the run record and reports the mean
+        and std over seeds of every cell.
+        """
+        return None
+
     def get_config(self):
         return {"name": self.name, **{key: getattr(self, key) for key in self.config_keys}}
 

@@ -31,7 +31,8 @@ def _compare(args):
         out=args.out, data_path=args.data_path, image_size=args.image_size, test_per_class=args.test_per_class,
         verbose=args.verbose, plots=not args.no_plots, fresh=args.fresh, log=lambda m: print(m, flush=True),
         classifier_optimizer=args.classifier_optimizer, paper_settings=args.paper_settings, augment=not args.no_augment,
-        select=args.select, classes=args.classes,
+        select=args.select, mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
+        tensorboard=args.tensorboard, classes=args.classes,
     )
     _say(f"wrote {os.path.join(args.out, 'report.md')}, results.json and plots")
     return 0
@@ -43,6 +44,7 @@ def _fit(args):
     from keras_imbalance import metrics
     from keras_imbalance import recipes
     from keras_imbalance import serving
+    from keras_imbalance.models import with_pixel_range
 
     recipe = recipes.get(args.method)
     (x_pool, y_pool), (x_test, y_test), names, counts = compare.prepare_data(
@@ -56,18 +58,25 @@ def _fit(args):
     # The classifier recipe of a comparison's row, so `fit` reproduces it.
     training = compare.classifier_training(recipe, x_pool, args.classifier_optimizer, args.paper_settings,
                                            augment=not args.no_augment, backbone=backbone)
+    # The balanced test split is the only held-out data of `fit`: TensorBoard displays its recall, nothing selects on it.
+    monitor = None if args.tensorboard is None else compare.tensorboard_callbacks(args.tensorboard, (x_test, y_test))
     model, run = compare.train_and_score(recipe, compare.backbone_factory(backbone), x, y, x_test, y_test, counts,
                                          epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                                         verbose=args.verbose, method=args.method, training=training)
+                                         verbose=args.verbose, method=args.method, training=training,
+                                         mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
+                                         callbacks=monitor)
     report = run["report"]
     print(metrics.format_report(report, title=f"{args.method} on the balanced test split"))
     os.makedirs(args.out, exist_ok=True)
+    # The loaders give [0, 1]: saved with it, the .keras file takes raw uint8 pixels like the SavedModel.
+    model = with_pixel_range(model, (0.0, 1.0))
     model.save(os.path.join(args.out, "model.keras"))
     version_dir = serving.export_for_serving(model, os.path.join(args.out, "serving"), overwrite=True)
     with open(os.path.join(args.out, "run.json"), "w") as f:
         json.dump({"method": args.method, "dataset": args.dataset, "class_counts": counts, "class_names": names,
                    "backbone": backbone, "backbone_requested": args.backbone, "epochs": args.epochs, "seed": args.seed,
                    "report": report, "classifier_training": training.get_config(),
+                   "mixed_precision": "mixed_float16" if args.mixed_precision else None, "jit_compile": args.jit_compile,
                    "command": " ".join(["keras-imbalance"] + sys.argv[1:])}, f, indent=1)
     _say(f"saved {os.path.join(args.out, 'model.keras')} and the SavedModel {version_dir}")
     return 0
@@ -81,7 +90,7 @@ def _export(args):
         path = os.path.join(path, "model.keras")
     model = _load_model(path)
     out = serving.export_for_serving(model, args.to, version=args.version, input_dtype=args.input_dtype,
-                                     value_range=tuple(args.value_range), overwrite=args.overwrite)
+                                     value_range=args.value_range and tuple(args.value_range), overwrite=args.overwrite)
     _say(f"exported {path} for TF Serving to {out}")
     return 0
 
@@ -123,7 +132,8 @@ def _check_preset(presets, name, what):
         raise UsageError(f"{what} {name!r}; known presets: {', '.join(known) or '(none)'} in {presets.default_root()}")
 
 
-def _load_image_files(paths, shape, value_range=(0.0, 1.0)):
+def _load_image_files(paths, shape):
+    """The image files as raw uint8 pixels (B, H, W, C), resized to `shape`; the model scales them itself."""
     import keras
     import numpy as np
 
@@ -134,26 +144,25 @@ def _load_image_files(paths, shape, value_range=(0.0, 1.0)):
             img = keras.utils.load_img(p, color_mode="grayscale" if c == 1 else "rgb", target_size=(h, w))
         except (OSError, ValueError) as error:  # PIL.UnidentifiedImageError is an OSError: not an image Pillow reads
             raise CommandError(f"{p} does not read as an image ({type(error).__name__}: {error})") from error
-        images.append(keras.utils.img_to_array(img) / 255.0)
-    low, high = value_range
-    return (np.stack(images) * (high - low) + low).astype("float32")
+        images.append(np.asarray(img, dtype=np.uint8).reshape(h, w, c))
+    return np.stack(images)
 
 
 def _predict(args):
     import numpy as np
 
     from keras_imbalance import presets
+    from keras_imbalance.models.pixel_range import raw_pixel_input
 
-    value_range = (0.0, 1.0)
     if os.path.isfile(args.model):
         model = _load_model(args.model)
     else:
         _check_preset(presets, args.model, "argument MODEL: no file or preset named")
         model = presets.load(args.model)
-        value_range = tuple(presets.metadata(args.model).get("value_range", value_range))
     classifier = getattr(model, "classifier", None) or model
     shape = tuple(classifier.input_shape[1:])
-    x = _load_image_files(args.images, shape, value_range)
+    # Raw pixels: the model scales them to the pixel range it carries (models.pixel_range).
+    x = raw_pixel_input(model, _load_image_files(args.images, shape))
     logits = np.asarray(model.predict(x, verbose=0))
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)

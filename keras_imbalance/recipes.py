@@ -32,6 +32,7 @@ module, the one that builds method models, only adds to it:
 import keras
 import numpy as np
 
+from keras_imbalance import metrics
 from keras_imbalance.applications.cyclegan import PatchGANDiscriminator
 from keras_imbalance.applications.cyclegan import ResnetGenerator
 from keras_imbalance.applications.gamo import GAMODiscriminator
@@ -57,6 +58,7 @@ from keras_imbalance.models import M2m
 from keras_imbalance.models import CycleGAN
 from keras_imbalance.models import ImbalanceCycleGAN
 from keras_imbalance.models import PolarityGAN
+from keras_imbalance.models.polarity_gan import check_readings
 from keras_imbalance.models.imbalance_cyclegan import binary_only_error
 from keras_imbalance.models.m2m import check_translated_positions
 
@@ -511,17 +513,25 @@ class PolarityGANRecipe(MethodRecipe):
     `applications.PolarityCritic`. The classifier sees the real batches
     (augmented when `training.augment`) and the generated ones; the
     autoencoder and G's banks use the un-augmented real images.
+    `negative_weighting` and `generated_weighting` choose the reading of
+    eq. 6 (`models.PolarityGAN`'s Args). `run_report` adds the uncertainty
+    of C on generated vs real samples (`metrics.generated_sample_uncertainty`)
+    to each run of a comparison.
     """
 
     name = "polarity-gan"
     # One classifier step on the real batch and one on a generated batch: twice ERM's updates per epoch.
     matched_updates_control = "erm[epoch_multiplier=2]"
-    config_keys = ("autoencoder_fraction", "critic_steps", "gradient_penalty", "latent_dim", "classifier_learning_rate")
+    config_keys = ("autoencoder_fraction", "critic_steps", "gradient_penalty", "latent_dim", "classifier_learning_rate",
+                   "negative_weighting", "generated_weighting")
 
     def __init__(self, autoencoder_fraction=0.2, critic_steps=5, gradient_penalty=10.0, latent_dim=32,
-                 classifier_learning_rate=2e-4):
+                 classifier_learning_rate=2e-4, negative_weighting="output", generated_weighting="sampling"):
         if not 0.0 <= float(autoencoder_fraction) < 1.0:
             raise ValueError(f"autoencoder_fraction must be in [0, 1), got {autoencoder_fraction}")
+        check_readings(negative_weighting, generated_weighting)
+        self.negative_weighting = negative_weighting
+        self.generated_weighting = generated_weighting
         self.autoencoder_fraction = float(autoencoder_fraction)
         self.critic_steps = int(critic_steps)
         self.gradient_penalty = float(gradient_penalty)
@@ -556,6 +566,8 @@ class PolarityGANRecipe(MethodRecipe):
             autoencoder_epochs=stage1,
             critic_steps=self.critic_steps,
             gradient_penalty=self.gradient_penalty,
+            negative_weighting=self.negative_weighting,
+            generated_weighting=self.generated_weighting,
             seed=int(seed),
         ).adapt(x, y)
         model.compile(classifier_optimizer=training.make_optimizer())
@@ -568,3 +580,25 @@ class PolarityGANRecipe(MethodRecipe):
     def sample_grid(self, model, num_classes, per_class=8, seed=0):
         """(rows, per_class, H, W, C) generated images of each generated class, labels, value range."""
         return _generated_grid(model, per_class, seed)
+
+    def run_report(self, model, x, y, x_test, y_test, seed=0, per_class=100):
+        """The paper's claim on this run: C's uncertainty on generated vs real samples of the generated classes.
+
+        `per_class` generated samples of each generated class (seeded by
+        `seed`), the real training samples `x, y` and test samples of those
+        classes, scored by `metrics.generated_sample_uncertainty`; the row
+        "generated - real train" is > 0 in the uncertainty columns where the
+        claim holds. Pixel space, so C takes real and generated samples alike.
+        """
+        labels = np.repeat(model.minority_classes, int(per_class))
+        generated = (model.generate(labels, seed=int(seed)), labels)
+        result = metrics.generated_sample_uncertainty(model.classifier, generated, (x, y), (x_test, y_test),
+                                                      classes=model.minority_classes)
+        overall = result["overall"]
+        table = {group.replace("_", " "): {k: v for k, v in overall[group].items() if k != "n"}
+                 for group in metrics.GENERATED_UNCERTAINTY_GROUPS}
+        table["generated - real train"] = {k: table["generated"][k] - table["real train"][k] for k in table["generated"]}
+        return {"title": "C on generated vs real samples of the generated classes (metrics.generated_sample_uncertainty; "
+                         "uncertainty measures eqs. 7-10, higher = more uncertain; logit margin = mean |z_y - max_j z_j|, "
+                         "a distance-to-boundary proxy; accuracy = share on its class's side)",
+                "table": table}

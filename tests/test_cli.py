@@ -154,3 +154,30 @@ def test_fit_compare_export_predict_print_no_tensorflow_log_line(fitted, tmp_pat
     failed = _command("export", str(tmp_path / "broken.keras"), "--to", str(tmp_path / "s"))
     assert failed.returncode == 1 and failed.stderr.startswith("keras-imbalance export: error: "), failed.stderr
     assert len(failed.stderr.strip().splitlines()) == 1
+
+
+def test_gpu_and_tensorboard_options_reach_compare_and_fit(tmp_path, monkeypatch, capsys):
+    from keras_imbalance import compare
+
+    seen = {}
+
+    def record(name):
+        def fake(*args, **kwargs):
+            seen[name] = kwargs
+            raise ValueError("stopped by the test")
+        return fake
+
+    monkeypatch.setattr(compare, "run_compare", record("compare"))
+    monkeypatch.setattr(compare, "train_and_score", record("fit"))
+    flags = ["--mixed-precision", "--jit-compile", "--tensorboard", str(tmp_path / "tb")]
+    # (a failure while running: exit code 1)
+    assert cli.main(["compare", "--methods", "erm", "--out", str(tmp_path / "cmp"), *flags]) == 1
+    assert cli.main(["fit", "erm", "--out", str(tmp_path / "run"), *flags]) == 1
+    assert "stopped by the test" in capsys.readouterr().err
+    assert seen["compare"]["mixed_precision"] and seen["compare"]["jit_compile"]
+    assert seen["compare"]["tensorboard"] == str(tmp_path / "tb")
+    assert seen["fit"]["mixed_precision"] and seen["fit"]["jit_compile"]
+    assert [type(c).__name__ for c in seen["fit"]["callbacks"]] == ["TensorBoard", "BalancerTensorBoard"]
+    # Off by default.
+    args = cli.build_parser().parse_args(["compare"])
+    assert (args.mixed_precision, args.jit_compile, args.tensorboard) == (False, False, None)

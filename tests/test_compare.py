@@ -8,12 +8,15 @@ import pytest
 
 from keras_imbalance import compare
 from keras_imbalance import recipes
+from tests.test_tensorboard import _events
 
 
 def test_compare_writes_report_results_and_plots_and_resumes(tmp_path):
     out = str(tmp_path / "cmp")
     lines = []
-    results = compare.run_compare(methods="erm,ts,gamo,m2m", seeds=[0], epochs=1, out=out, verbose=0, log=lines.append)
+    board = str(tmp_path / "tb")
+    results = compare.run_compare(methods="erm,ts,gamo,m2m", seeds=[0], epochs=1, out=out, verbose=0, log=lines.append,
+                                  tensorboard=board)
     for name in ("report.md", "results.json", "per_class_recall.png", "confusion_matrices.png", "samples_gamo.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     report = open(os.path.join(out, "report.md")).read()
@@ -26,6 +29,16 @@ def test_compare_writes_report_results_and_plots_and_resumes(tmp_path):
         assert cm.sum() == 500 and np.allclose(np.diag(cm) / cm.sum(1), run["report"]["per_class"]["recall"])
         assert saved["summary"][m]["balanced_accuracy"]["mean"] == pytest.approx(run["report"]["balanced_accuracy"])
     assert sum(line.endswith("training") for line in lines) == 4
+    # --tensorboard: one folder per run, the losses, the recall on the balanced test split, GAMO's samples.
+    assert sorted(os.listdir(board)) == ["erm", "gamo", "m2m", "ts"]
+    for m in ("erm", "gamo"):
+        events = _events(os.path.join(board, m, "seed_0"))
+        assert events["balanced_accuracy"][0][1] == pytest.approx(saved["runs"][m][0]["report"]["balanced_accuracy"])
+        assert len([tag for tag in events if tag.startswith("per_class_recall/")]) == 10
+        assert os.listdir(os.path.join(board, m, "seed_0", "train"))  # Keras' TensorBoard: the losses
+    image = _events(os.path.join(board, "gamo", "seed_0"))["samples"][0][1]
+    assert image.ndim == 3 and image.shape[-1] == 1 and image.max() > image.min()
+    assert "samples" not in _events(os.path.join(board, "erm", "seed_0"))  # a plain classifier has none
 
     # An interrupted comparison: one run's file is gone; only that run trains again.
     os.remove(os.path.join(out, "runs", "ts", "seed_0.json"))
@@ -173,6 +186,11 @@ def test_resume_refuses_other_settings_and_retrains_a_truncated_run(tmp_path):
         compare.run_compare(methods="erm,rw", seeds=[0, 1], epochs=2, imbalance_ratio=20.0, out=out, verbose=0,
                             plots=False, log=lines.append)
     assert open(os.path.join(out, "runs", "erm", "seed_0.json")).read() == before
+    # The GPU settings are run settings too: runs trained without them are not mixed with runs with them.
+    with pytest.raises(ValueError, match=r"jit_compile: '\(not recorded\)' -> True; mixed_precision: '\(not recorded\)' "
+                                         r"-> 'mixed_float16'"):
+        compare.run_compare(methods="erm,rw", seeds=[0, 1], epochs=1, out=out, verbose=0, plots=False,
+                            log=lines.append, mixed_precision=True, jit_compile=True)
     # A truncated run file is named and trained again; the others are reused.
     path = os.path.join(out, "runs", "rw", "seed_1.json")
     with open(path) as f:
@@ -217,6 +235,41 @@ def test_report_has_paired_differences_against_erm(tmp_path):
     text = compare.format_markdown(results)
     assert "| rw | erm | +0.0340 [" in text and "gain shown |" in text
     assert "| ldam-m2m | ldam-drw |" in text and "not shown (interval holds 0) |" in text
+
+
+def test_precision_policy_is_restored_after_an_error():
+    import keras
+
+    with pytest.raises(RuntimeError):
+        with compare.precision_policy(True):
+            assert keras.mixed_precision.global_policy().name == "mixed_float16"
+            assert keras.layers.Dense(2).dtype_policy.name == "mixed_float16"
+            raise RuntimeError("a failed run")
+    assert keras.mixed_precision.global_policy().name == "float32"
+    with compare.precision_policy(False):
+        assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_report_has_the_method_reports_of_its_runs():
+    # Hand-made runs: a recipe's run_report tables are averaged over seeds and printed under the results.
+    def run(s, value):
+        report = {"balanced_accuracy": 0.5, "geometric_mean": 0.5, "macro_f1": 0.5, "minority_f1": 0.5,
+                  "per_class": {"recall": [0.5, 0.5]}}
+        table = {"generated": {"entropy": value, "accuracy": 1.0}, "real train": {"entropy": 2 * value, "accuracy": 0.5}}
+        return {"method": "polarity-gan", "seed": s, "wall_time_s": 1.0, "report": report,
+                "confusion_matrix": [[1, 0], [0, 1]], "method_report": {"title": "C on generated samples", "table": table}}
+
+    runs = {"polarity-gan": {0: run(0, 0.1), 1: run(1, 0.3)}}
+    setup = {"dataset": "digits", "profile": "exp", "imbalance_ratio": 50.0, "class_counts": [10, 2],
+             "test_counts": [5, 5], "backbone": "small_cnn", "epochs": 1, "batch_size": 32, "seeds": [0, 1],
+             "methods": list(runs)}
+    results = compare.summarize(runs, setup)
+    cell = results["summary"]["polarity-gan"]["method_report"]["table"]["real train"]["entropy"]
+    assert cell["mean"] == pytest.approx(0.4) and cell["std"] == pytest.approx(0.2) and cell["values"] == [0.2, 0.6]
+    text = compare.format_markdown(results)
+    assert "polarity-gan: C on generated samples; mean +- std over seeds." in text
+    assert "| polarity-gan | entropy | accuracy |" in text
+    assert "| generated | 0.2000 +- 0.1000 | 1.0000 +- 0.0000 |" in text
 
 
 def test_method_specs_carry_recipe_options_and_are_labelled_canonically():

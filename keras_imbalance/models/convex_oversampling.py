@@ -258,7 +258,8 @@ class ConvexOversamplerBase(MultiPlayerModel):
         if bad:
             raise ValueError(self.ungenerated_error.format(bad=bad, minority=self._minority.tolist()))
         z = keras.random.normal((len(labels), self.latent_dim), seed=seed if seed is not None else self.seed_generator)
-        return np.asarray(self.generator([z, ops.convert_to_tensor(labels)], training=False))
+        # float32 also when G computes in float16 (mixed precision).
+        return np.asarray(ops.cast(self.generator([z, ops.convert_to_tensor(labels)], training=False), "float32"))
 
     def sample(self, n, class_id, seed=None):
         """n generated samples of one minority class."""

@@ -202,8 +202,8 @@ class GAMO(PhasedTrainFunctions, ConvexOversamplerBase):
     # Training ---------------------------------------------------------------
 
     def _class_loss(self, target, logits, columns=None):
-        """Mean over the batch and the (selected) outputs of the per-output loss."""
-        probs = ops.softmax(logits, axis=-1)
+        """Mean over the batch and the (selected) outputs of the per-output loss (float32, also for float16 logits)."""
+        probs = ops.softmax(ops.cast(logits, "float32"), axis=-1)
         if self.loss_variant == "least_squares":
             per_output = ops.square(probs - target)
         else:
@@ -213,6 +213,7 @@ class GAMO(PhasedTrainFunctions, ConvexOversamplerBase):
         return ops.mean(ops.sum(per_output * columns, axis=-1) / ops.sum(columns))
 
     def _adversarial_loss(self, target, logit):
+        target, logit = ops.cast(target, "float32"), ops.cast(logit, "float32")  # float32 under mixed precision
         if self.loss_variant == "least_squares":
             return ops.mean(ops.square(ops.sigmoid(logit) - target))
         return ops.mean(keras.losses.binary_crossentropy(target, logit, from_logits=True))
@@ -374,8 +375,8 @@ class GAMO2Pix(MultiPlayerModel):
         with tf.GradientTape() as tape:
             total = 0.0
             for k, vae in enumerate(self.vaes):
-                mu, logvar = vae.mu_head(f)
-                recon = vae.decoder(mu + ops.exp(0.5 * logvar) * eps, training=True)
+                mu, logvar = (ops.cast(t, "float32") for t in vae.mu_head(f))  # float32 losses under mixed precision
+                recon = ops.cast(vae.decoder(mu + ops.exp(0.5 * logvar) * eps, training=True), "float32")
                 pixel = ops.sum(ops.reshape(ops.square(recon - x), (ops.shape(x)[0], -1)), axis=-1)
                 kl = -0.5 * ops.sum(1.0 + logvar - ops.square(mu) - ops.exp(logvar), axis=-1)
                 mask = ops.cast(ops.equal(y, k), "float32")
@@ -389,7 +390,7 @@ class GAMO2Pix(MultiPlayerModel):
         if not 0 <= k < self.num_classes:
             raise ValueError(f"class_id {class_id} out of range for {self.num_classes} classes")
         f = ops.reshape(ops.convert_to_tensor(features, "float32"), (len(features), -1))
-        mu, logvar = self.vaes[k].mu_head(f)
+        mu, logvar = (ops.cast(t, "float32") for t in self.vaes[k].mu_head(f))  # float32 under mixed precision
         eps = keras.random.normal(ops.shape(mu), seed=seed if seed is not None else self.seed_generator)
         return np.asarray(self.vaes[k].decoder(mu + ops.exp(0.5 * logvar) * eps, training=False))
 
