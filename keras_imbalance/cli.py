@@ -32,7 +32,7 @@ def _compare(args):
         verbose=args.verbose, plots=not args.no_plots, fresh=args.fresh, log=lambda m: print(m, flush=True),
         classifier_optimizer=args.classifier_optimizer, paper_settings=args.paper_settings, augment=not args.no_augment,
         select=args.select, mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
-        tensorboard=args.tensorboard,
+        tensorboard=args.tensorboard, classes=args.classes,
     )
     _say(f"wrote {os.path.join(args.out, 'report.md')}, results.json and plots")
     return 0
@@ -49,7 +49,7 @@ def _fit(args):
     recipe = recipes.get(args.method)
     (x_pool, y_pool), (x_test, y_test), names, counts = compare.prepare_data(
         args.dataset, [recipe], args.data_path, args.image_size, args.test_per_class, args.profile, args.imbalance_ratio,
-        args.n_max, log=_say)
+        args.n_max, log=_say, classes=args.classes)
     x, y = datasets.make_imbalanced(x_pool, y_pool, counts, seed=args.seed)
     backbone = compare.resolve_backbone(args.backbone, x_pool.shape[1:])
     _say(f"training {args.method} on {args.dataset} (counts {counts}) with {backbone}"

@@ -83,6 +83,32 @@ def load_data(dataset, data_path=None, image_size=None, test_per_class=None, see
     return (x, y), (xt, yt), [str(c) for c in range(int(max(y.max(), yt.max())) + 1)]
 
 
+def select_classes(pool, test, class_names, classes):
+    """Keep only `classes` (ids of the data set) in the pool and test split, relabelled 0..k-1 in the order given.
+
+    `classes=None` returns the data unchanged. Used for binary methods
+    (ImbalanceCycleGAN) on a pair of a multi-class data set: with the `exp`
+    profile the first class listed is the largest (the majority).
+    """
+    if classes is None:
+        return pool, test, class_names
+    classes = [int(c) for c in classes]
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must list at least two different class ids, got {classes}")
+    bad = [c for c in classes if not 0 <= c < len(class_names)]
+    if bad:
+        raise ValueError(f"classes {bad} are not in the data set (class ids 0..{len(class_names) - 1})")
+
+    relabel = np.full(len(class_names), -1, dtype="int64")
+    relabel[classes] = np.arange(len(classes))
+
+    def keep(x, y):
+        mask = np.isin(y, classes)
+        return x[mask], relabel[y[mask]].astype(y.dtype)
+
+    return keep(*pool), keep(*test), [class_names[c] for c in classes]
+
+
 def _balanced_subset(x, y, per_class, seed):
     rng = np.random.default_rng(seed)
     idx = np.concatenate([rng.choice(np.flatnonzero(y == c), min(per_class, int(np.sum(y == c))), replace=False)
@@ -288,16 +314,18 @@ def base_method(label):
 
 
 def prepare_data(dataset="digits", recipes_=(), data_path=None, image_size=None, test_per_class=None, profile="exp",
-                 imbalance_ratio=50.0, n_max=None, log=print):
+                 imbalance_ratio=50.0, n_max=None, log=print, classes=None):
     """Load a data set, check that every recipe can take it, and fit the training counts to its pool.
 
     The set-up shared by `compare` and `cli fit` (`load_data`, each recipe's
-    `check_data`, `training_counts`).
+    `check_data`, `training_counts`); `classes` keeps a subset of the
+    classes (`select_classes`), e.g. a pair for a binary method.
 
     Returns:
         `(x_pool, y_pool), (x_test, y_test), class_names, counts`.
     """
-    (x_pool, y_pool), (x_test, y_test), class_names = load_data(dataset, data_path, image_size, test_per_class)
+    (x_pool, y_pool), (x_test, y_test), class_names = select_classes(
+        *load_data(dataset, data_path, image_size, test_per_class), classes)
     num_classes = len(class_names)
     for recipe in recipes_:
         recipe.check_data(num_classes)
@@ -489,6 +517,7 @@ def run_compare(
     mixed_precision=False,
     jit_compile=False,
     tensorboard=None,
+    classes=None,
 ):
     """Train and score every method on the same split; write report.md, results.json, plots.
 
@@ -528,6 +557,10 @@ def run_compare(
     classifier keeps the epoch with the best balanced accuracy on it
     (`callbacks.RestoreBestBalancedAccuracy`). The set-up records both.
 
+    `classes` (ids of the data set, e.g. (3, 8)) keeps only those classes,
+    relabelled 0..k-1 in the order given, before anything else (a binary
+    method on a pair of classes); recorded in the set-up.
+
     GPU settings (docs/performance.md, "On a GPU"): `mixed_precision=True`
     builds and trains every run under the `mixed_float16` policy
     (`precision_policy`), `jit_compile=True` XLA-compiles each recipe's
@@ -564,7 +597,8 @@ def run_compare(
     if not seed_list:
         raise ValueError("no seeds given")
     (x_pool, y_pool), (x_test, y_test), class_names, counts = prepare_data(
-        dataset, recipes_.values(), data_path, image_size, test_per_class, profile, imbalance_ratio, n_max, log=log)
+        dataset, recipes_.values(), data_path, image_size, test_per_class, profile, imbalance_ratio, n_max, log=log,
+        classes=classes)
     num_classes = len(class_names)
     requested_backbone, backbone = backbone, resolve_backbone(backbone, x_pool.shape[1:])
     backbone_fn = backbone_factory(backbone)
@@ -590,7 +624,7 @@ def run_compare(
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     setup = {
         # A paper profile fixes its own counts, so the requested ratio does not apply to it.
-        "dataset": str(dataset), "profile": profile, "imbalance_ratio": imbalance_ratio if profile in ("exp", "step") else None,
+        "dataset": str(dataset), "classes": None if classes is None else [int(c) for c in classes], "profile": profile, "imbalance_ratio": imbalance_ratio if profile in ("exp", "step") else None,
         "class_counts": [int(c) for c in counts], "test_counts": np.bincount(y_test, minlength=num_classes).tolist(),
         "backbone": backbone, "backbone_requested": requested_backbone,  # the one trained; what was asked ("auto")
         "epochs": epochs, "batch_size": batch_size, "seeds": seed_list, "methods": methods,

@@ -139,6 +139,17 @@ def _copy_if_instance(optimizer):
     return optimizer
 
 
+def split_head(backbone):
+    """(F, M) of a backbone whose last layer is its Dense classification head: F its other layers, M the head alone."""
+    head = backbone.layers[-1]
+    if not isinstance(head, keras.layers.Dense):
+        raise ValueError(f"feature-space GAMO splits the backbone at its last layer, which must be Dense; "
+                         f"{backbone.name!r} ends in {type(head).__name__}")
+    features = keras.Model(backbone.inputs, head.input, name=f"{backbone.name}_features")
+    inputs = keras.Input(tuple(head.input.shape[1:]), name="features")
+    return features, keras.Model(inputs, head(inputs), name=f"{backbone.name}_head")
+
+
 def _generated_grid(model, per_class, seed):
     """One row of `per_class` generated images per minority class of a convex-generator model (GAMO, PolarityGAN)."""
     minority = model.minority_classes
@@ -160,18 +171,38 @@ class GAMORecipe(MethodRecipe):
     classifier's loss differs from its reference baseline `erm` (cross-entropy).
     The classifier sees the real batches (augmented when `training.augment`)
     and the generated ones; G's banks hold the un-augmented real minority images.
+
+    Readings of the paper (issue 19; docs/results.md "GAMO readings"):
+    `generator_columns` "minority" (eq. 6, the default) or "all" (eq. 2 for
+    cross entropy, and the authors' code) is `GAMO(majority_in_generator_target=...)`.
+    `space="feature"` splits the backbone into F (every layer but the last)
+    and M (its last, Dense layer), the paper's feature-space GAMO (Fig. 3);
+    there `feature_schedule` "joint" (the authors' code, the default) or
+    "alternating" (Algorithm 1) is `GAMO(feature_schedule=...)`.
     """
 
     name = "gamo"
     # One classifier step on the real batch and one on a generated batch: twice ERM's updates per epoch.
     matched_updates_control = "erm[epoch_multiplier=2]"
-    config_keys = ("loss", "discriminator", "latent_dim", "classifier_learning_rate")
+    config_keys = ("loss", "discriminator", "latent_dim", "classifier_learning_rate", "generator_columns", "space",
+                   "feature_schedule")
 
-    def __init__(self, loss="least_squares", discriminator=True, latent_dim=100, classifier_learning_rate=2e-4):
+    def __init__(self, loss="least_squares", discriminator=True, latent_dim=100, classifier_learning_rate=2e-4,
+                 generator_columns="minority", space="pixel", feature_schedule="joint"):
+        for key, value, allowed in (("generator_columns", generator_columns, ("minority", "all")),
+                                    ("space", space, ("pixel", "feature")),
+                                    ("feature_schedule", feature_schedule, ("joint", "alternating"))):
+            if value not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
+        if feature_schedule == "alternating" and space != "feature":
+            raise ValueError("feature_schedule='alternating' alternates F and M (Algorithm 1); it needs space='feature'")
         self.loss = loss
         self.discriminator = bool(discriminator)
         self.latent_dim = int(latent_dim)
         self.classifier_learning_rate = float(classifier_learning_rate)
+        self.generator_columns = generator_columns
+        self.space = space
+        self.feature_schedule = feature_schedule
 
     def paper_settings(self, augment=None):
         """GAMO's classifier setting (Mullick et al. 2019, authors' code): Adam(2e-4, beta_1=0.5), constant LR."""
@@ -182,15 +213,26 @@ class GAMORecipe(MethodRecipe):
             training=None, **fit_kwargs):
         training, x, y, counts = self._begin_fit(x, y, num_classes, seed, training, optimizer)
         c, shape = len(counts), tuple(x.shape[1:])
+        classifier, features = backbone_fn(shape, c), None
+        if self.space == "feature":
+            features, classifier = split_head(classifier)
+        sample_shape = tuple(classifier.input_shape[1:])
         model = GAMO(
-            backbone_fn(shape, c),
-            GAMODiscriminator(shape, c) if self.discriminator else None,
+            classifier,
+            GAMODiscriminator(sample_shape, c) if self.discriminator else None,
+            feature_extractor=features,
             latent_dim=self.latent_dim,
             loss=self.loss,
+            majority_in_generator_target=self.generator_columns == "all",
+            feature_schedule=self.feature_schedule,
             seed=int(seed),
         ).adapt(x, y)
-        model.compile(classifier_optimizer=training.make_optimizer())
+        # F is part of the classifier the comparison trains: it gets the shared classifier optimizer too.
+        model.compile(classifier_optimizer=training.make_optimizer(),
+                      feature_extractor_optimizer=training.make_optimizer() if features is not None else None)
         callbacks = _fit_callbacks(self, training, epochs, fit_kwargs, num_classes=c)
+        if features is not None:
+            callbacks = training.lr_callbacks(epochs, player="feature_extractor") + callbacks
         data = to_dataset(x, y, batch_size, seed=int(seed), num_classes=c, augment=training.augment)
         return _fit_pipeline(self, model, data, epochs, verbose, callbacks, fit_kwargs)
 
@@ -198,8 +240,8 @@ class GAMORecipe(MethodRecipe):
         return keras.optimizers.Adam(self.classifier_learning_rate, beta_1=0.5)
 
     def sample_grid(self, model, num_classes, per_class=8, seed=0):
-        """(rows, per_class, H, W, C) generated images of each minority class, labels, value range."""
-        return _generated_grid(model, per_class, seed)
+        """(rows, per_class, H, W, C) generated images of each minority class, labels, value range; None in feature space."""
+        return _generated_grid(model, per_class, seed) if model.feature_extractor is None else None
 
 
 @register
@@ -337,20 +379,33 @@ class ImbalanceCycleGANRecipe(MethodRecipe):
     Adam(2e-4, beta_1=0.5) (`paper_settings()`). The CycleGAN is trained on
     the real, un-augmented images of each class; the classifier's batches
     are built by `ImbalanceCycleGAN.fit` from the arrays (no augmentation).
+
+    `stream` is the reading of eq. 6 (issue 19; docs/results.md
+    "ImbalanceCycleGAN readings"): "pairs" (the default, 1:1 pairs with the
+    minority cycled) or "natural" (per-sample eq. 6 over natural-order
+    epochs, AUG mode only); see `ImbalanceCycleGAN`. Model selection on a
+    validation split (the paper keeps the best classifier on one) is
+    `compare --select best-val`: the classifier is restored to its epoch
+    of best balanced accuracy on the held-out split.
     """
 
     name = "imbalance-cyclegan"
     # ImbalanceCycleGAN.fit builds its own pair batches from arrays: no augmentation there.
     supports_augment = False
     config_keys = ("mode", "switch_every", "gan_epochs", "generator_filters", "residual_blocks", "discriminator_filters",
-                   "pool_size", "cycle_weight", "identity_weight")
+                   "pool_size", "cycle_weight", "identity_weight", "stream")
     default_mode = "aug"
 
     def __init__(self, mode=None, switch_every=5, gan_epochs=None, generator_filters=16, residual_blocks=3,
-                 discriminator_filters=16, pool_size=50, cycle_weight=10.0, identity_weight=5.0):
+                 discriminator_filters=16, pool_size=50, cycle_weight=10.0, identity_weight=5.0, stream="pairs"):
         self.mode = mode or self.default_mode
         if self.mode not in ("aug", "alt"):
             raise ValueError(f"mode must be 'aug' or 'alt', got {self.mode!r}")
+        if stream not in ("pairs", "natural"):
+            raise ValueError(f"stream must be 'pairs' or 'natural', got {stream!r}")
+        if stream == "natural" and self.mode == "alt":
+            raise ValueError("stream='natural' is AUG mode only: the ALT CycleGAN phase trains on (a, b) pairs")
+        self.stream = stream
         self.switch_every = int(switch_every)
         self.gan_epochs = None if gan_epochs is None else int(gan_epochs)
         self.generator_filters = int(generator_filters)
@@ -409,7 +464,7 @@ class ImbalanceCycleGANRecipe(MethodRecipe):
                                               shuffle_seed=int(seed), callbacks=[LinearLRDecay(constant, gan_epochs - constant)])
         keras.utils.set_random_seed(int(seed) + 1)
         model = ImbalanceCycleGAN(backbone_fn(shape, 2), cycle_gan, mode=self.mode, switch_every=self.switch_every,
-                                  class_counts=counts, seed=int(seed))
+                                  class_counts=counts, stream=self.stream, seed=int(seed))
         model.compile(classifier_optimizer=training.make_optimizer())
         callbacks = _fit_callbacks(self, training, epochs, fit_kwargs, num_classes=2)
         self.history_ = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, shuffle_seed=int(seed),

@@ -170,3 +170,12 @@ def test_stderr_filter_drops_tensorflow_lines_only():
     result = _python(code)
     assert result.returncode == 0
     assert result.stderr == "keras-imbalance fit: error: kept\na last line without a newlinefrom python\nafter close\n"
+
+
+def test_classes_option_takes_two_or_more_different_ids():
+    parser = cli.build_parser()
+    assert parser.parse_args(["compare", "--classes", "3,8"]).classes == [3, 8]
+    assert parser.parse_args(["fit", "erm", "--out", "o", "--classes", "1, 4,7"]).classes == [1, 4, 7]
+    for bad in ("3", "3,3", "3,-1", "a,b"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["compare", "--classes", bad])

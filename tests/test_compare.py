@@ -315,6 +315,20 @@ def test_epoch_multiplier_trains_that_many_times_the_epochs():
         baselines.get("erm", epoch_multiplier=0)
 
 
+def test_classes_select_a_pair_relabelled_in_the_order_given():
+    """`--classes 3,8`: only digits 3 and 8, relabelled 0 (the first, the majority with the exp profile) and 1."""
+    (x_pool, y_pool), (x_test, y_test), names, counts = compare.prepare_data(
+        "digits", [recipes.get("imbalance-cyclegan")], imbalance_ratio=12, n_max=120, log=lambda m: None, classes=[3, 8])
+    assert names == ["3", "8"] and counts == [120, 10]
+    (x_all, y_all), (xt_all, yt_all), _ = compare.load_data("digits")
+    np.testing.assert_array_equal(x_pool, x_all[np.isin(y_all, [3, 8])])
+    np.testing.assert_array_equal(y_pool, (y_all[np.isin(y_all, [3, 8])] == 8).astype(y_pool.dtype))
+    assert np.bincount(y_test).tolist() == [int(np.sum(yt_all == 3)), int(np.sum(yt_all == 8))]
+    for bad, match in (([3], "at least two"), ([3, 3], "at least two"), ([3, 10], r"classes \[10\] are not")):
+        with pytest.raises(ValueError, match=match):
+            compare.select_classes((x_all, y_all), (xt_all, yt_all), names * 5, bad)
+
+
 def test_gamo_and_polarity_gan_are_read_against_their_matched_updates_control():
     # Synthetic runs: the control row is in the comparison for gamo, not for polarity-gan's second table.
     def run(bacc):

@@ -335,3 +335,33 @@ class MultiPlayerModel(MethodModel):
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
+
+
+class PhasedTrainFunctions:
+    """One compiled train function per training phase, switched in Python (a mixin for `MultiPlayerModel`s).
+
+    A model whose `train_step` picks its updates by `self._traced_phase`
+    (ImbalanceCycleGAN's ALT mode, GAMO's Algorithm 1 schedule) calls
+    `_switch_train_function(phase)` from its `set_phase`. The step is chosen
+    in Python, one train function per phase: a tf.cond around optimizer
+    steps fails under tf.distribute (a merge_call inside control flow). Both
+    functions are kept until the next `compile` (`_reset_phase_functions`),
+    so a switch back reuses the traced graph instead of retracing it at every
+    switch (docs/performance.md measures the cost).
+    """
+
+    def _reset_phase_functions(self):
+        self._phase_train_functions = {}  # phase -> compiled train function
+
+    def _switch_train_function(self, phase):
+        """Make the train function the one of `phase`, tracing it only the first time."""
+        previous, self._traced_phase = self._traced_phase, phase
+        current = getattr(self, "train_function", None)
+        if current is None:
+            return  # not made yet: fit makes the function of the current phase
+        self._phase_train_functions[previous] = current
+        cached = self._phase_train_functions.get(phase)
+        if cached is not None:
+            self.train_function = cached
+        else:
+            self.make_train_function(force=True)
