@@ -185,6 +185,7 @@ def test_gamo_under_mixed_float16(mixed_float16, tmp_path, discriminator):
     # model whose players step through MultiPlayerModel's loss scaling.
     x, y = fixtures.imbalanced_batch(value_range=(-1.0, 1.0))
     model = fixtures.gamo(x, y, discriminator=discriminator)
+    model.pixel_range = (-1.0, 1.0)  # trained on [-1, 1] images: the range the model carries into export
     _check_mixed_model(model, _fit_steps(x, y, batch_size=8), x, tmp_path, value_range=(-1.0, 1.0))
     samples = model.generate(np.array([0, 2]), seed=0)
     assert samples.dtype == np.float32 and np.all(np.isfinite(samples))
