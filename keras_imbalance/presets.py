@@ -6,26 +6,29 @@ Each preset is a folder `saved_models/<name>/` holding:
   continue training or to predict;
 - `<version>/`: the SavedModel written by `serving.export_for_serving`, to serve;
 - `metadata.json`: method, backbone, data set and imbalance profile, the
-  command that trained it, the measured test metrics and the recorded test
-  split, and a SHA-256 checksum of every file.
+  pixel range the model was trained in (also carried by the model itself),
+  the command that trained it, the measured test metrics and the recorded
+  test split, and the manifest: a SHA-256 checksum of every other file.
 
-`load` verifies every checksum before it deserializes anything, and loads
-`.keras` files with Keras `safe_mode=True`.
+`load` verifies the whole folder against its manifest before it
+deserializes anything (`preset_store.verify`: a missing, extra or changed
+file, or a path leading out of the folder, is a `PresetError` naming it),
+and loads `.keras` files with Keras `safe_mode=True`.
 """
 
-import json
 import os
 
 from keras_imbalance.preset_store import METADATA  # noqa: F401  (public names of the registry)
 from keras_imbalance.preset_store import PresetError
 from keras_imbalance.preset_store import default_root  # noqa: F401
-from keras_imbalance.preset_store import file_checksums
+from keras_imbalance.preset_store import file_checksums  # noqa: F401
 from keras_imbalance.preset_store import list_presets  # noqa: F401
 from keras_imbalance.preset_store import load_verified
 from keras_imbalance.preset_store import metadata  # noqa: F401
 from keras_imbalance.preset_store import preset_folder  # noqa: F401
 from keras_imbalance.preset_store import sha256_of  # noqa: F401
 from keras_imbalance.preset_store import verify  # noqa: F401
+from keras_imbalance.preset_store import write_manifest
 
 
 def load(name, root=None, compile=True):
@@ -49,22 +52,27 @@ def load_generator(name, root=None):
     raise PresetError(f"preset {name!r} ({type(model).__name__}) has no generator")
 
 
-def save_preset(model, name, root, metadata_fields, export_version=1, value_range=(0.0, 1.0)):
-    """Write a preset folder: `.keras`, the SavedModel, and `metadata.json` with checksums.
+def save_preset(model, name, root, metadata_fields, export_version=1, value_range=None):
+    """Write a preset folder: `.keras`, the SavedModel, and `metadata.json` with its manifest.
 
-    Refuses to overwrite an existing preset folder.
+    The saved model carries its pixel range (`models.with_pixel_range`:
+    `value_range`, else the range `model` carries, else (0, 1); a plain
+    classifier is saved wrapped in a `PixelRangeClassifier`), so the `.keras`
+    file, the SavedModel and `keras-imbalance predict` take the same raw uint8
+    pixels; the range is also recorded in the metadata as `pixel_range`.
+    Refuses to overwrite an existing preset folder. Returns the folder.
     """
     from keras_imbalance import serving
+    from keras_imbalance.models.pixel_range import with_pixel_range
 
     folder = os.path.join(root, name)
     if os.path.exists(folder):
         raise FileExistsError(f"preset folder {folder} already exists; remove it first to replace the preset")
+    model = with_pixel_range(model, value_range)
     os.makedirs(folder)
     keras_file = f"{name}.keras"
     model.save(os.path.join(folder, keras_file))
-    serving.export_for_serving(model, folder, version=export_version, value_range=value_range)
-    meta = {"name": name, **metadata_fields, "keras_file": keras_file, "serving_version": export_version,
-            "files": file_checksums(folder)}
-    with open(os.path.join(folder, METADATA), "w") as f:
-        json.dump(meta, f, indent=2)
+    serving.export_for_serving(model, folder, version=export_version)
+    write_manifest(folder, {"name": name, **metadata_fields, "keras_file": keras_file,
+                            "serving_version": export_version, "pixel_range": list(model.pixel_range)})
     return folder

@@ -32,6 +32,7 @@ module, the one that builds method models, only adds to it:
 import keras
 import numpy as np
 
+from keras_imbalance import metrics
 from keras_imbalance.applications.cyclegan import PatchGANDiscriminator
 from keras_imbalance.applications.cyclegan import ResnetGenerator
 from keras_imbalance.applications.gamo import GAMODiscriminator
@@ -57,6 +58,7 @@ from keras_imbalance.models import M2m
 from keras_imbalance.models import CycleGAN
 from keras_imbalance.models import ImbalanceCycleGAN
 from keras_imbalance.models import PolarityGAN
+from keras_imbalance.models.polarity_gan import check_readings
 from keras_imbalance.models.imbalance_cyclegan import binary_only_error
 from keras_imbalance.models.m2m import check_translated_positions
 
@@ -107,11 +109,45 @@ def _fit_callbacks(recipe, training, epochs, fit_kwargs, player="classifier", nu
             + list(fit_kwargs.pop("callbacks", None) or []) + selection)
 
 
+def _fit_pipeline(recipe, model, data, epochs, verbose, callbacks, fit_kwargs):
+    """`model.fit` on the recipe's tf.data pipeline, kept as `recipe.history_`.
+
+    `shuffle=False`: the pipeline shuffles or samples itself, and Keras' default `shuffle=True` is ignored
+    for a Dataset with a warning on every run.
+    """
+    recipe.history_ = model.fit(data, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                                **{"shuffle": False, **fit_kwargs})
+    return model
+
+
+def _inference_copy(model):
+    """An uncompiled copy of the trained `model` with its weights (trainable and not).
+
+    M2m's translator g is fixed (paper Sec. 2.1) and frozen inside M2m, so a compiled g would carry the
+    optimizer state of its ERM training into M2m's `.keras` file, where a frozen g's optimizer has no slots
+    to load it into (Keras skips it with a warning on every load).
+    """
+    copy = type(model).from_config(model.get_config())  # not `clone_model`, which compiles the copy
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def _copy_if_instance(optimizer):
     """`optimizer` for a second model: an optimizer instance binds its slots to one model's variables, so it is copied."""
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return type(optimizer).from_config(optimizer.get_config())
     return optimizer
+
+
+def split_head(backbone):
+    """(F, M) of a backbone whose last layer is its Dense classification head: F its other layers, M the head alone."""
+    head = backbone.layers[-1]
+    if not isinstance(head, keras.layers.Dense):
+        raise ValueError(f"feature-space GAMO splits the backbone at its last layer, which must be Dense; "
+                         f"{backbone.name!r} ends in {type(head).__name__}")
+    features = keras.Model(backbone.inputs, head.input, name=f"{backbone.name}_features")
+    inputs = keras.Input(tuple(head.input.shape[1:]), name="features")
+    return features, keras.Model(inputs, head(inputs), name=f"{backbone.name}_head")
 
 
 def _generated_grid(model, per_class, seed):
@@ -135,16 +171,38 @@ class GAMORecipe(MethodRecipe):
     classifier's loss differs from its reference baseline `erm` (cross-entropy).
     The classifier sees the real batches (augmented when `training.augment`)
     and the generated ones; G's banks hold the un-augmented real minority images.
+
+    Readings of the paper (issue 19; docs/results.md "GAMO readings"):
+    `generator_columns` "minority" (eq. 6, the default) or "all" (eq. 2 for
+    cross entropy, and the authors' code) is `GAMO(majority_in_generator_target=...)`.
+    `space="feature"` splits the backbone into F (every layer but the last)
+    and M (its last, Dense layer), the paper's feature-space GAMO (Fig. 3);
+    there `feature_schedule` "joint" (the authors' code, the default) or
+    "alternating" (Algorithm 1) is `GAMO(feature_schedule=...)`.
     """
 
     name = "gamo"
-    config_keys = ("loss", "discriminator", "latent_dim", "classifier_learning_rate")
+    # One classifier step on the real batch and one on a generated batch: twice ERM's updates per epoch.
+    matched_updates_control = "erm[epoch_multiplier=2]"
+    config_keys = ("loss", "discriminator", "latent_dim", "classifier_learning_rate", "generator_columns", "space",
+                   "feature_schedule")
 
-    def __init__(self, loss="least_squares", discriminator=True, latent_dim=100, classifier_learning_rate=2e-4):
+    def __init__(self, loss="least_squares", discriminator=True, latent_dim=100, classifier_learning_rate=2e-4,
+                 generator_columns="minority", space="pixel", feature_schedule="joint"):
+        for key, value, allowed in (("generator_columns", generator_columns, ("minority", "all")),
+                                    ("space", space, ("pixel", "feature")),
+                                    ("feature_schedule", feature_schedule, ("joint", "alternating"))):
+            if value not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
+        if feature_schedule == "alternating" and space != "feature":
+            raise ValueError("feature_schedule='alternating' alternates F and M (Algorithm 1); it needs space='feature'")
         self.loss = loss
         self.discriminator = bool(discriminator)
         self.latent_dim = int(latent_dim)
         self.classifier_learning_rate = float(classifier_learning_rate)
+        self.generator_columns = generator_columns
+        self.space = space
+        self.feature_schedule = feature_schedule
 
     def paper_settings(self, augment=None):
         """GAMO's classifier setting (Mullick et al. 2019, authors' code): Adam(2e-4, beta_1=0.5), constant LR."""
@@ -155,25 +213,35 @@ class GAMORecipe(MethodRecipe):
             training=None, **fit_kwargs):
         training, x, y, counts = self._begin_fit(x, y, num_classes, seed, training, optimizer)
         c, shape = len(counts), tuple(x.shape[1:])
+        classifier, features = backbone_fn(shape, c), None
+        if self.space == "feature":
+            features, classifier = split_head(classifier)
+        sample_shape = tuple(classifier.input_shape[1:])
         model = GAMO(
-            backbone_fn(shape, c),
-            GAMODiscriminator(shape, c) if self.discriminator else None,
+            classifier,
+            GAMODiscriminator(sample_shape, c) if self.discriminator else None,
+            feature_extractor=features,
             latent_dim=self.latent_dim,
             loss=self.loss,
+            majority_in_generator_target=self.generator_columns == "all",
+            feature_schedule=self.feature_schedule,
             seed=int(seed),
         ).adapt(x, y)
-        model.compile(classifier_optimizer=training.make_optimizer())
+        # F is part of the classifier the comparison trains: it gets the shared classifier optimizer too.
+        model.compile(classifier_optimizer=training.make_optimizer(),
+                      feature_extractor_optimizer=training.make_optimizer() if features is not None else None)
         callbacks = _fit_callbacks(self, training, epochs, fit_kwargs, num_classes=c)
+        if features is not None:
+            callbacks = training.lr_callbacks(epochs, player="feature_extractor") + callbacks
         data = to_dataset(x, y, batch_size, seed=int(seed), num_classes=c, augment=training.augment)
-        self.history_ = model.fit(data, epochs=epochs, verbose=verbose, callbacks=callbacks, **fit_kwargs)
-        return model
+        return _fit_pipeline(self, model, data, epochs, verbose, callbacks, fit_kwargs)
 
     def _default_classifier_optimizer(self):
         return keras.optimizers.Adam(self.classifier_learning_rate, beta_1=0.5)
 
     def sample_grid(self, model, num_classes, per_class=8, seed=0):
-        """(rows, per_class, H, W, C) generated images of each minority class, labels, value range."""
-        return _generated_grid(model, per_class, seed)
+        """(rows, per_class, H, W, C) generated images of each minority class, labels, value range; None in feature space."""
+        return _generated_grid(model, per_class, seed) if model.feature_extractor is None else None
 
 
 @register
@@ -216,6 +284,8 @@ class M2mRecipe(MethodRecipe):
     """
 
     name = "m2m"
+    # f trains on the deferred class-balanced stream (DRS) with translated samples in it: DRS is f without M2m.
+    reference_baseline = "drs"
     config_keys = ("beta", "lam", "gamma", "step_size", "attack_steps", "defer_epoch", "acceptance_criterion",
                    "translated_positions")
     loss_name = "ce"
@@ -247,6 +317,7 @@ class M2mRecipe(MethodRecipe):
         g_options = {"training": given} if given is not None else {"optimizer": _copy_if_instance(optimizer)}
         translator = create_recipe("erm").fit(backbone_fn, x, y, epochs=epochs, batch_size=batch_size, seed=seed,
                                               verbose=0, num_classes=c, **g_options)
+        translator = _inference_copy(translator)
         keras.utils.set_random_seed(int(seed) + 1)
         loss, classifier = self._loss_and_classifier(backbone_fn, tuple(x.shape[1:]), counts)
         defer = self.defer_epoch if self.defer_epoch is not None else scale_epoch(160, epochs)
@@ -260,8 +331,7 @@ class M2mRecipe(MethodRecipe):
         data = resampling.make_dataset(x, y, batch_size, seed=int(seed), num_classes=c, augment=training.augment)
         # M2m's f is a single-optimizer model: its schedule acts on `model.optimizer`.
         callbacks = [resampling] + _fit_callbacks(self, training, epochs, fit_kwargs, player=None, num_classes=c)
-        self.history_ = model.fit(data, epochs=epochs, verbose=verbose, callbacks=callbacks, **fit_kwargs)
-        return model
+        return _fit_pipeline(self, model, data, epochs, verbose, callbacks, fit_kwargs)
 
 
 @register
@@ -309,20 +379,33 @@ class ImbalanceCycleGANRecipe(MethodRecipe):
     Adam(2e-4, beta_1=0.5) (`paper_settings()`). The CycleGAN is trained on
     the real, un-augmented images of each class; the classifier's batches
     are built by `ImbalanceCycleGAN.fit` from the arrays (no augmentation).
+
+    `stream` is the reading of eq. 6 (issue 19; docs/results.md
+    "ImbalanceCycleGAN readings"): "pairs" (the default, 1:1 pairs with the
+    minority cycled) or "natural" (per-sample eq. 6 over natural-order
+    epochs, AUG mode only); see `ImbalanceCycleGAN`. Model selection on a
+    validation split (the paper keeps the best classifier on one) is
+    `compare --select best-val`: the classifier is restored to its epoch
+    of best balanced accuracy on the held-out split.
     """
 
     name = "imbalance-cyclegan"
     # ImbalanceCycleGAN.fit builds its own pair batches from arrays: no augmentation there.
     supports_augment = False
     config_keys = ("mode", "switch_every", "gan_epochs", "generator_filters", "residual_blocks", "discriminator_filters",
-                   "pool_size", "cycle_weight", "identity_weight")
+                   "pool_size", "cycle_weight", "identity_weight", "stream")
     default_mode = "aug"
 
     def __init__(self, mode=None, switch_every=5, gan_epochs=None, generator_filters=16, residual_blocks=3,
-                 discriminator_filters=16, pool_size=50, cycle_weight=10.0, identity_weight=5.0):
+                 discriminator_filters=16, pool_size=50, cycle_weight=10.0, identity_weight=5.0, stream="pairs"):
         self.mode = mode or self.default_mode
         if self.mode not in ("aug", "alt"):
             raise ValueError(f"mode must be 'aug' or 'alt', got {self.mode!r}")
+        if stream not in ("pairs", "natural"):
+            raise ValueError(f"stream must be 'pairs' or 'natural', got {stream!r}")
+        if stream == "natural" and self.mode == "alt":
+            raise ValueError("stream='natural' is AUG mode only: the ALT CycleGAN phase trains on (a, b) pairs")
+        self.stream = stream
         self.switch_every = int(switch_every)
         self.gan_epochs = None if gan_epochs is None else int(gan_epochs)
         self.generator_filters = int(generator_filters)
@@ -381,7 +464,7 @@ class ImbalanceCycleGANRecipe(MethodRecipe):
                                               shuffle_seed=int(seed), callbacks=[LinearLRDecay(constant, gan_epochs - constant)])
         keras.utils.set_random_seed(int(seed) + 1)
         model = ImbalanceCycleGAN(backbone_fn(shape, 2), cycle_gan, mode=self.mode, switch_every=self.switch_every,
-                                  class_counts=counts, seed=int(seed))
+                                  class_counts=counts, stream=self.stream, seed=int(seed))
         model.compile(classifier_optimizer=training.make_optimizer())
         callbacks = _fit_callbacks(self, training, epochs, fit_kwargs, num_classes=2)
         self.history_ = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, shuffle_seed=int(seed),
@@ -432,15 +515,25 @@ class PolarityGANRecipe(MethodRecipe):
     `applications.PolarityCritic`. The classifier sees the real batches
     (augmented when `training.augment`) and the generated ones; the
     autoencoder and G's banks use the un-augmented real images.
+    `negative_weighting` and `generated_weighting` choose the reading of
+    eq. 6 (`models.PolarityGAN`'s Args). `run_report` adds the uncertainty
+    of C on generated vs real samples (`metrics.generated_sample_uncertainty`)
+    to each run of a comparison.
     """
 
     name = "polarity-gan"
-    config_keys = ("autoencoder_fraction", "critic_steps", "gradient_penalty", "latent_dim", "classifier_learning_rate")
+    # One classifier step on the real batch and one on a generated batch: twice ERM's updates per epoch.
+    matched_updates_control = "erm[epoch_multiplier=2]"
+    config_keys = ("autoencoder_fraction", "critic_steps", "gradient_penalty", "latent_dim", "classifier_learning_rate",
+                   "negative_weighting", "generated_weighting")
 
     def __init__(self, autoencoder_fraction=0.2, critic_steps=5, gradient_penalty=10.0, latent_dim=32,
-                 classifier_learning_rate=2e-4):
+                 classifier_learning_rate=2e-4, negative_weighting="output", generated_weighting="sampling"):
         if not 0.0 <= float(autoencoder_fraction) < 1.0:
             raise ValueError(f"autoencoder_fraction must be in [0, 1), got {autoencoder_fraction}")
+        check_readings(negative_weighting, generated_weighting)
+        self.negative_weighting = negative_weighting
+        self.generated_weighting = generated_weighting
         self.autoencoder_fraction = float(autoencoder_fraction)
         self.critic_steps = int(critic_steps)
         self.gradient_penalty = float(gradient_penalty)
@@ -475,6 +568,8 @@ class PolarityGANRecipe(MethodRecipe):
             autoencoder_epochs=stage1,
             critic_steps=self.critic_steps,
             gradient_penalty=self.gradient_penalty,
+            negative_weighting=self.negative_weighting,
+            generated_weighting=self.generated_weighting,
             seed=int(seed),
         ).adapt(x, y)
         model.compile(classifier_optimizer=training.make_optimizer())
@@ -482,9 +577,30 @@ class PolarityGANRecipe(MethodRecipe):
             model.pretrain_autoencoder(epochs=stage1, batch_size=batch_size, verbose=verbose)
         callbacks = _fit_callbacks(self, training, stage2, fit_kwargs, num_classes=c)
         data = to_dataset(x, y, batch_size, seed=int(seed), num_classes=c, augment=training.augment)
-        self.history_ = model.fit(data, epochs=stage2, verbose=verbose, callbacks=callbacks, **fit_kwargs)
-        return model
+        return _fit_pipeline(self, model, data, stage2, verbose, callbacks, fit_kwargs)
 
     def sample_grid(self, model, num_classes, per_class=8, seed=0):
         """(rows, per_class, H, W, C) generated images of each generated class, labels, value range."""
         return _generated_grid(model, per_class, seed)
+
+    def run_report(self, model, x, y, x_test, y_test, seed=0, per_class=100):
+        """The paper's claim on this run: C's uncertainty on generated vs real samples of the generated classes.
+
+        `per_class` generated samples of each generated class (seeded by
+        `seed`), the real training samples `x, y` and test samples of those
+        classes, scored by `metrics.generated_sample_uncertainty`; the row
+        "generated - real train" is > 0 in the uncertainty columns where the
+        claim holds. Pixel space, so C takes real and generated samples alike.
+        """
+        labels = np.repeat(model.minority_classes, int(per_class))
+        generated = (model.generate(labels, seed=int(seed)), labels)
+        result = metrics.generated_sample_uncertainty(model.classifier, generated, (x, y), (x_test, y_test),
+                                                      classes=model.minority_classes)
+        overall = result["overall"]
+        table = {group.replace("_", " "): {k: v for k, v in overall[group].items() if k != "n"}
+                 for group in metrics.GENERATED_UNCERTAINTY_GROUPS}
+        table["generated - real train"] = {k: table["generated"][k] - table["real train"][k] for k in table["generated"]}
+        return {"title": "C on generated vs real samples of the generated classes (metrics.generated_sample_uncertainty; "
+                         "uncertainty measures eqs. 7-10, higher = more uncertain; logit margin = mean |z_y - max_j z_j|, "
+                         "a distance-to-boundary proxy; accuracy = share on its class's side)",
+                "table": table}

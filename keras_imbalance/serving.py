@@ -2,8 +2,10 @@
 
 `export_for_serving` writes the layout `tensorflow_model_server` loads
 (`export_dir/<version>/saved_model.pb` + `variables/`) with a
-`serving_default` signature that takes raw images and returns class
-probabilities and ids. The request helpers build and parse the REST
+`serving_default` signature that takes raw uint8 images and returns class
+probabilities and ids, scaled inside the graph to the pixel range the model
+carries (`models.pixel_range`), so the SavedModel, the `.keras` file and
+`keras-imbalance predict` agree on the same raw pixels. The request helpers build and parse the REST
 (`/v1/models/<name>:predict`) and gRPC (`PredictionService/Predict`) messages;
 `predict_rest_locally` and `predict_grpc_locally` answer them from an exported
 folder exactly as the server would decode them, so a client can be checked
@@ -21,6 +23,11 @@ import shutil
 import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_imbalance.models.pixel_range import PixelRangeInput
+from keras_imbalance.models.pixel_range import check_pixel_range
+from keras_imbalance.models.pixel_range import pixel_range_of
+from keras_imbalance.models.pixel_range import scale_pixels
 
 SERVING_SIGNATURE = "serving_default"
 GENERATE_SIGNATURE = "generate"
@@ -61,10 +68,14 @@ def generated_classes(model):
 def check_request_images(images, dtype="uint8"):
     """Validate a batch of images for a request and return it as `dtype`.
 
-    `"uint8"` (the default signature of a uint8 export) takes whole numbers in
-    0..255 of any numeric dtype and refuses fractions, NaN and values outside the
-    range, which a cast would silently wrap; `"float32"` (a float32 export, the
-    translation signatures) takes finite numbers.
+    `"uint8"` (the default signature of a uint8 export) takes integers in
+    0..255 (uint8, or any integer dtype, as JSON decodes them) and refuses
+    floating arrays, whatever they hold: a float image is either
+    preprocessed (fractions; sending it as pixels would give wrong classes)
+    or 0..255 floats that the caller should cast to uint8 knowingly, as the
+    model server refuses a JSON float for a uint8 input. Values outside
+    0..255, which a cast would silently wrap, are refused. `"float32"` (a
+    float32 export, the translation signatures) takes finite numbers.
     """
     images = np.asarray(images)
     if images.ndim < 2:
@@ -78,13 +89,14 @@ def check_request_images(images, dtype="uint8"):
     if dtype != "uint8":
         raise ValueError(f"dtype must be 'uint8' or 'float32', got {dtype!r}")
     if images.dtype.kind == "f":
-        if not np.all(np.isfinite(images)):
-            raise ValueError("images contain NaN or inf; the signature takes uint8 pixels 0..255")
-        if not np.all(images == np.round(images)):
-            raise ValueError(
-                "images hold fractional values (such as preprocessed floats); the signature takes raw uint8 "
-                "pixels 0..255 and scales them itself (export with input_dtype='float32' to send floats)"
-            )
+        kind = "NaN or inf" if not np.all(np.isfinite(images)) else (
+            "fractional values (such as preprocessed floats)" if not np.all(images == np.round(images)) else
+            "whole-number floats")
+        raise ValueError(
+            f"images are {images.dtype} holding {kind}; the signature takes raw uint8 pixels 0..255 and scales "
+            "them itself: send uint8 (cast 0..255 floats with .astype('uint8') knowingly), or export with "
+            "input_dtype='float32' to send preprocessed floats"
+        )
     if images.size and (images.min() < 0 or images.max() > 255):
         raise ValueError(f"pixel values must be in 0..255, got {images.min()}..{images.max()}")
     return images.astype(np.uint8)
@@ -101,7 +113,7 @@ def export_for_serving(
     export_dir,
     version=1,
     input_dtype="uint8",
-    value_range=(0.0, 1.0),
+    value_range=None,
     input_shape=None,
     outputs="logits",
     overwrite=False,
@@ -113,9 +125,10 @@ def export_for_serving(
     - `serving_default`: input `images`, (B, H, W, C) of `input_dtype`;
       outputs `probabilities` float32 (B, C) and `class_id` int64 (B,). With
       `input_dtype="uint8"` raw pixels 0..255 are scaled inside the graph to
-      `value_range` (the range the model was trained on, e.g. (0, 1) for this
-      package's loaders, (-1, 1) for GAMO's pixel space); with `"float32"` the
-      images are passed as they are (already preprocessed as in training).
+      the model's `pixel_range` (the range it was trained in, saved with it:
+      (0, 1) for this package's loaders, (-1, 1) for GAMO's paper scaling),
+      as `model(uint8_images)` scales them; with `"float32"` the images are
+      passed as they are (already preprocessed as in training).
     - `generate` (models with a `generator` player called as
       `generator([z, class_ids])` and a `latent_dim`, e.g. GAMO and
       PolarityGAN): inputs `class_ids` int32 (B,) and `seed` int32 scalar
@@ -125,12 +138,18 @@ def export_for_serving(
       translations and no `classifier` (a bare CycleGAN) serves
       `translate_ab` as its `serving_default`.
 
+    Every output is float32, also for a model trained under mixed precision.
+
     Args:
         model: a Keras classifier, or a method model (its `classifier` is exported).
         export_dir: the model's base path (TF Serving's `base_path`).
         version: positive int, the version folder.
         input_dtype: `"uint8"` or `"float32"`.
-        value_range: (low, high) for uint8 scaling.
+        value_range: None (default): the model's `pixel_range`. Only for a
+            plain model, which carries none (its `.keras` file then disagrees
+            with the export: prefer `models.with_pixel_range`), a (low, high)
+            to scale uint8 pixels to; for a model that carries a range, a
+            different one is refused.
         input_shape: (H, W, C) when the model does not know it.
         outputs: what the classifier returns, `"logits"` (package default) or
             `"probabilities"`.
@@ -146,9 +165,14 @@ def export_for_serving(
         raise ValueError(f"input_dtype must be 'uint8' or 'float32', got {input_dtype!r}")
     if outputs not in ("logits", "probabilities"):
         raise ValueError(f"outputs must be 'logits' or 'probabilities', got {outputs!r}")
-    low, high = (float(v) for v in value_range)
-    if not high > low:
-        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}")
+    pixel_range = pixel_range_of(model)
+    if value_range is not None:
+        value_range = check_pixel_range(value_range, "value_range")
+        if isinstance(model, PixelRangeInput) and value_range != pixel_range:
+            raise ValueError(
+                f"value_range {value_range} differs from the pixel_range {pixel_range} the model carries; set "
+                "model.pixel_range (and save the model again) so the .keras file and the export agree")
+        pixel_range = value_range
     version_dir = os.path.join(os.fspath(export_dir), str(int(version)))
     if os.path.exists(version_dir):
         if not overwrite:
@@ -162,9 +186,7 @@ def export_for_serving(
     archive.track(model)
 
     def classify(images):
-        x = tf.cast(images, tf.float32)
-        if input_dtype == "uint8":
-            x = x / 255.0 * (high - low) + low
+        x = scale_pixels(images, pixel_range)  # uint8 -> pixel_range; float32 as it is
         scores = tf.cast(classifier(x, training=False), tf.float32)
         probabilities = tf.nn.softmax(scores, axis=-1) if outputs == "logits" else scores
         return {"probabilities": probabilities, "class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int64)}
@@ -195,7 +217,7 @@ def export_for_serving(
             check = tf.debugging.assert_equal(tf.reduce_all(inside & known), True, message=refusal)
             with tf.control_dependencies([check]):
                 z = tf.random.stateless_normal((tf.shape(class_ids)[0], int(latent_dim)), seed=tf.stack([seed, 0]))
-            return {"samples": generator([z, class_ids], training=False)}
+            return {"samples": tf.cast(generator([z, class_ids], training=False), tf.float32)}
 
         archive.add_endpoint(
             name=GENERATE_SIGNATURE,
@@ -206,7 +228,7 @@ def export_for_serving(
         # A closure, not a lambda with a default argument: tf.function would
         # take the default (a bound method) for an input it cannot encode.
         def translate(images):
-            return {"translated": fn(images)}
+            return {"translated": tf.cast(fn(images), tf.float32)}  # float32 under mixed precision too
 
         return translate
 
@@ -310,14 +332,35 @@ def _call_signature(signature, named_inputs):
     unknown = set(named_inputs) - set(specs)
     if unknown:
         raise ValueError(f"unknown input(s) {sorted(unknown)}; the signature takes {sorted(specs)}")
-    tensors = {}
-    for name, value in named_inputs.items():
-        dtype = specs[name].dtype
-        if dtype == tf.uint8 or dtype == tf.float32:
-            # What the server refuses, refuse here too, rather than wrap it in a cast.
-            value = check_request_images(value, dtype.name) if np.ndim(value) >= 2 else np.asarray(value)
-        tensors[name] = tf.constant(np.asarray(value), dtype=dtype)
+    missing = set(specs) - set(named_inputs)
+    if missing:
+        raise ValueError(f"missing input(s) {sorted(missing)}; the signature takes {sorted(specs)}")
+    tensors = {name: _checked_input(name, value, specs[name]) for name, value in named_inputs.items()}
     return {k: v.numpy() for k, v in signature(**tensors).items()}
+
+
+def _checked_input(name, value, spec):
+    """`value` as a tensor for input `name` of `spec`, refusing what the model server refuses instead of casting it.
+
+    Images (uint8 / float32 inputs) go through `check_request_images`;
+    integer inputs (the `generate` signature's `class_ids`, `seed`) must be
+    integers within the dtype's range; the shape must match the spec's
+    (the image size and channels a signature was exported with).
+    """
+    dtype = spec.dtype
+    if dtype in (tf.uint8, tf.float32):
+        value = check_request_images(value, dtype.name)
+    else:
+        value = np.asarray(value)
+        if dtype.is_integer:
+            if value.dtype.kind not in "iu":
+                raise ValueError(f"input {name!r} must hold integers ({dtype.name}), got {value.dtype}")
+            if value.size and (value.min() < dtype.min or value.max() > dtype.max):
+                raise ValueError(f"input {name!r} must be within the {dtype.name} range, got {value.min()}..{value.max()}")
+    if not spec.shape.is_compatible_with(value.shape):
+        raise ValueError(f"input {name!r} has shape {value.shape}; the signature takes {tuple(spec.shape.as_list())} "
+                         "(None: any size)")
+    return tf.constant(value, dtype=dtype)
 
 
 def predict_rest_locally(export_path, body):

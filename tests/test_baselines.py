@@ -189,3 +189,20 @@ def test_resolve_optimizer_and_cosine_head_are_public():
     head = baselines.cosine_head(tiny_backbone((4, 4, 1), 4), 4)
     assert isinstance(head.layers[-1], CosineDense) and head.output_shape == (None, 4)
     assert baselines.cosine_head(head, 4) is head
+
+
+def test_classifier_training_config_does_not_depend_on_how_many_optimizers_exist():
+    # A resumed comparison in another process compares these configs: the optimizer's instance name
+    # ("adam_43", counted per process) must not be part of them.
+    import keras
+
+    from keras_imbalance.baselines import ClassifierTraining
+
+    for name in ("adam", "sgd"):
+        training = ClassifierTraining(name)
+        before = training.get_config()
+        for _ in range(3):
+            keras.optimizers.Adam()
+            keras.optimizers.SGD()
+        assert training.get_config() == before
+        assert before["optimizer_config"]["learning_rate"] > 0

@@ -125,3 +125,32 @@ def test_callback_argument_errors():
         callbacks.DeferredResampling(start_epoch=-1)
     with pytest.raises(ValueError, match="total_epochs"):
         callbacks.PaperLRSchedule(total_epochs=0)
+
+
+class _NumpyOp(keras.layers.Layer):
+    """An identity through tf.numpy_function: runs in a graph, but XLA cannot compile it."""
+
+    def call(self, x):
+        out = tf.numpy_function(lambda a: a, [x], tf.float32)
+        return tf.ensure_shape(out, x.shape)
+
+
+def _numpy_op_model():
+    model = keras.Sequential([keras.Input((3,)), _NumpyOp(), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def test_xla_compile_turns_xla_on_for_the_fit():
+    x, y = np.ones((4, 3), "float32"), np.ones((4, 1), "float32")
+    plain = _numpy_op_model()
+    plain.fit(x, y, epochs=1, verbose=0)  # without XLA the op runs
+    model = _numpy_op_model()
+    # With XLA the train step is compiled, and the op XLA cannot compile is refused: XLA really ran.
+    with pytest.raises(Exception, match="(?i)xla|compil|PyFunc"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.XLACompile()])
+    assert model.jit_compile is True
+    eager = _numpy_op_model()
+    eager.compile(optimizer="sgd", loss="mse", run_eagerly=True)
+    with pytest.raises(ValueError, match="runs eagerly"):
+        eager.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.XLACompile()])

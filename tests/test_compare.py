@@ -8,12 +8,15 @@ import pytest
 
 from keras_imbalance import compare
 from keras_imbalance import recipes
+from tests.test_tensorboard import _events
 
 
 def test_compare_writes_report_results_and_plots_and_resumes(tmp_path):
     out = str(tmp_path / "cmp")
     lines = []
-    results = compare.run_compare(methods="erm,ts,gamo,m2m", seeds=[0], epochs=1, out=out, verbose=0, log=lines.append)
+    board = str(tmp_path / "tb")
+    results = compare.run_compare(methods="erm,ts,gamo,m2m", seeds=[0], epochs=1, out=out, verbose=0, log=lines.append,
+                                  tensorboard=board)
     for name in ("report.md", "results.json", "per_class_recall.png", "confusion_matrices.png", "samples_gamo.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     report = open(os.path.join(out, "report.md")).read()
@@ -26,6 +29,16 @@ def test_compare_writes_report_results_and_plots_and_resumes(tmp_path):
         assert cm.sum() == 500 and np.allclose(np.diag(cm) / cm.sum(1), run["report"]["per_class"]["recall"])
         assert saved["summary"][m]["balanced_accuracy"]["mean"] == pytest.approx(run["report"]["balanced_accuracy"])
     assert sum(line.endswith("training") for line in lines) == 4
+    # --tensorboard: one folder per run, the losses, the recall on the balanced test split, GAMO's samples.
+    assert sorted(os.listdir(board)) == ["erm", "gamo", "m2m", "ts"]
+    for m in ("erm", "gamo"):
+        events = _events(os.path.join(board, m, "seed_0"))
+        assert events["balanced_accuracy"][0][1] == pytest.approx(saved["runs"][m][0]["report"]["balanced_accuracy"])
+        assert len([tag for tag in events if tag.startswith("per_class_recall/")]) == 10
+        assert os.listdir(os.path.join(board, m, "seed_0", "train"))  # Keras' TensorBoard: the losses
+    image = _events(os.path.join(board, "gamo", "seed_0"))["samples"][0][1]
+    assert image.ndim == 3 and image.shape[-1] == 1 and image.max() > image.min()
+    assert "samples" not in _events(os.path.join(board, "erm", "seed_0"))  # a plain classifier has none
 
     # An interrupted comparison: one run's file is gone; only that run trains again.
     os.remove(os.path.join(out, "runs", "ts", "seed_0.json"))
@@ -132,9 +145,11 @@ def test_check_data_runs_before_any_training():
     assert compare.parse_methods(" ERM, ,Gamo") == ["erm", "gamo"] == compare.parse_methods(["ERM", " ", "Gamo"])
 
 
-def test_m2m_recipe_takes_an_optimizer_instance():
+def test_m2m_recipe_takes_an_optimizer_instance(tmp_path):
     # g (the ERM translator) and f are two models: g trains with a copy, f with the instance given.
     # Both used to share the instance, and f's first step failed on variables the optimizer was not built for.
+    import warnings
+
     import keras
 
     from keras_imbalance import applications
@@ -146,6 +161,15 @@ def test_m2m_recipe_takes_an_optimizer_instance():
     model = recipes.get("m2m", attack_steps=1, defer_epoch=0).fit(
         lambda s, c: applications.SmallCNN(s, c, filters=(4,), dense_units=8), x, y, epochs=1, batch_size=16, optimizer=opt)
     assert model.optimizer is opt and np.all(np.isfinite(model.predict(x, verbose=0)))
+    # g, fixed during M2m training, is handed over without its ERM training state: a frozen g's optimizer has
+    # no slots for it, and every load said "Skipping variable loading for optimizer ...".
+    assert not model.translator.compiled
+    model.save(tmp_path / "m2m.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = keras.saving.load_model(tmp_path / "m2m.keras")
+    assert not [w for w in caught if "optimizer" in str(w.message)], [str(w.message) for w in caught]
+    np.testing.assert_allclose(loaded.translator.predict(x, verbose=0), model.translator.predict(x, verbose=0), atol=1e-6)
 
 
 def test_resume_refuses_other_settings_and_retrains_a_truncated_run(tmp_path):
@@ -162,6 +186,11 @@ def test_resume_refuses_other_settings_and_retrains_a_truncated_run(tmp_path):
         compare.run_compare(methods="erm,rw", seeds=[0, 1], epochs=2, imbalance_ratio=20.0, out=out, verbose=0,
                             plots=False, log=lines.append)
     assert open(os.path.join(out, "runs", "erm", "seed_0.json")).read() == before
+    # The GPU settings are run settings too: runs trained without them are not mixed with runs with them.
+    with pytest.raises(ValueError, match=r"jit_compile: '\(not recorded\)' -> True; mixed_precision: '\(not recorded\)' "
+                                         r"-> 'mixed_float16'"):
+        compare.run_compare(methods="erm,rw", seeds=[0, 1], epochs=1, out=out, verbose=0, plots=False,
+                            log=lines.append, mixed_precision=True, jit_compile=True)
     # A truncated run file is named and trained again; the others are reused.
     path = os.path.join(out, "runs", "rw", "seed_1.json")
     with open(path) as f:
@@ -206,3 +235,121 @@ def test_report_has_paired_differences_against_erm(tmp_path):
     text = compare.format_markdown(results)
     assert "| rw | erm | +0.0340 [" in text and "gain shown |" in text
     assert "| ldam-m2m | ldam-drw |" in text and "not shown (interval holds 0) |" in text
+
+
+def test_precision_policy_is_restored_after_an_error():
+    import keras
+
+    with pytest.raises(RuntimeError):
+        with compare.precision_policy(True):
+            assert keras.mixed_precision.global_policy().name == "mixed_float16"
+            assert keras.layers.Dense(2).dtype_policy.name == "mixed_float16"
+            raise RuntimeError("a failed run")
+    assert keras.mixed_precision.global_policy().name == "float32"
+    with compare.precision_policy(False):
+        assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_report_has_the_method_reports_of_its_runs():
+    # Hand-made runs: a recipe's run_report tables are averaged over seeds and printed under the results.
+    def run(s, value):
+        report = {"balanced_accuracy": 0.5, "geometric_mean": 0.5, "macro_f1": 0.5, "minority_f1": 0.5,
+                  "per_class": {"recall": [0.5, 0.5]}}
+        table = {"generated": {"entropy": value, "accuracy": 1.0}, "real train": {"entropy": 2 * value, "accuracy": 0.5}}
+        return {"method": "polarity-gan", "seed": s, "wall_time_s": 1.0, "report": report,
+                "confusion_matrix": [[1, 0], [0, 1]], "method_report": {"title": "C on generated samples", "table": table}}
+
+    runs = {"polarity-gan": {0: run(0, 0.1), 1: run(1, 0.3)}}
+    setup = {"dataset": "digits", "profile": "exp", "imbalance_ratio": 50.0, "class_counts": [10, 2],
+             "test_counts": [5, 5], "backbone": "small_cnn", "epochs": 1, "batch_size": 32, "seeds": [0, 1],
+             "methods": list(runs)}
+    results = compare.summarize(runs, setup)
+    cell = results["summary"]["polarity-gan"]["method_report"]["table"]["real train"]["entropy"]
+    assert cell["mean"] == pytest.approx(0.4) and cell["std"] == pytest.approx(0.2) and cell["values"] == [0.2, 0.6]
+    text = compare.format_markdown(results)
+    assert "polarity-gan: C on generated samples; mean +- std over seeds." in text
+    assert "| polarity-gan | entropy | accuracy |" in text
+    assert "| generated | 0.2000 +- 0.1000 | 1.0000 +- 0.0000 |" in text
+
+
+def test_method_specs_carry_recipe_options_and_are_labelled_canonically():
+    assert compare.parse_method_spec(" GAMO [loss=cross_entropy, latent_dim=32,discriminator=false, x=none]") == (
+        "gamo", {"loss": "cross_entropy", "latent_dim": 32, "discriminator": False, "x": None})
+    assert compare.parse_method_spec("m2m[gamma=0.5]") == ("m2m", {"gamma": 0.5})
+    # Commas inside brackets belong to the options; the label sorts the keys, so one variant has one label.
+    assert compare.parse_methods("erm, m2m[step_size=0.2,gamma=0.5],gamo") == [
+        "erm", "m2m[gamma=0.5,step_size=0.2]", "gamo"]
+    assert compare.base_method("m2m[gamma=0.5,step_size=0.2]") == "m2m"
+    assert compare.reference_baseline("ldam-m2m[gamma=0.5]") == "ldam-drw" and compare.reference_baseline("m2m[gamma=0.5]") == "drs"
+    assert compare.reference_baseline("gamo") == compare.reference_baseline("rw") == "erm"
+    for bad, message in (("gamo[loss]", "expected key=value"), ("gamo[loss=ce", "unbalanced"), ("gamo]", "unbalanced"),
+                         ("gamo[a=1,a=2]", "given twice"), ("gamo[=1]", "expected key=value")):
+        with pytest.raises(ValueError, match=message):
+            compare.parse_methods(bad)
+    with pytest.raises(ValueError, match="bad option for method 'gamo'"):
+        compare.run_compare(methods="gamo[no_such_option=1]", out="/nonexistent/never-written", log=lambda m: None)
+
+
+def test_a_variant_row_trains_with_its_options_and_is_read_against_its_default_row(tmp_path):
+    out = str(tmp_path / "cmp")
+    results = compare.run_compare(methods="erm,erm[epoch_multiplier=2]", seeds=[0, 1], epochs=1, out=out, verbose=0,
+                                  plots=False, log=lambda m: None)
+    variant = "erm[epoch_multiplier=2]"
+    assert results["setup"]["methods"] == ["erm", variant]
+    run = json.load(open(os.path.join(out, "runs", variant, "seed_1.json")))
+    assert run["run_settings"]["recipe"]["epoch_multiplier"] == 2
+    assert json.load(open(os.path.join(out, "runs", "erm", "seed_1.json")))["run_settings"]["recipe"]["epoch_multiplier"] == 1
+    (row,) = results["comparisons"][variant]
+    assert row["reference"] == "erm" and row["seeds"] == [0, 1]
+
+
+def test_epoch_multiplier_trains_that_many_times_the_epochs():
+    from keras_imbalance import applications
+    from keras_imbalance import baselines
+
+    x, y = np.random.default_rng(0).random((40, 8, 8, 1), dtype=np.float32), np.arange(40) % 2
+    recipe = baselines.get("erm", epoch_multiplier=3)
+    recipe.fit(lambda s, c: applications.SmallCNN(s, c), x, y, epochs=2, batch_size=16)
+    assert len(recipe.history_.history["loss"]) == 6
+    with pytest.raises(ValueError, match="epoch_multiplier"):
+        baselines.get("erm", epoch_multiplier=0)
+
+
+def test_classes_select_a_pair_relabelled_in_the_order_given():
+    """`--classes 3,8`: only digits 3 and 8, relabelled 0 (the first, the majority with the exp profile) and 1."""
+    (x_pool, y_pool), (x_test, y_test), names, counts = compare.prepare_data(
+        "digits", [recipes.get("imbalance-cyclegan")], imbalance_ratio=12, n_max=120, log=lambda m: None, classes=[3, 8])
+    assert names == ["3", "8"] and counts == [120, 10]
+    (x_all, y_all), (xt_all, yt_all), _ = compare.load_data("digits")
+    np.testing.assert_array_equal(x_pool, x_all[np.isin(y_all, [3, 8])])
+    np.testing.assert_array_equal(y_pool, (y_all[np.isin(y_all, [3, 8])] == 8).astype(y_pool.dtype))
+    assert np.bincount(y_test).tolist() == [int(np.sum(yt_all == 3)), int(np.sum(yt_all == 8))]
+    for bad, match in (([3], "at least two"), ([3, 3], "at least two"), ([3, 10], r"classes \[10\] are not")):
+        with pytest.raises(ValueError, match=match):
+            compare.select_classes((x_all, y_all), (xt_all, yt_all), names * 5, bad)
+
+
+def test_gamo_and_polarity_gan_are_read_against_their_matched_updates_control():
+    # Synthetic runs: the control row is in the comparison for gamo, not for polarity-gan's second table.
+    def run(bacc):
+        return {"report": {k: bacc for k in compare.METRIC_KEYS}}
+
+    seeds = range(5)
+    runs = {"erm": {s: run(0.70 + 0.01 * s) for s in seeds},
+            "erm[epoch_multiplier=2]": {s: run(0.72 + 0.01 * s) for s in seeds},
+            "gamo": {s: run(0.75 + 0.012 * s) for s in seeds}}
+    controls = {"gamo": recipes.get("gamo").matched_updates_control, "polarity-gan": "erm[epoch_multiplier=2]"}
+    assert controls["gamo"] == "erm[epoch_multiplier=2]" == recipes.get("polarity-gan").matched_updates_control
+    assert recipes.get("m2m").matched_updates_control is None
+    refs = [row["reference"] for row in compare.paired_comparisons(runs, controls)["gamo"]]
+    assert refs == ["erm", "erm[epoch_multiplier=2]"]
+    row = compare.paired_comparisons(runs, controls)["gamo"][1]
+    assert row["balanced_accuracy"]["mean"] == pytest.approx(np.mean([0.03 + 0.002 * s for s in seeds]))
+
+
+def test_resume_ignores_the_optimizer_instance_name_of_older_run_files():
+    old = {"epochs": 30, "classifier_training": {"optimizer": "adam", "optimizer_config": {"name": "adam_22", "learning_rate": 1e-3}}}
+    new = {"epochs": 30, "classifier_training": {"optimizer": "adam", "optimizer_config": {"learning_rate": 1e-3}}}
+    assert compare._settings_differences(old, new) == []
+    other = {"epochs": 30, "classifier_training": {"optimizer": "adam", "optimizer_config": {"learning_rate": 1e-2}}}
+    assert len(compare._settings_differences(old, other)) == 1

@@ -49,7 +49,7 @@ def test_compare_trains_every_classifier_the_same_way(tmp_path, monkeypatch):
     assert len(lrs["erm"]) == 2
     setup = results["setup"]["classifier_training"]
     assert setup["protocol"] == "shared" and setup["shared"]["optimizer"] == "sgd"
-    assert setup["reference_baselines"] == {"gamo": "erm", "polarity-gan": "erm", "m2m": "erm"}
+    assert setup["reference_baselines"] == {"gamo": "erm", "polarity-gan": "erm", "m2m": "drs"}
     # Digits are grey 8 x 8 images: augmentation on by default, 1-pixel translation, no flips.
     assert setup["augment"]["pad_pixels"] == 1 and setup["augment"]["flip"] is False and setup["select"] == "last"
     assert all(t.augment is not None for (_, _, t) in trained.values())

@@ -195,10 +195,14 @@ def test_gamo_exports_classifier_and_generate_signature(tmp_path):
     y = np.repeat([0, 1, 2], [6, 3, 1])
     x = rng.uniform(-1, 1, (len(y), 8, 8, 1)).astype("float32")
     model = GAMO(applications.GAMOClassifier((8, 8, 1), 3, hidden_units=(8,)),
-                 applications.GAMODiscriminator((8, 8, 1), 3, hidden_units=(8,)), latent_dim=4, seed=0).adapt(x, y)
+                 applications.GAMODiscriminator((8, 8, 1), 3, hidden_units=(8,)), latent_dim=4, seed=0,
+                 pixel_range=(-1, 1)).adapt(x, y)
     model.compile()
     model.fit(x, y, batch_size=10, epochs=1, verbose=0)
-    path = serving.export_for_serving(model, tmp_path / "gamo", value_range=(-1, 1))
+    # The model carries its range: an export that names another one is refused, not silently applied.
+    with pytest.raises(ValueError, match=r"differs from the pixel_range \(-1.0, 1.0\) the model carries"):
+        serving.export_for_serving(model, tmp_path / "bad", value_range=(0, 1))
+    path = serving.export_for_serving(model, tmp_path / "gamo")
     loaded = tf.saved_model.load(path)
     assert set(loaded.signatures) == {"serving_default", "generate"}
     images = rng.integers(0, 256, (3, 8, 8, 1)).astype(np.uint8)
@@ -230,6 +234,15 @@ def test_generate_signature_refuses_classes_without_a_generator(tmp_path):
     for bad in ([0], [1, 3], [-1]):
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"classes the generator makes, \[1, 2\]"):
             generate(class_ids=tf.constant(bad), seed=tf.constant(0))
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"classes the generator makes"):
+            serving.predict_rest_locally(path, {"signature_name": "generate", "inputs": {"class_ids": bad, "seed": 0}})
+    # The local server checks dtypes and shapes before the graph does: float class ids, a batch of seeds.
+    for inputs, message in [({"class_ids": [1.0], "seed": 0}, "'class_ids' must hold integers"),
+                            ({"class_ids": [1], "seed": [0, 1]}, r"'seed' has shape \(2,\)"),
+                            ({"class_ids": [1], "seed": 2**40}, "int32 range"),
+                            ({"class_ids": [1]}, r"missing input\(s\) \['seed'\]")]:
+        with pytest.raises(ValueError, match=message):
+            serving.predict_rest_locally(path, {"signature_name": "generate", "inputs": inputs})
     with pytest.raises(ValueError):
         model.sample(2, 0)
 
@@ -250,8 +263,93 @@ def test_request_helpers_refuse_what_a_cast_would_wrap(exported):
     # The local server refuses the same as the helpers (a hand-written body skips them).
     with pytest.raises(ValueError, match=r"0\.\.255"):
         serving.predict_rest_locally(path, {"instances": [{"images": (images[0].astype(int) + 256).tolist()}]})
-    # Whole-number floats are pixels; float32 signatures take floats.
-    body = serving.rest_predict_body(images.astype("float64"))
+    # An image of another size or channel count is refused by name, before the graph sees it.
+    with pytest.raises(ValueError, match=r"'images' has shape \(1, 8, 8, 3\); the signature takes \(None, 8, 8, 1\)"):
+        serving.predict_rest_locally(path, {"instances": [{"images": np.repeat(images[0], 3, -1).tolist()}]})
+    # Floats are refused by a uint8 signature even when whole (the server refuses a JSON float for uint8);
+    # integers in 0..255 of any integer dtype (as JSON decodes them) are pixels; float32 signatures take floats.
+    for send in (lambda b: serving.rest_predict_body(b), lambda b: serving.grpc_predict_request("digits", b),
+                 lambda b: serving.predict_rest_locally(path, {"inputs": {"images": b.tolist()}})):
+        with pytest.raises(ValueError, match="float64 holding whole-number floats.*send uint8"):
+            send(images.astype("float64"))
+    body = serving.rest_predict_body(images.astype("int64"))
     assert body["instances"][0]["images"] == images[0].tolist()
     floats = serving.rest_predict_body(images / 255.0, signature_name="translate_ab")
     assert isinstance(floats["instances"][0]["images"][0][0][0], float)
+
+
+
+def _classes_on_raw_pixels(model, pixels, tmp_path, capsys, monkeypatch):
+    """Predicted classes of uint8 `pixels` through every path: {path: classes}.
+
+    The `.keras` file (keras.saving.load_model), the SavedModel's
+    serving_default, `keras-imbalance predict FILE` and `predict PRESET` on
+    PNG files; none is told the model's pixel range.
+    """
+    from keras_imbalance import cli
+    from keras_imbalance import presets
+
+    # The preset folder holds all three: the .keras file, the SavedModel (from export_for_serving) and the name.
+    folder = presets.save_preset(model, "ranged", tmp_path / "presets", {"method": "test"})
+    monkeypatch.setenv("KERAS_IMBALANCE_PRESETS", str(tmp_path / "presets"))
+    keras_path = os.path.join(folder, "ranged.keras")
+    served = tf.saved_model.load(os.path.join(folder, "1"))
+    pngs = []
+    for i, image in enumerate(pixels):
+        pngs.append(str(tmp_path / f"digit{i}.png"))
+        keras.utils.save_img(pngs[-1], image, scale=False)
+
+    def cli_classes(model_argument):
+        capsys.readouterr()
+        assert cli.main(["predict", model_argument, *pngs]) == 0
+        return np.array([int(line.split(": class ")[1].split()[0]) for line in capsys.readouterr().out.splitlines()])
+
+    return {
+        ".keras": np.asarray(keras.saving.load_model(keras_path).predict(pixels, verbose=0)).argmax(1),
+        "SavedModel": served.signatures["serving_default"](images=tf.constant(pixels))["class_id"].numpy(),
+        "predict FILE": cli_classes(keras_path),
+        "predict PRESET": cli_classes("ranged"),
+    }
+
+
+def _digits_pixels(per_class):
+    from keras_imbalance import datasets
+
+    (x_pool, y_pool), (x_test, _) = datasets.load_digits(test_per_class=per_class)
+    return x_pool, y_pool, np.round(x_test * 255).astype(np.uint8)
+
+
+def _check_every_path(model, pixels, low, high, tmp_path, capsys, monkeypatch):
+    expected = np.asarray(model.predict(pixels / 255.0 * (high - low) + low, verbose=0)).argmax(1)  # training range
+    # The check can tell the ranges apart: the loaders' [0, 1] gives other classes for some images.
+    assert np.any(np.asarray(model.predict(pixels / 255.0, verbose=0)).argmax(1) != expected)
+    for path_name, got in _classes_on_raw_pixels(model, pixels, tmp_path, capsys, monkeypatch).items():
+        np.testing.assert_array_equal(got, expected, err_msg=path_name)
+
+
+def test_classifier_in_minus_one_one_agrees_on_raw_pixels_in_every_path(tmp_path, capsys, monkeypatch):
+    """A plain classifier given the range (-1, 1) (the fast case of the GAMO test below)."""
+    from keras_imbalance.models import with_pixel_range
+
+    keras.utils.set_random_seed(0)
+    _, _, pixels = _digits_pixels(2)
+    model = with_pixel_range(applications.SmallCNN((8, 8, 1), 10, filters=(4,), dense_units=0), (-1, 1))
+    _check_every_path(model, pixels, -1.0, 1.0, tmp_path, capsys, monkeypatch)
+
+
+@pytest.mark.slow
+def test_gamo_trained_in_minus_one_one_agrees_on_raw_pixels_in_every_path(tmp_path, capsys, monkeypatch):
+    """Issue 20: a GAMO trained in [-1, 1] (its paper's range) carries the range, so the `.keras` file, the
+    SavedModel and `keras-imbalance predict` (a file and a preset) give the in-memory model's classes on raw
+    uint8 PNGs, with no value-range flag anywhere."""
+    from keras_imbalance import datasets
+    from keras_imbalance.models import GAMO
+
+    x_pool, y_pool, pixels = _digits_pixels(4)
+    x, y = datasets.make_imbalanced(x_pool, y_pool, [12, 6, 3, 2, 2, 2, 2, 2, 2, 2], seed=0)
+    model = GAMO(applications.GAMOClassifier((8, 8, 1), 10, hidden_units=(16,)),
+                 applications.GAMODiscriminator((8, 8, 1), 10, hidden_units=(8,)), latent_dim=4, seed=0,
+                 pixel_range=(-1, 1)).adapt(x * 2 - 1, y)
+    model.compile()
+    model.fit(x * 2 - 1, y, batch_size=16, epochs=1, verbose=0)
+    _check_every_path(model, pixels, -1.0, 1.0, tmp_path, capsys, monkeypatch)

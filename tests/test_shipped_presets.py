@@ -36,12 +36,15 @@ def test_preset_reproduces_its_recorded_metrics(name):
     model_class = getattr(ki.models, meta["model_class"], None)
     if model_class is not None:
         assert isinstance(model_class.from_preset(name), model_class)
-    # The serving folder gives the same classes on raw uint8 pixels.
+    # The model carries the range it was trained in, recorded in the metadata too.
+    assert model.pixel_range == tuple(meta["pixel_range"]) == (0.0, 1.0)
+    # The serving folder and the .keras model itself give the same classes on raw uint8 pixels.
     served = tf.saved_model.load(os.path.join(presets.default_root(), name, str(meta["serving_version"])))
     pixels = np.round(x_test[:20] * 255).astype(np.uint8)
     out = served.signatures["serving_default"](images=tf.constant(pixels))
     expected = np.asarray(model.predict(pixels.astype("float32") / 255.0, verbose=0)).argmax(1)
     np.testing.assert_array_equal(out["class_id"].numpy(), expected)
+    np.testing.assert_array_equal(np.asarray(model.predict(pixels, verbose=0)).argmax(1), expected)
 
 
 def test_preset_sizes_stay_small():

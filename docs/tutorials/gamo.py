@@ -65,7 +65,9 @@ The convex generator is built by `adapt` from the counts: one shared mapping
 
 classifier = ki.applications.GAMOClassifier(input_shape=(8, 8, 1), num_classes=10)
 discriminator = ki.applications.GAMODiscriminator(input_shape=(8, 8, 1), num_classes=10)
-gamo = ki.models.GAMO(classifier, discriminator, latent_dim=100, loss="least_squares", seed=0)
+# pixel_range: the range we train in, saved with the model, so the .keras file and the
+# SavedModel scale raw uint8 pixels to it by themselves.
+gamo = ki.models.GAMO(classifier, discriminator, latent_dim=100, loss="least_squares", seed=0, pixel_range=(-1, 1))
 gamo.adapt(x_train, y_train)
 print("classes with a generator unit:", gamo.minority_classes)
 
@@ -132,5 +134,5 @@ generator.
 run_dir = os.environ.get("KERAS_IMBALANCE_TUTORIAL_RUNS", "runs/tutorial_gamo")
 os.makedirs(run_dir, exist_ok=True)
 gamo.save(os.path.join(run_dir, "gamo.keras"))
-path = ki.serving.export_for_serving(gamo, os.path.join(run_dir, "serving"), value_range=(-1, 1), overwrite=True)
+path = ki.serving.export_for_serving(gamo, os.path.join(run_dir, "serving"), overwrite=True)
 print("exported to", path)

@@ -48,6 +48,21 @@ def check_num_classes(num_classes):
     return num_classes
 
 
+def output_dtype():
+    """The dtype of a network's last layer: "float32" under a mixed precision policy, else None (the policy's).
+
+    Under `keras.mixed_precision.set_global_policy("mixed_float16")` the
+    layers compute in float16; the last one stays float32 so that logits,
+    critic values and images reach the losses and the served signature in
+    float32 (the Keras mixed precision guide's advice). Under a plain policy
+    None keeps the layer's configuration what it was without this.
+    """
+    import keras
+
+    policy = keras.mixed_precision.global_policy()
+    return "float32" if policy.compute_dtype != policy.variable_dtype else None
+
+
 def dense_classifier_head(x, dense_units, include_top, dropout, num_classes, classifier_activation):
     """The head SmallCNN and LeNet share: optional Dense(dense_units, ReLU) "fc", then (with the top)
     optional Dropout and Dense(num_classes) "predictions". Layer names are part of saved weights."""
@@ -58,5 +73,5 @@ def dense_classifier_head(x, dense_units, include_top, dropout, num_classes, cla
     if include_top:
         if dropout:
             x = layers.Dropout(dropout, name="dropout")(x)
-        x = layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+        x = layers.Dense(num_classes, activation=classifier_activation, dtype=output_dtype(), name="predictions")(x)
     return x

@@ -17,7 +17,7 @@ a classifier with the discriminator's feature extractor (`ImbalanceCycleGANClass
 import keras
 from keras import layers
 
-from keras_imbalance.applications._utils import check_image_shape, check_num_classes, load_local_weights
+from keras_imbalance.applications._utils import check_image_shape, check_num_classes, load_local_weights, output_dtype
 from keras_imbalance.layers.instance_norm import InstanceNormalization
 from keras_imbalance.layers.reflection_padding import ReflectionPadding2D
 
@@ -221,6 +221,6 @@ def ImbalanceCycleGANClassifier(
         x = layers.Dropout(dropout, name="dropout")(x)
     if include_top:
         x = layers.Dense(num_classes, activation=classifier_activation, kernel_initializer=_init(),
-                         name="predictions")(x)
+                         dtype=output_dtype(), name="predictions")(x)
     model = keras.Model(inputs, x, name=name)
     return load_local_weights(model, weights)

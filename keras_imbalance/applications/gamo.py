@@ -15,6 +15,7 @@ import math
 import keras
 from keras import layers
 
+from keras_imbalance.applications._utils import output_dtype
 from keras_imbalance.layers.convex_generator import ConvexGenerator
 
 
@@ -44,7 +45,7 @@ def GAMOClassifier(
     for k, units in enumerate(hidden_units):
         x = layers.Dense(units, name=f"dense{k + 1}")(x)
         x = layers.LeakyReLU(negative_slope, name=f"leaky_relu{k + 1}")(x)
-    outputs = layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+    outputs = layers.Dense(num_classes, activation=classifier_activation, dtype=output_dtype(), name="predictions")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -61,7 +62,7 @@ def GAMODiscriminator(input_shape, num_classes, hidden_units=(256, 128), negativ
     for k, units in enumerate(hidden_units):
         x = layers.Dense(units, name=f"dense{k + 1}")(x)
         x = layers.LeakyReLU(negative_slope, name=f"leaky_relu{k + 1}")(x)
-    outputs = layers.Dense(1, name="logit")(x)
+    outputs = layers.Dense(1, dtype=output_dtype(), name="logit")(x)
     return keras.Model([x_in, c_in], outputs, name=name)
 
 
@@ -117,7 +118,7 @@ def GAMO2PixDecoder(latent_dim, image_shape, filters=32, name="gamo2pix_decoder"
     x = layers.Reshape((h0, w0, filters), name="reshape")(x)
     for k in range(2):
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", activation="relu", name=f"deconv{k + 1}")(x)
-    x = layers.Conv2D(c, 4, padding="same", activation="tanh", name="image")(x)
+    x = layers.Conv2D(c, 4, padding="same", activation="tanh", dtype=output_dtype(), name="image")(x)
     if (4 * h0, 4 * w0) != (h, w):
         x = layers.Cropping2D(((0, 4 * h0 - h), (0, 4 * w0 - w)), name="crop")(x)
     return keras.Model(inputs, x, name=name)

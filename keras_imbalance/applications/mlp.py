@@ -9,7 +9,7 @@ vectors (Reuters).
 import keras
 from keras import layers
 
-from keras_imbalance.applications._utils import check_num_classes, load_local_weights
+from keras_imbalance.applications._utils import check_num_classes, load_local_weights, output_dtype
 
 
 def MLP(
@@ -52,6 +52,6 @@ def MLP(
     if include_top:
         if dropout:
             x = layers.Dropout(dropout, name="dropout")(x)
-        x = layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+        x = layers.Dense(num_classes, activation=classifier_activation, dtype=output_dtype(), name="predictions")(x)
     model = keras.Model(inputs, x, name=name)
     return load_local_weights(model, weights)

@@ -13,6 +13,7 @@
 import keras
 from keras import layers
 
+from keras_imbalance.applications._utils import output_dtype
 from keras_imbalance.applications.autoencoder import ConvEncoder
 from keras_imbalance.applications.gamo import GAMOFeatureExtractor
 from keras_imbalance.applications.resnet50 import ResNet50
@@ -74,7 +75,7 @@ def PolarityCritic(sample_shape, num_classes, hidden_units=(256, 128), negative_
     for k, units in enumerate(hidden_units):
         x = layers.Dense(units, name=f"dense{k + 1}")(x)
         x = layers.LeakyReLU(negative_slope, name=f"leaky_relu{k + 1}")(x)
-    return keras.Model([x_in, c_in], layers.Dense(1, name="critic_value")(x), name=name)
+    return keras.Model([x_in, c_in], layers.Dense(1, dtype=output_dtype(), name="critic_value")(x), name=name)
 
 
 def PolarityFeatureExtractor(input_shape, backbone="auto", weights=None, feature_dim=512, name="polarity_feature_extractor"):

@@ -11,7 +11,7 @@ resized to 32 x 32.
 import keras
 from keras import layers
 
-from keras_imbalance.applications._utils import check_image_shape, check_num_classes, load_local_weights
+from keras_imbalance.applications._utils import check_image_shape, check_num_classes, load_local_weights, output_dtype
 
 
 def _bn(x, name):
@@ -89,6 +89,6 @@ def PreActResNet18(
         x = layers.ReLU(name="final_relu")(_bn(x, "final_bn"))
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if include_top:
-        x = layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+        x = layers.Dense(num_classes, activation=classifier_activation, dtype=output_dtype(), name="predictions")(x)
     model = keras.Model(inputs, x, name=name)
     return load_local_weights(model, weights)

@@ -12,7 +12,7 @@ optional cosine-normalized head (`NormedLinear`, here `CosineDense`).
 import keras
 from keras import layers
 
-from keras_imbalance.applications._utils import check_image_shape, check_num_classes, load_local_weights
+from keras_imbalance.applications._utils import check_image_shape, check_num_classes, load_local_weights, output_dtype
 from keras_imbalance.layers.cosine_dense import CosineDense
 from keras_imbalance.layers.shortcuts import SubsampleZeroPadShortcut
 
@@ -110,7 +110,7 @@ def CifarResNet(
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if include_top:
         if cosine_classifier:
-            x = CosineDense(num_classes, name="predictions")(x)
+            x = CosineDense(num_classes, dtype=output_dtype(), name="predictions")(x)
         else:
             fan_in = widths[-1]
             x = layers.Dense(
@@ -119,6 +119,7 @@ def CifarResNet(
                 kernel_initializer=_kaiming(),
                 # PyTorch's nn.Linear bias default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
                 bias_initializer=keras.initializers.RandomUniform(-(fan_in**-0.5), fan_in**-0.5),
+                dtype=output_dtype(),
                 name="predictions",
             )(x)
     model = keras.Model(inputs, x, name=name or f"resnet{depth}")

@@ -9,6 +9,8 @@ from keras_imbalance.models.convex_oversampling import RefreshFeatureBank
 from keras_imbalance.models.m2m import M2m
 from keras_imbalance.models.cyclegan import CycleGAN
 from keras_imbalance.models.imbalance_cyclegan import ImbalanceCycleGAN
+from keras_imbalance.models.pixel_range import PixelRangeClassifier
+from keras_imbalance.models.pixel_range import with_pixel_range
 
 # Re-exported where the README, docs and tutorials have always found them.
 from keras_imbalance.datasets.pairs import unpaired_dataset

@@ -23,6 +23,14 @@ that GAMO, ImbalanceCycleGAN and PolarityGAN only write their `train_step`:
 - `apply_player_gradients` (one player) and `apply_joint_gradients` (players
   sharing one objective) are the one place where a tape meets an optimizer;
   gradients are divided by the replica count there;
+- mixed precision: under a `mixed_float16` dtype policy `compile` wraps each
+  player's optimizer in a `keras.optimizers.LossScaleOptimizer` (as
+  `keras.Model.compile` does for its one optimizer), and the gradient of
+  each player is taken of its loss times that optimizer's current scale
+  (`optimizer.scale_loss`, what Keras' own `train_step` applies), so small
+  float16 gradients do not flush to zero; the optimizer divides it out and
+  skips a step whose gradients overflowed. Hand-written losses must be
+  float32 (cast float16 network outputs first);
 - random draws inside `train_step` go through `distribute.replica_draws`:
   every replica draws for the GLOBAL batch from the same (mirrored) seed
   state and keeps its own rows, so a run on R devices uses the same random
@@ -43,6 +51,7 @@ from keras_imbalance.datasets.validation import IMAGE_VALUE_RANGE, check_fit_dat
 from keras_imbalance.distribute import multi_worker_logs, multi_worker_safe_symbolic_build, num_replicas, scale_gradients
 from keras_imbalance.layers.seed_state import SeedStateSaving
 from keras_imbalance.models.preset_loading import PresetLoadingMixin
+from keras_imbalance.models.pixel_range import DEFAULT_PIXEL_RANGE, PixelRangeInput
 
 
 def serialize_networks(owner, names):
@@ -73,7 +82,14 @@ def deserialize_networks(config, names, custom_objects=None):
 _RESERVED_COMPILE_KEYS = ("optimizer", "loss")
 
 
-class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
+def _loss_scale(optimizer):
+    """What `optimizer.scale_loss` multiplies a loss by (a `LossScaleOptimizer`'s dynamic scale), or None for 1."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) or optimizer.loss_scale_factor is not None:
+        return optimizer.scale_loss(keras.ops.convert_to_tensor(1.0, "float32"))
+    return None
+
+
+class MethodModel(PixelRangeInput, SeedStateSaving, PresetLoadingMixin, keras.Model):
     """What every method model shares, whatever its training step (`MultiPlayerModel`, `M2m`).
 
     - `self.seed_generator`, seeded by `seed`: all randomness inside
@@ -91,12 +107,18 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
       default (0, 1); set `model.value_range = None` to accept any range);
       a failed check is a ValueError naming the problem;
     - `from_preset(name)` (`PresetLoadingMixin`);
+    - `pixel_range` (`models.pixel_range.PixelRangeInput`): the range the
+      model was trained in, saved in its config; uint8 input (raw pixels
+      0..255) is scaled to it before `call`, floating input is taken as
+      already in it;
     - the first-batch symbolic build works under `MultiWorkerMirroredStrategy`
       (`distribute.multi_worker_safe_symbolic_build`).
 
     Args:
         seed: int or None.
         seed_generator_name: the generator's name.
+        pixel_range: (low, high) of the training images, default (0, 1) (the
+            loaders' range; (-1, 1) for GAMO's paper scaling).
         **kwargs: passed to `keras.Model` (name, dtype, ...).
     """
 
@@ -112,8 +134,9 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
     # all of its data itself, or one that is not a classifier, such as a regression).
     fit_data = None
 
-    def __init__(self, seed=None, seed_generator_name="seed_generator", **kwargs):
+    def __init__(self, seed=None, seed_generator_name="seed_generator", pixel_range=DEFAULT_PIXEL_RANGE, **kwargs):
         super().__init__(**kwargs)
+        self.pixel_range = pixel_range
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name=seed_generator_name)
 
@@ -146,6 +169,9 @@ class MethodModel(SeedStateSaving, PresetLoadingMixin, keras.Model):
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         return multi_worker_safe_symbolic_build(self, super()._maybe_symbolic_build, iterator, data_batch)
+
+    def get_config(self):
+        return {**super().get_config(), "pixel_range": list(self.pixel_range)}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -219,9 +245,14 @@ class MultiPlayerModel(MethodModel):
                 )
         super().compile(optimizer=None, **kwargs)
         self._player_compile_kwargs = dict(kwargs)
+        # Keras wraps its one optimizer under mixed_float16 (`auto_scale_loss`);
+        # compile(optimizer=None) leaves that to us, once per player.
+        scale = kwargs.get("auto_scale_loss", True) and self.dtype_policy.name == "mixed_float16"
         for name in self.player_names:
             opt = optimizers.get(name)
             opt = self.default_optimizer(name) if opt is None else keras.optimizers.get(opt)
+            if scale and not isinstance(opt, keras.optimizers.LossScaleOptimizer):
+                opt = keras.optimizers.LossScaleOptimizer(opt, name=f"{name}_loss_scale_optimizer")
             setattr(self, f"{name}_optimizer", opt)
         self.build_optimizers()
 
@@ -291,10 +322,26 @@ class MultiPlayerModel(MethodModel):
         its optimizer updates.
         """
         groups = [self.player_variables(n) for n in names] if variables is None else [list(v) for v in variables]
-        grads = scale_gradients(tape.gradient(loss, [v for group in groups for v in group]))
+        optimizers = [getattr(self, f"{n}_optimizer") for n in names]
+        # Loss scaling (mixed precision): the gradient of scale * loss, through
+        # `output_gradients` since the loss was computed on the tape already.
+        # Players of one objective may hold different dynamic scales: the
+        # gradient is taken with the first scale and rescaled for the others.
+        scales = [_loss_scale(opt) for opt in optimizers]
+        reference = next((s for s in scales if s is not None), None)
+        if reference is not None and keras.backend.standardize_dtype(loss.dtype) != "float32":
+            raise ValueError(
+                f"the loss of {', '.join(names)} is {loss.dtype}; under loss scaling (mixed precision) a loss "
+                "must be float32: cast the network outputs to float32 before the loss"
+            )
+        flat = [v for group in groups for v in group]
+        grads = tape.gradient(loss, flat, output_gradients=reference)
+        grads = scale_gradients(grads)
         start = 0
-        for name, group, value in zip(names, groups, tracked):
-            pairs = [(g, v) for g, v in zip(grads[start : start + len(group)], group) if g is not None]
+        for name, group, value, opt_scale in zip(names, groups, tracked, scales):
+            ratio = None if opt_scale is reference else (1.0 if opt_scale is None else opt_scale) / reference
+            pairs = [(g if ratio is None else keras.ops.multiply(g, ratio), v)
+                     for g, v in zip(grads[start : start + len(group)], group) if g is not None]
             start += len(group)
             if pairs:
                 getattr(self, f"{name}_optimizer").apply_gradients(pairs)
@@ -320,3 +367,33 @@ class MultiPlayerModel(MethodModel):
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
+
+
+class PhasedTrainFunctions:
+    """One compiled train function per training phase, switched in Python (a mixin for `MultiPlayerModel`s).
+
+    A model whose `train_step` picks its updates by `self._traced_phase`
+    (ImbalanceCycleGAN's ALT mode, GAMO's Algorithm 1 schedule) calls
+    `_switch_train_function(phase)` from its `set_phase`. The step is chosen
+    in Python, one train function per phase: a tf.cond around optimizer
+    steps fails under tf.distribute (a merge_call inside control flow). Both
+    functions are kept until the next `compile` (`_reset_phase_functions`),
+    so a switch back reuses the traced graph instead of retracing it at every
+    switch (docs/performance.md measures the cost).
+    """
+
+    def _reset_phase_functions(self):
+        self._phase_train_functions = {}  # phase -> compiled train function
+
+    def _switch_train_function(self, phase):
+        """Make the train function the one of `phase`, tracing it only the first time."""
+        previous, self._traced_phase = self._traced_phase, phase
+        current = getattr(self, "train_function", None)
+        if current is None:
+            return  # not made yet: fit makes the function of the current phase
+        self._phase_train_functions[previous] = current
+        cached = self._phase_train_functions.get(phase)
+        if cached is not None:
+            self.train_function = cached
+        else:
+            self.make_train_function(force=True)

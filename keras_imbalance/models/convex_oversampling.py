@@ -261,26 +261,28 @@ class ConvexOversamplerBase(MultiPlayerModel):
         if bad:
             raise ValueError(self.ungenerated_error.format(bad=bad, minority=self._minority.tolist()))
         z = keras.random.normal((len(labels), self.latent_dim), seed=seed if seed is not None else self.seed_generator)
-        return np.asarray(self.generator([z, ops.convert_to_tensor(labels)], training=False))
+        # float32 also when G computes in float16 (mixed precision).
+        return np.asarray(ops.cast(self.generator([z, ops.convert_to_tensor(labels)], training=False), "float32"))
 
     def sample(self, n, class_id, seed=None):
         """n generated samples of one minority class."""
         return self.generate(np.full((int(n),), int(class_id)), seed=seed)
 
-    def train_classifier_on_real(self, x, y, loss_fn):
+    def train_classifier_on_real(self, x, y, loss_fn, update_features=True):
         """F (if any) and the classifier on the real batch: one forward pass, one step of each player's optimizer.
 
         GAMO Algorithm 1 line 4; PolarityGAN Algorithm 1 lines 2 and 4 (both
         gradients from one pass: recomputing F after its step would double
         F's cost for a difference of one step). `loss_fn(logits)` is the
         method's loss on the real batch; the compiled metrics see the logits.
-        Returns F's output (the samples, in pixel space).
+        `update_features=False` holds F fixed (inference mode, no step: GAMO
+        Algorithm 1 line 9). Returns F's output (the samples, in pixel space).
         """
         with tf.GradientTape(persistent=True) as tape:
-            feats = self.features(x, training=True)
+            feats = self.features(x, training=True) if update_features else self.features(x, training=False)
             logits = self.classifier(feats, training=True)
             loss = loss_fn(logits)
-        if self.feature_extractor is not None:
+        if self.feature_extractor is not None and update_features:
             self.apply_player_gradients("feature_extractor", tape, loss)
         self.apply_player_gradients("classifier", tape, loss)
         del tape

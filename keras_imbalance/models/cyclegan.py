@@ -16,6 +16,7 @@ from keras_imbalance.datasets.pairs import PairEpochs, unpack_pair, unpaired_dat
 from keras_imbalance.datasets.validation import check_fit_data
 from keras_imbalance.layers.image_history_pool import ImageHistoryPool
 from keras_imbalance.models.base import MultiPlayerModel, deserialize_networks, serialize_networks
+from keras_imbalance.models.pixel_range import check_pixel_range
 
 GAN_PLAYERS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
 
@@ -138,6 +139,8 @@ class CycleGAN(MultiPlayerModel):
 
     def __init__(self, generator_ab, generator_ba, discriminator_a, discriminator_b, cycle_weight=10.0,
                  identity_weight=5.0, pool_size=50, value_range=(-1.0, 1.0), seed=None, **kwargs):
+        # uint8 pixels given to `call` are scaled to the images' range.
+        kwargs.setdefault("pixel_range", check_pixel_range(value_range, "value_range"))
         super().__init__(seed=seed, **kwargs)
         self.generator_ab = generator_ab
         self.generator_ba = generator_ba
@@ -216,10 +219,11 @@ class CycleGAN(MultiPlayerModel):
         stack = self.stack_generator_calls
         fake_b, *same_b = call_on_each(self.generator_ab, [a, b] if identity else [a], training, stack)
         fake_a, *same_a = call_on_each(self.generator_ba, [b, a] if identity else [b], training, stack)
-        rec_a = self.generator_ba(fake_b, training=training)
-        rec_b = self.generator_ab(fake_a, training=training)
-        d_b = self.discriminator_b(fake_b, training=training)
-        d_a = self.discriminator_a(fake_a, training=training)
+        # float32 losses under mixed precision, whatever dtype the networks end in.
+        rec_a = ops.cast(self.generator_ba(fake_b, training=training), "float32")
+        rec_b = ops.cast(self.generator_ab(fake_a, training=training), "float32")
+        d_b = ops.cast(self.discriminator_b(fake_b, training=training), "float32")
+        d_a = ops.cast(self.discriminator_a(fake_a, training=training), "float32")
         t = {
             "adversarial_ab": ops.mean(ops.square(d_b - 1.0)),
             "adversarial_ba": ops.mean(ops.square(d_a - 1.0)),
@@ -227,8 +231,8 @@ class CycleGAN(MultiPlayerModel):
             "cycle_b": ops.mean(ops.abs(rec_b - b)),
         }
         if identity:
-            t["identity_ab"] = ops.mean(ops.abs(same_b[0] - b))
-            t["identity_ba"] = ops.mean(ops.abs(same_a[0] - a))
+            t["identity_ab"] = ops.mean(ops.abs(ops.cast(same_b[0], "float32") - b))
+            t["identity_ba"] = ops.mean(ops.abs(ops.cast(same_a[0], "float32") - a))
         else:
             t["identity_ab"] = t["identity_ba"] = ops.convert_to_tensor(0.0)
         t["generator_ab"] = t["adversarial_ab"] + self.cycle_weight * t["cycle_a"] + self.identity_weight * t["identity_ab"]
@@ -241,7 +245,8 @@ class CycleGAN(MultiPlayerModel):
 
         D runs once on [real, fake] when `stack_discriminator_calls` (class docstring).
         """
-        d_real, d_fake = call_on_each(discriminator, [real, fake], True, self.stack_discriminator_calls)
+        d_real, d_fake = (ops.cast(d, "float32") for d in
+                          call_on_each(discriminator, [real, fake], True, self.stack_discriminator_calls))
         return 0.5 * (ops.mean(ops.square(d_real - 1.0)) + ops.mean(ops.square(d_fake)))
 
     def gan_step(self, a, b, owner=None, extra_generator_loss=None):

@@ -13,17 +13,19 @@ import tensorflow as tf
 from keras import ops
 
 from keras_imbalance.applications.gamo import GAMO2PixDecoder, GAMOGenerator
+from keras_imbalance.callbacks import AlternatingPhases
 from keras_imbalance.layers.convex_generator import ConvexGenerator
 from keras_imbalance.distribute import replica_draws
-from keras_imbalance.models.base import MultiPlayerModel, deserialize_networks, serialize_networks
+from keras_imbalance.models.base import MultiPlayerModel, PhasedTrainFunctions, deserialize_networks, serialize_networks
 from keras_imbalance.models.convex_oversampling import ConvexOversamplerBase, find_layer
 from keras_imbalance.models.convex_oversampling import RefreshFeatureBank  # noqa: F401  (was defined here)
 
 _LOSSES = ("least_squares", "cross_entropy")
+_FEATURE_SCHEDULES = ("joint", "alternating")
 
 
 @keras.saving.register_keras_serializable(package="keras_imbalance")
-class GAMO(ConvexOversamplerBase):
+class GAMO(PhasedTrainFunctions, ConvexOversamplerBase):
     """GAMO (Mullick et al., ICCV 2019): adversarial convex oversampling inside the classifier's training.
 
     One `train_step` runs one minibatch of Algorithm 1 in the authors' code order:
@@ -48,10 +50,10 @@ class GAMO(ConvexOversamplerBase):
     - `"cross_entropy"` (eqs. 2-3): eq. 2 scores every output M_i as a
       one-vs-rest probability (log M_i for the true class, log(1 - M_j) for
       the others), i.e. a binary cross-entropy on each softmax output; D's
-      terms Q_i1, Q_i2 are the usual binary cross-entropy. G's terms use the
-      same targets as the least-squares variant (the non-saturating form:
-      G maximizes log(1 - M_i) of its own class and log M_j of the others, and
-      log D).
+      terms Q_i1, Q_i2 are the usual binary cross-entropy. G's terms are the
+      non-saturating form with target 1 - onehot(i): G maximizes
+      log(1 - M_i) of its own class, log M_j of the other scored outputs
+      (`majority_in_generator_target`) and log D.
 
     `discriminator=None` is the GAMO\\D ablation. Pixel space: M consumes the
     inputs as they are (images or flat vectors) and G combines stored inputs.
@@ -73,9 +75,20 @@ class GAMO(ConvexOversamplerBase):
             `loss_variant`, since `keras.Model` owns `self.loss` (the loss
             given to `compile`, None here, reset by every `compile`).
         label_noise: width of the U(0, noise) target smoothing for D (0.1).
-        majority_in_generator_target: False (paper, eq. 6): G's loss against
-            M covers the minority classes' outputs only; True (authors' code):
-            target 1 - onehot(i) on all C outputs, the majority's included.
+        majority_in_generator_target: which of M's outputs G's loss scores
+            (issue 19 readings). False (the default): the minority outputs
+            only, eq. 6's L_i7 + L_i8 (j in C \\ {i, c}), also used for the
+            cross-entropy variant. True: all C outputs, the majority's
+            included: eq. 2's reading for cross entropy (G's samples of
+            class i enter J_k4 through log(1 - M_k(G(z|i))) for every
+            k != i, the majority c among them) and the authors' code's
+            target 1 - onehot(i) for both variants.
+        feature_schedule: in feature space, how F is trained (issue 19
+            readings). "joint" (the default, the authors' code): F and M
+            step together on each real batch. "alternating" (Algorithm 1,
+            u = v = ceil(n/b)): F alone (M fixed, inference mode) for one
+            epoch of ceil(n/b) batches, then M, D and G (F fixed) for the
+            next, and so on; `fit` adds `callbacks.AlternatingPhases(1)`.
         seed: int or None, for the model's random draws.
 
     Call: x (B, *input_shape) -> logits (B, C).
@@ -111,12 +124,21 @@ class GAMO(ConvexOversamplerBase):
         loss="least_squares",
         label_noise=0.1,
         majority_in_generator_target=False,
+        feature_schedule="joint",
         seed=None,
         **kwargs,
     ):
         if loss not in _LOSSES:
             raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
+        if feature_schedule not in _FEATURE_SCHEDULES:
+            raise ValueError(f"feature_schedule must be one of {_FEATURE_SCHEDULES}, got {feature_schedule!r}")
+        if feature_schedule == "alternating" and feature_extractor is None:
+            raise ValueError("feature_schedule='alternating' alternates F's and M's training (Algorithm 1); "
+                             "it needs a feature_extractor (pixel space has no F)")
         super().__init__(classifier, feature_extractor, latent_dim, seed=seed, **kwargs)
+        self.feature_schedule = feature_schedule
+        self._traced_phase = 0
+        self._reset_phase_functions()
         self.majority_in_generator_target = bool(majority_in_generator_target)
         self.loss_variant = loss
         self.label_noise = float(label_noise)
@@ -139,8 +161,25 @@ class GAMO(ConvexOversamplerBase):
         line 4). Other keyword arguments (e.g. `metrics`) go to `keras.Model.compile`;
         metrics are computed on M's logits for the real batch.
         """
+        self._reset_phase_functions()
         self._compile_players(classifier_optimizer, discriminator_optimizer, generator_optimizer,
                               feature_extractor_optimizer, **kwargs)
+
+    def set_phase(self, phase):
+        """Algorithm 1 phase (`feature_schedule="alternating"`): 0 trains F alone, 1 trains M, D and G."""
+        if self.feature_schedule != "alternating":
+            raise ValueError("set_phase needs feature_schedule='alternating'; the joint schedule has one phase")
+        if int(phase) not in (0, 1):
+            raise ValueError(f"phase must be 0 (F) or 1 (M, D, G), got {phase!r}")
+        if int(phase) != self._traced_phase:
+            self._switch_train_function(int(phase))
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        callbacks = list(callbacks or [])
+        if self.feature_schedule == "alternating" and not any(isinstance(c, AlternatingPhases) for c in callbacks):
+            # u = v = ceil(n/b): one epoch of batches per phase, F's first (Algorithm 1 lines 2-5).
+            callbacks.insert(0, AlternatingPhases(1))
+        return super().fit(*args, callbacks=callbacks, **kwargs)
 
     def default_generator(self, counts):
         return GAMOGenerator(counts, self.sample_shape, latent_dim=self.latent_dim)
@@ -166,8 +205,8 @@ class GAMO(ConvexOversamplerBase):
     # Training ---------------------------------------------------------------
 
     def _class_loss(self, target, logits, columns=None):
-        """Mean over the batch and the (selected) outputs of the per-output loss."""
-        probs = ops.softmax(logits, axis=-1)
+        """Mean over the batch and the (selected) outputs of the per-output loss (float32, also for float16 logits)."""
+        probs = ops.softmax(ops.cast(logits, "float32"), axis=-1)
         if self.loss_variant == "least_squares":
             per_output = ops.square(probs - target)
         else:
@@ -177,15 +216,28 @@ class GAMO(ConvexOversamplerBase):
         return ops.mean(ops.sum(per_output * columns, axis=-1) / ops.sum(columns))
 
     def _adversarial_loss(self, target, logit):
+        target, logit = ops.cast(target, "float32"), ops.cast(logit, "float32")  # float32 under mixed precision
         if self.loss_variant == "least_squares":
             return ops.mean(ops.square(ops.sigmoid(logit) - target))
         return ops.mean(keras.losses.binary_crossentropy(target, logit, from_logits=True))
+
+    def _feature_step(self, x, y, onehot):
+        """Algorithm 1 line 4: F alone on the real batch, M fixed (inference mode, no step)."""
+        with tf.GradientTape() as tape:
+            logits = self.classifier(self.features(x, training=True), training=False)
+            loss = self._class_loss(onehot, logits)
+        self.apply_player_gradients("feature_extractor", tape, loss)
+        self.update_compiled_metrics(y, logits)
+        return self.metrics_result()
 
     def train_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         y = ops.cast(ops.reshape(y, (-1,)), "int32")
         batch = ops.shape(y)[0]
         onehot = ops.one_hot(y, self.num_classes)
+        alternating = self.feature_schedule == "alternating"
+        if alternating and self._traced_phase == 0:
+            return self._feature_step(x, y, onehot)
         classifier, discriminator, generator = self.classifier, self.discriminator, self.generator
         # Under tf.distribute every draw is made for the global batch and
         # sliced, so R replicas use the random numbers of one device.
@@ -193,7 +245,8 @@ class GAMO(ConvexOversamplerBase):
         sg = self.seed_generator
 
         # 1. M (and F) on the real batch, then D on it.
-        feats = ops.stop_gradient(self.train_classifier_on_real(x, y, lambda logits: self._class_loss(onehot, logits)))
+        feats = ops.stop_gradient(self.train_classifier_on_real(x, y, lambda logits: self._class_loss(onehot, logits),
+                                                                update_features=not alternating))
         if discriminator is not None:
             real_target = 1.0 - draw(lambda n: keras.random.uniform((n, 1), 0.0, self.label_noise, seed=sg))
             with tf.GradientTape() as tape:
@@ -241,6 +294,7 @@ class GAMO(ConvexOversamplerBase):
             "loss": self.loss_variant,
             "label_noise": self.label_noise,
             "majority_in_generator_target": self.majority_in_generator_target,
+            "feature_schedule": self.feature_schedule,
         }
 
 
@@ -331,8 +385,8 @@ class GAMO2Pix(MultiPlayerModel):
         with tf.GradientTape() as tape:
             total = 0.0
             for k, vae in enumerate(self.vaes):
-                mu, logvar = vae.mu_head(f)
-                recon = vae.decoder(mu + ops.exp(0.5 * logvar) * eps, training=True)
+                mu, logvar = (ops.cast(t, "float32") for t in vae.mu_head(f))  # float32 losses under mixed precision
+                recon = ops.cast(vae.decoder(mu + ops.exp(0.5 * logvar) * eps, training=True), "float32")
                 pixel = ops.sum(ops.reshape(ops.square(recon - x), (ops.shape(x)[0], -1)), axis=-1)
                 kl = -0.5 * ops.sum(1.0 + logvar - ops.square(mu) - ops.exp(logvar), axis=-1)
                 mask = ops.cast(ops.equal(y, k), "float32")
@@ -346,7 +400,7 @@ class GAMO2Pix(MultiPlayerModel):
         if not 0 <= k < self.num_classes:
             raise ValueError(f"class_id {class_id} out of range for {self.num_classes} classes")
         f = ops.reshape(ops.convert_to_tensor(features, "float32"), (len(features), -1))
-        mu, logvar = self.vaes[k].mu_head(f)
+        mu, logvar = (ops.cast(t, "float32") for t in self.vaes[k].mu_head(f))  # float32 under mixed precision
         eps = keras.random.normal(ops.shape(mu), seed=seed if seed is not None else self.seed_generator)
         return np.asarray(self.vaes[k].decoder(mu + ops.exp(0.5 * logvar) * eps, training=False))
 

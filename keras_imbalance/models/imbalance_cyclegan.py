@@ -29,11 +29,13 @@ from keras import ops
 
 from keras_imbalance.callbacks import AlternatingPhases
 from keras_imbalance.datasets.pairs import PairEpochs, pair_stream, unpack_pair
+from keras_imbalance.datasets.pipeline import to_dataset
 from keras_imbalance.datasets.validation import check_every_class_present, collect_batches, validated_xy
-from keras_imbalance.models.base import MultiPlayerModel, serialize_networks
+from keras_imbalance.models.base import MultiPlayerModel, PhasedTrainFunctions, serialize_networks
 from keras_imbalance.models.cyclegan import GAN_PLAYERS, PAPER_ADAM, CycleGAN, fixed_image_shape
 
 _MODES = ("aug", "alt")
+_STREAMS = ("pairs", "natural")
 
 
 def binary_only_error(num_classes):
@@ -46,7 +48,7 @@ def binary_only_error(num_classes):
 
 
 @keras.saving.register_keras_serializable(package="keras_imbalance")
-class ImbalanceCycleGAN(MultiPlayerModel):
+class ImbalanceCycleGAN(PhasedTrainFunctions, MultiPlayerModel):
     """ImbalanceCycleGAN (Sahoo et al. 2020): a classifier trained jointly with a CycleGAN (eqs. 4-7).
 
     Labels are 0/1; the majority class A is the one with more training
@@ -69,6 +71,20 @@ class ImbalanceCycleGAN(MultiPlayerModel):
     labelled majority, "to penalize the classifier much more when it
     misclassifies a minority class real image"; `majority_weight` overrides
     1/gamma. Each expectation is the mean over its half of the batch pair.
+
+    Readings of eq. 6's expectations (`stream`, issue 19; docs/results.md
+    "ImbalanceCycleGAN readings"):
+
+    - `"pairs"` (the default): the 1:1 (a, b) pair stream above, minority
+      cycled; each real b then weighs gamma times as much as a real a over
+      an epoch (gamma:1 for the minority, a log gamma shift of the decision
+      threshold), the paper's stated aim "to penalize ... much more".
+    - `"natural"`: eq. 6 as a per-sample loss over a natural-order epoch of
+      ceil(N / batch_size) shuffled (x, y) batches: a real a contributes
+      (1/gamma)(-log(1 - z(a))) - log z(G_AB(a)), a real b
+      -log z(b) + (1/gamma)(-log(1 - z(G_BA(b)))), mean over the batch; the
+      real images then weigh N_A / gamma = N_B each side (balanced). AUG
+      mode only (the CycleGAN phase of ALT trains on pairs).
 
     Modes (Sec. 3, Appendix A):
 
@@ -102,6 +118,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
             (called by `fit` on its data when unset).
         majority_weight: weight of L^A; None -> 1 / gamma.
         gan_classifier_weight: weight of L^A + L^B in the ALT CycleGAN phase (1).
+        stream: "pairs" (default) or "natural", the reading of eq. 6 above.
         seed: int or None.
 
     Call: x (B, H, W, C) -> classifier logits (B, 2). Multi-class data
@@ -113,10 +130,15 @@ class ImbalanceCycleGAN(MultiPlayerModel):
     default_adam = PAPER_ADAM  # the paper gives only the CycleGAN's; used for every player
 
     def __init__(self, classifier, cycle_gan, mode="aug", switch_every=5, class_counts=None, majority_weight=None,
-                 gan_classifier_weight=1.0, seed=None, **kwargs):
+                 gan_classifier_weight=1.0, stream="pairs", seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        if stream not in _STREAMS:
+            raise ValueError(f"stream must be one of {_STREAMS}, got {stream!r}")
+        if stream == "natural" and mode == "alt":
+            raise ValueError("stream='natural' is AUG mode only: the ALT CycleGAN phase trains on (a, b) pairs")
+        self.stream = stream
         if not isinstance(cycle_gan, CycleGAN):
             raise ValueError(f"cycle_gan must be a keras_imbalance.models.CycleGAN, got {type(cycle_gan).__name__}")
         if isinstance(switch_every, bool) or not isinstance(switch_every, (int, np.integer)) or switch_every < 1:
@@ -138,7 +160,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
             raise ValueError(f"the classifier takes {self.image_shape}, the CycleGAN translates {cycle_gan.image_shape}")
         self.alt_phase = keras.Variable(0, dtype="int32", trainable=False, name="alt_phase")
         self._traced_phase = 0
-        self._phase_train_functions = {}  # phase -> compiled train function, reset by compile
+        self._reset_phase_functions()
         self.class_counts = None
         if class_counts is not None:
             self.set_class_counts(class_counts)
@@ -160,7 +182,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         Other kwargs (e.g. `metrics`) go to `keras.Model.compile`; metrics see
         the classifier's logits on the real a and b of each batch.
         """
-        self._phase_train_functions = {}  # functions traced for the previous optimizers
+        self._reset_phase_functions()  # functions traced for the previous optimizers
         super().compile(optimizers={"classifier": classifier_optimizer, "generator_ab": generator_ab_optimizer,
                                     "generator_ba": generator_ba_optimizer,
                                     "discriminator_a": discriminator_a_optimizer,
@@ -223,26 +245,6 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         if int(phase) != self._traced_phase:
             self._switch_train_function(int(phase))
 
-    def _switch_train_function(self, phase):
-        """Make the train function the one of `phase`, tracing it only the first time.
-
-        The step is chosen in Python, one train function per phase: a
-        tf.cond around optimizer steps fails under tf.distribute (a
-        merge_call inside control flow). Both functions are kept until the
-        next `compile`, so a switch back reuses the traced graph instead of
-        retracing it at every switch (docs/performance.md measures the cost).
-        """
-        previous, self._traced_phase = self._traced_phase, phase
-        current = getattr(self, "train_function", None)
-        if current is None:
-            return  # not made yet: fit makes the function of the current phase
-        self._phase_train_functions[previous] = current
-        cached = self._phase_train_functions.get(phase)
-        if cached is not None:
-            self.train_function = cached
-        else:
-            self.make_train_function(force=True)
-
     def load_own_variables(self, store):
         super().load_own_variables(store)
         phase = int(np.asarray(self.alt_phase))  # the restored phase picks the step
@@ -264,6 +266,11 @@ class ImbalanceCycleGAN(MultiPlayerModel):
 
     # Training ------------------------------------------------------------------
 
+    def _class_log_probs(self, logits):
+        """(log P(majority), log P(minority)) of each row of the classifier's logits, float32."""
+        log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+        return log_p[:, self.majority_class], log_p[:, self.minority_class]
+
     def classifier_losses(self, a, b, fake_a, fake_b, training=True):
         """(L^A, L^B, logits of the real a, logits of the real b); images in the data range.
 
@@ -271,8 +278,7 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         """
         n_a, n_b = ops.shape(a)[0], ops.shape(b)[0]
         logits = self.classifier(ops.concatenate([a, fake_a, b, fake_b], axis=0), training=training)
-        log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-        log_major, log_minor = log_p[:, self.majority_class], log_p[:, self.minority_class]
+        log_major, log_minor = self._class_log_probs(logits)
         real_a, gen_a = -log_major[:n_a], -log_major[n_a : n_a + n_b]
         real_b, gen_b = -log_minor[n_a + n_b : n_a + 2 * n_b], -log_minor[n_a + 2 * n_b :]
         loss_a = ops.mean(real_a) + ops.mean(gen_a)
@@ -291,6 +297,32 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         self.update_compiled_metrics(y, ops.concatenate([logits_a, logits_b], axis=0))
         return ops.convert_to_tensor(0, "int32")
 
+    def natural_classifier_loss(self, x, y, training=True):
+        """(eq. 6 over a natural-order batch (`stream="natural"`), logits of x); x in the data range, y (B,) labels.
+
+        Per sample: a majority x gives (1/gamma)(-log(1 - z(x))) - log z(G_AB(x)),
+        a minority x gives -log z(x) + (1/gamma)(-log(1 - z(G_BA(x)))); the mean
+        over the batch. Both translations run on the whole batch (the frozen
+        CycleGAN, inference mode) and each sample keeps its own.
+        """
+        minor = ops.equal(ops.cast(ops.reshape(y, (-1,)), "int32"), self.minority_class)
+        n = ops.shape(x)[0]
+        translated = ops.where(ops.reshape(minor, (-1,) + (1,) * (len(self.image_shape))),
+                               ops.stop_gradient(self.cycle_gan.translate_ba(x)),
+                               ops.stop_gradient(self.cycle_gan.translate_ab(x)))
+        logits = self.classifier(ops.concatenate([x, translated], axis=0), training=training)
+        log_major, log_minor = self._class_log_probs(logits)
+        w = self.l_a_weight
+        real = ops.where(minor, -log_minor[:n], -w * log_major[:n])
+        generated = ops.where(minor, -w * log_major[n:], -log_minor[n:])
+        return ops.mean(real + generated), logits[:n]
+
+    def _natural_classifier_step(self, x, y):
+        with tf.GradientTape() as tape:
+            loss, logits = self.natural_classifier_loss(x, y, training=True)
+        self.apply_player_gradients("classifier", tape, loss)
+        self.update_compiled_metrics(y, logits)
+
     def _gan_step(self, a, b):
         gan = self.cycle_gan
 
@@ -305,6 +337,10 @@ class ImbalanceCycleGAN(MultiPlayerModel):
     def train_step(self, data):
         if self.class_counts is None:
             raise ValueError("ImbalanceCycleGAN has no class counts: call adapt(x, y) or pass class_counts")
+        if self.stream == "natural":
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+            self._natural_classifier_step(ops.cast(x, "float32"), y)
+            return self.metrics_result()
         a, b = unpack_pair(data)
         if self.mode == "aug" or self._traced_phase == 0:
             self._classifier_step(a, b)
@@ -317,7 +353,8 @@ class ImbalanceCycleGAN(MultiPlayerModel):
 
         The data is read into memory once, split by class into a (majority,
         minority) pair stream (`unpaired_dataset`, `batch_size` pairs per
-        step: the dataset's batch size, or 32 for arrays, when not given).
+        step: the dataset's batch size, or 32 for arrays, when not given);
+        with `stream="natural"`, shuffled (x, y) batches of `batch_size`.
         Class counts come from this data unless set before. In ALT mode an
         `AlternatingPhases(switch_every)` callback is added when absent.
         """
@@ -335,6 +372,10 @@ class ImbalanceCycleGAN(MultiPlayerModel):
         if len(a) == 0 or len(b) == 0:
             raise ValueError(f"both classes need samples; got {len(a)} majority and {len(b)} minority images")
         seed = shuffle_seed if shuffle_seed is not None else (self.seed or 0)
+        kwargs.setdefault("shuffle", False)  # both datasets below shuffle themselves
+        if self.stream == "natural":
+            data = to_dataset(x, y, batch_size or 32, seed=seed, num_classes=2)
+            return super().fit(data, epochs=epochs, callbacks=callbacks, **kwargs)
         # Epoch-seeded: a run resumed by BackupAndRestore sees the same pairs.
         pair_epochs = PairEpochs()
         pairs = pair_stream(a, b, batch_size or 32, seed=seed, epoch=pair_epochs.epoch)
@@ -343,12 +384,11 @@ class ImbalanceCycleGAN(MultiPlayerModel):
             callbacks.insert(0, AlternatingPhases(self.switch_every))
         if self.mode == "aug":
             self.alt_phase.assign(0)
-        kwargs.setdefault("shuffle", False)  # the pair dataset shuffles itself
         return super().fit(pairs, epochs=epochs, callbacks=callbacks, **kwargs)
 
     def epoch_steps(self, batch_size):
-        """Batches per epoch of `fit`: ceil(N_A / batch_size)."""
-        return math.ceil(max(self.class_counts) / batch_size)
+        """Batches per epoch of `fit`: ceil(N_A / batch_size), or ceil((N_A + N_B) / batch_size) for `stream="natural"`."""
+        return math.ceil((sum(self.class_counts) if self.stream == "natural" else max(self.class_counts)) / batch_size)
 
     # Serialization -------------------------------------------------------------
 
@@ -361,4 +401,5 @@ class ImbalanceCycleGAN(MultiPlayerModel):
             "class_counts": self.class_counts,
             "majority_weight": self.majority_weight,
             "gan_classifier_weight": self.gan_classifier_weight,
+            "stream": self.stream,
         }

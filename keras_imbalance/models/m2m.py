@@ -364,7 +364,8 @@ class M2m(MajorToMinorTranslation, MultiWorkerSafeFit, MethodModel):
         # the optimizer variables are then loaded from the `.keras` file).
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
-        if self.built:
+        # Once: a LossScaleOptimizer (mixed precision) adds its variables again at every build.
+        if self.built and not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
 
     def fit(self, *args, callbacks=None, **kwargs):

@@ -45,6 +45,19 @@ class _StageOneAutoencoder(MultiWorkerSafeFit, keras.Model):
     """
 
 
+# Readings of eq. 6 (see `PolarityGAN`'s Args).
+NEGATIVE_WEIGHTINGS = ("output", "target", "mixed", "unweighted")
+GENERATED_WEIGHTINGS = ("sampling", "weight")
+
+
+def check_readings(negative_weighting, generated_weighting):
+    """Raise a `ValueError` naming the argument unless both eq. 6 readings are known."""
+    if negative_weighting not in NEGATIVE_WEIGHTINGS:
+        raise ValueError(f"negative_weighting must be one of {NEGATIVE_WEIGHTINGS}, got {negative_weighting!r}")
+    if generated_weighting not in GENERATED_WEIGHTINGS:
+        raise ValueError(f"generated_weighting must be one of {GENERATED_WEIGHTINGS}, got {generated_weighting!r}")
+
+
 @keras.saving.register_keras_serializable(package="keras_imbalance")
 class PolarityGAN(ConvexOversamplerBase):
     """PolarityGAN: autoencoder-initialized convex generator vs a Wasserstein critic and the classifier.
@@ -99,14 +112,17 @@ class PolarityGAN(ConvexOversamplerBase):
     Readings of the paper (each tested):
 
     - Eq. 6 per sample (x, i), real or generated:
-      l = -log C_i(x) - sum_{j != i} (p_k - p_j) log(1 - C_j(x)), C = softmax
-      of the logits (a one-vs-rest cross-entropy on each output). The class
-      weights of the positive terms (p_i for real data, the deficit for
-      generated data) are realized by sampling (real batches come from the
-      data; generated labels are drawn proportional to the deficit, Alg. 1
-      line 6), not multiplied in again. G minimizes the negated generated
-      terms (the min over G of eq. 4); log C_i is computed from log-softmax,
-      so its gradient in the logits stays bounded.
+      l = -log C_i(x) - sum_{j != i} w_ij log(1 - C_j(x)), C = softmax of the
+      logits (a one-vs-rest cross-entropy on each output); the printed
+      equation is garbled, so the weights w_ij of the negative terms are the
+      option `negative_weighting` ("output", "target", "mixed", "unweighted", see
+      Args). The class weight of the real positive term (p_i) is realized by
+      sampling (real batches come from the data); that of the generated
+      positive term (eq. 6 prints p_i, read as the deficit p_k - p_i by which
+      Alg. 1 line 6 draws the generated labels) by `generated_weighting`. G minimizes the
+      negated generated terms (the min over G of eq. 4) on uniform labels,
+      unweighted (lines 9-10), under every option; log C_i is computed from
+      log-softmax, so its gradient in the logits stays bounded.
     - Eq. 5, the critic: D is class-conditional, D(x | i). Taken literally,
       the real term weighs class i by p_i and the generated term by
       p_k - p_i; with unequal masses per class a critic can raise its output
@@ -147,6 +163,27 @@ class PolarityGAN(ConvexOversamplerBase):
         gradient_penalty: lambda (10); stored as `gradient_penalty_weight`,
             since `gradient_penalty(...)` is the method computing the penalty.
         latent_ridge: relative ridge added to the class covariances (1e-3).
+        negative_weighting: eq. 6's weight w_ij of the negative term
+            log(1 - C_j(x)) of a sample of class i, d = p_k - p (the deficit).
+            "output" (default): w_ij = d_j, indexed by the output j, the
+            literal index of eq. 6's second line; the majority output gets 0,
+            so a false majority prediction is never penalized and at a point
+            shared by two classes the optimum leans to the majority.
+            "target": w_ij = d_i, the weight of the sample's true class (the
+            index eq. 6's fourth line attaches to G(z | j)); the negatives of
+            minority samples weigh most, so shared points lean to the minority.
+            "mixed": "output" on the real terms, "target" on the generated
+            terms, each line of eq. 6 read literally. "unweighted": w_ij = 1, the
+            plain one-vs-rest cross-entropy, with class balance left to the
+            generated samples alone.
+        generated_weighting: how C's generated terms get the deficit weight
+            q_i = d_i / sum(d). "sampling" (default, Alg. 1 line 6): labels
+            drawn with P(i) = q_i, each sample weight 1. "weight" (the weight
+            written in eq. 6): labels uniform over the M generated classes
+            and each generated sample's eq. 6 loss multiplied by M q_i. Both
+            have the same expected loss; they differ in variance and in how
+            many samples of the rarest classes a batch holds. The critic's
+            labels are deficit-drawn in both (eq. 5).
         seed: int or None.
 
     Call: x (B, *input_shape) -> logits (B, C).
@@ -175,9 +212,12 @@ class PolarityGAN(ConvexOversamplerBase):
         critic_steps=5,
         gradient_penalty=10.0,
         latent_ridge=1e-3,
+        negative_weighting="output",
+        generated_weighting="sampling",
         seed=None,
         **kwargs,
     ):
+        check_readings(negative_weighting, generated_weighting)
         if int(critic_steps) < 1:
             raise ValueError(f"critic_steps must be >= 1, got {critic_steps}")
         if float(gradient_penalty) < 0:
@@ -188,6 +228,8 @@ class PolarityGAN(ConvexOversamplerBase):
         self.critic_steps = int(critic_steps)
         self.gradient_penalty_weight = float(gradient_penalty)
         self.latent_ridge = float(latent_ridge)
+        self.negative_weighting = negative_weighting
+        self.generated_weighting = generated_weighting
         self.critic = critic if critic is not None else PolarityCritic(self.sample_shape, self.num_classes)
         self.penalty_tracker = keras.metrics.Mean(name="gradient_penalty")
         self._stage1 = _Stage1(encoder)
@@ -220,8 +262,10 @@ class PolarityGAN(ConvexOversamplerBase):
         return priors.max() - priors
 
     def _set_generator(self, generator):
-        # Eq. 6's weights p_k - p_j of the one-vs-rest negative terms.
-        self._negative_weights = super()._set_generator(generator).astype("float32")
+        # The deficit p_k - p_j (C,): eq. 6's weights, and q = deficit / sum for `generated_weighting="weight"`.
+        deficit = super()._set_generator(generator)
+        self._deficit = deficit.astype("float32")
+        self._uniform_weights = (len(self._minority) * deficit / deficit.sum()).astype("float32")
 
     def _check_input_shape(self, x):
         if tuple(x.shape[1:]) != self.input_sample_shape:
@@ -367,8 +411,39 @@ class PolarityGAN(ConvexOversamplerBase):
 
     # Losses -------------------------------------------------------------------
 
-    def classifier_loss(self, logits, labels):
-        """Eq. 6 per sample, batch mean: -log C_i - sum_{j != i} (p_k - p_j) log(1 - C_j)."""
+    def negative_weights(self, labels, generated=False):
+        """(B, C) weights w_ij of eq. 6's negative terms for samples of classes `labels` (`negative_weighting`)."""
+        reading = self.negative_weighting
+        if reading == "mixed":
+            reading = "target" if generated else "output"
+        deficit = ops.convert_to_tensor(self._deficit)
+        ones = ops.ones((ops.shape(labels)[0], self.num_classes))
+        if reading == "output":
+            return ones * deficit[None, :]
+        if reading == "target":
+            return ones * ops.take(deficit, labels)[:, None]
+        return ones
+
+    def generated_sample_weights(self, labels):
+        """(B,) weights of C's generated samples: M q_i under `generated_weighting="weight"`, else None."""
+        if self.generated_weighting != "weight":
+            return None
+        return ops.take(ops.convert_to_tensor(self._uniform_weights), labels)
+
+    def draw_generated_labels(self, n, seed=None):
+        """Labels of C's generated samples (Alg. 1 line 6): by the deficit, or uniform for `generated_weighting="weight"`."""
+        if self.generated_weighting != "weight":
+            return self.draw_fake_labels(n, seed=seed)
+        pick = keras.random.randint((n,), 0, len(self._minority), seed=seed if seed is not None else self.seed_generator)
+        return ops.take(ops.convert_to_tensor(self._minority), pick)
+
+    def classifier_loss(self, logits, labels, generated=False, sample_weight=None):
+        """Eq. 6 per sample, batch mean: -log C_i - sum_{j != i} w_ij log(1 - C_j) (`negative_weights`).
+
+        `generated`: the samples are G's (selects eq. 6's generated lines
+        under `negative_weighting="mixed"`). `sample_weight` (B,): per-sample
+        factors of the batch mean (`generated_sample_weights`), or None.
+        """
         logits = ops.cast(logits, "float32")
         labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
         onehot = ops.one_hot(labels, self.num_classes)
@@ -379,8 +454,12 @@ class PolarityGAN(ConvexOversamplerBase):
         log_others = ops.logsumexp(logits[:, None, :] - 1e9 * eye[None], axis=-1)
         log_1m_p = log_others - lse
         positive = -ops.sum(onehot * log_p, axis=-1)
-        negative = -ops.sum((1.0 - onehot) * self._negative_weights[None, :] * log_1m_p, axis=-1)
-        return ops.mean(positive + negative)
+        weights = self.negative_weights(labels, generated)
+        negative = -ops.sum((1.0 - onehot) * weights * log_1m_p, axis=-1)
+        losses = positive + negative
+        if sample_weight is not None:
+            losses = losses * ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+        return ops.mean(losses)
 
     def interpolate(self, real, fake, seed=None, alpha=None):
         """x_hat = a real + (1 - a) fake with a ~ U(0, 1) per sample; returns (x_hat, a (B,)).
@@ -400,7 +479,7 @@ class PolarityGAN(ConvexOversamplerBase):
         onehot = ops.convert_to_tensor(onehot, "float32")
         with tf.GradientTape() as tape:
             tape.watch(x_hat)
-            out = self.critic([x_hat, onehot], training=True)
+            out = ops.cast(self.critic([x_hat, onehot], training=True), "float32")
         grads = tape.gradient(out, x_hat)
         norms = ops.sqrt(ops.sum(ops.square(ops.reshape(grads, (ops.shape(grads)[0], -1))), axis=-1) + 1e-12)
         return ops.mean(ops.square(norms - 1.0))
@@ -409,8 +488,8 @@ class PolarityGAN(ConvexOversamplerBase):
         """(loss, penalty): mean D(fake | i) - mean D(real | i) + lambda GP, real and fake of the same classes."""
         onehot = ops.one_hot(ops.cast(ops.convert_to_tensor(labels), "int32"), self.num_classes)
         real, fake = ops.convert_to_tensor(real, "float32"), ops.convert_to_tensor(fake, "float32")
-        d_real = self.critic([real, onehot], training=True)
-        d_fake = self.critic([fake, onehot], training=True)
+        d_real = ops.cast(self.critic([real, onehot], training=True), "float32")  # float32 under mixed precision
+        d_fake = ops.cast(self.critic([fake, onehot], training=True), "float32")
         penalty = self.gradient_penalty(real, fake, onehot, seed=seed, alpha=alpha)
         return ops.mean(d_fake) - ops.mean(d_real) + self.gradient_penalty_weight * penalty, penalty
 
@@ -464,17 +543,19 @@ class PolarityGAN(ConvexOversamplerBase):
         # Lines 2 and 4: F and C on the real batch (eq. 6, real terms).
         self.train_classifier_on_real(x, y, lambda logits: self.classifier_loss(logits, y))
 
-        # Lines 5-7: deficit-proportional labels, C on generated samples.
-        fake_labels = draw(self.draw_fake_labels)
+        # Lines 5-7: deficit-proportional labels (or uniform ones with weights), C on generated samples.
+        fake_labels = draw(self.draw_generated_labels)
         eps = draw(lambda n: keras.random.normal((n, self.latent_dim), seed=sg))
         fakes = ops.stop_gradient(generator([eps, fake_labels], training=False))
         with tf.GradientTape() as tape:
-            loss_fake = self.classifier_loss(classifier(fakes, training=True), fake_labels)
+            loss_fake = self.classifier_loss(classifier(fakes, training=True), fake_labels, generated=True,
+                                             sample_weight=self.generated_sample_weights(fake_labels))
         self.apply_player_gradients("classifier", tape, loss_fake)
 
-        # The critic: several steps, real and generated samples of the same classes.
+        # The critic: several steps, real and generated samples of the same classes, labels by the deficit
+        # (so the first step reuses C's generated batch only when that one was drawn by the deficit).
         for step in range(self.critic_steps):
-            if step > 0:
+            if step > 0 or self.generated_weighting == "weight":
                 fake_labels = draw(self.draw_fake_labels)
                 eps = draw(lambda n: keras.random.normal((n, self.latent_dim), seed=sg))
                 fakes = ops.stop_gradient(generator([eps, fake_labels], training=False))
@@ -491,10 +572,11 @@ class PolarityGAN(ConvexOversamplerBase):
         g_onehot = ops.one_hot(g_labels, self.num_classes)
         eps = draw(lambda n: keras.random.normal((n, self.latent_dim), seed=sg))
         with tf.GradientTape() as tape:
-            loss_g_c = -self.classifier_loss(classifier(generator([eps, g_labels], training=True), training=False), g_labels)
+            loss_g_c = -self.classifier_loss(classifier(generator([eps, g_labels], training=True), training=False), g_labels,
+                                              generated=True)
         self.apply_player_gradients("generator", tape, loss_g_c)
         with tf.GradientTape() as tape:
-            loss_g_d = -ops.mean(critic([generator([eps, g_labels], training=True), g_onehot], training=False))
+            loss_g_d = -ops.mean(ops.cast(critic([generator([eps, g_labels], training=True), g_onehot], training=False), "float32"))
         self.apply_player_gradients("generator", tape, loss_g_d)
         return self.metrics_result()
 
@@ -510,4 +592,6 @@ class PolarityGAN(ConvexOversamplerBase):
             "critic_steps": self.critic_steps,
             "gradient_penalty": self.gradient_penalty_weight,
             "latent_ridge": self.latent_ridge,
+            "negative_weighting": self.negative_weighting,
+            "generated_weighting": self.generated_weighting,
         }

@@ -327,7 +327,7 @@ def toy_data(with_f):
     return x, y
 
 
-def build_gamo(variant, with_d, with_f, majority_in_target, label_noise, seed=3):
+def build_gamo(variant, with_d, with_f, majority_in_target, label_noise, seed=3, feature_schedule="joint"):
     """Adapted, compiled GAMO on tiny players with randomized weights; returns (model, players, G's log)."""
     g_log = Recorder()
     rng = np.random.default_rng(11)
@@ -345,7 +345,7 @@ def build_gamo(variant, with_d, with_f, majority_in_target, label_noise, seed=3)
         randomize(variables[name], rng)
     model = GAMO(players["M"], players.get("D"), feature_extractor=players.get("F"), generator=players["G"],
                  latent_dim=LATENT, loss=variant, label_noise=label_noise,
-                 majority_in_generator_target=majority_in_target, seed=seed)
+                 majority_in_generator_target=majority_in_target, feature_schedule=feature_schedule, seed=seed)
     x, y = toy_data(with_f)
     model.adapt(x, y)
     sgd = {k: keras.optimizers.SGD(learning_rate=v, momentum=0.0) for k, v in LR.items()}

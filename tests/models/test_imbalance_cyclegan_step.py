@@ -32,7 +32,7 @@ def _sgd():
     return keras.optimizers.SGD(learning_rate=LR, momentum=0.0)
 
 
-def _setup(mode, majority, batchnorm, pool_size=0):
+def _setup(mode, majority, batchnorm, pool_size=0, stream="pairs"):
     """(model, players, classifier, a, b, x, y): N majority and N minority images; class counts give gamma = 3.
 
     `fit(x, y, batch_size=N)` pairs the classes with a random order of its
@@ -47,7 +47,7 @@ def _setup(mode, majority, batchnorm, pool_size=0):
     # "Pre-trained" CycleGAN with optimizers of its own: the joint model must not step them.
     gan.compile(**{f"{n}_optimizer": _sgd() for n in ref.GAN_PLAYERS})
     counts = [12, 4] if majority == 0 else [4, 12]
-    model = ImbalanceCycleGAN(clf, gan, mode=mode, class_counts=counts, seed=0)
+    model = ImbalanceCycleGAN(clf, gan, mode=mode, class_counts=counts, stream=stream, seed=0)
     assert (model.majority_class, model.gamma) == (majority, GAMMA)
     model.compile(classifier_optimizer=_sgd(), **{f"{n}_optimizer": _sgd() for n in ref.GAN_PLAYERS},
                   run_eagerly=True)
@@ -181,3 +181,63 @@ def test_alt_cyclegan_phase_matches_eq_7_and_freezes_the_classifier(batchnorm, m
         assert int(getattr(gan, f"{name}_optimizer").iterations) == 0, name
     _assert_same(clf_before, _state(clf), "classifier (weights and moving statistics)")
     assert int(model.classifier_optimizer.iterations) == 0
+
+
+def _np_log_softmax(logits):
+    logits = np.asarray(logits, "float64")
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def _np_natural_eq6(real_logits, translated_logits, y, majority, gamma):
+    """Eq. 6 per sample over a natural-order batch, in NumPy: the mean over the batch of
+
+    a (y = majority): (1/gamma) * -log P(majority | a) - log P(minority | G_AB(a));
+    b (y = minority): -log P(minority | b) + (1/gamma) * -log P(majority | G_BA(b)).
+    """
+    minority = 1 - majority
+    lr, lt = _np_log_softmax(real_logits), _np_log_softmax(translated_logits)
+    is_b = np.asarray(y) == minority
+    real = np.where(is_b, -lr[:, minority], -lr[:, majority] / gamma)
+    translated = np.where(is_b, -lt[:, majority] / gamma, -lt[:, minority])
+    return float(np.mean(real + translated))
+
+
+def test_natural_stream_loss_is_eq_6_per_sample_over_the_batch():
+    """`stream="natural"`: eq. 6 with the real images weighted as in the data (1/gamma on every L^A term).
+
+    Checked against NumPy on a hand-made batch of 3 majority and 1 minority
+    images (the natural proportions of gamma = 3): the model's loss in
+    inference mode, then one SGD step of `fit` on that batch (the
+    `classifier_loss` log = the formula on the training-mode logits; only the
+    classifier steps). Over a natural epoch the real a's weigh N_A / gamma =
+    N_B, as the real b's do; the pair stream's value on the same images differs.
+    """
+    model, players, clf, a, b, _, _ = _setup("aug", 0, batchnorm=True, stream="natural")
+    x = np.concatenate([a[:3], b[:1]])
+    y = np.array([0, 0, 0, 1])
+    fake_a, fake_b = _translate(players, a[:3], b[:1])  # G_BA(b), G_AB(a)
+    translated = np.concatenate([fake_b, fake_a])  # each sample's own translation, in batch order
+    twin = ref.copy(clf)
+    logits = np.asarray(twin(tf.concat([x, translated], 0), training=False))
+    expected = _np_natural_eq6(logits[:4], logits[4:], y, 0, GAMMA)
+    loss, _ = model.natural_classifier_loss(tf.constant(x), tf.constant(y), training=False)
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+    # Not the pair stream's L^B + L^A / gamma on the same images (the other reading).
+    l_a, l_b, _, _ = model.classifier_losses(a[:3], b[:1], fake_a, fake_b, training=False)
+    assert abs(float(l_b + l_a / GAMMA) - expected) > 1e-3
+
+    train_logits = np.asarray(ref.copy(clf)(tf.concat([x, translated], 0), training=True))
+    frozen = {n: _state(getattr(model, n)) for n in ref.GAN_PLAYERS}
+    logs = model.fit(x, y, batch_size=4, epochs=1, verbose=0).history
+    np.testing.assert_allclose(logs["classifier_loss"][-1], _np_natural_eq6(train_logits[:4], train_logits[4:], y, 0, GAMMA),
+                               rtol=1e-5)
+    assert int(model.classifier_optimizer.iterations) == 1
+    for name in ref.GAN_PLAYERS:
+        _assert_same(frozen[name], _state(getattr(model, name)), name)
+    assert model.get_config()["stream"] == "natural" and model.epoch_steps(4) == 4  # ceil(16 / 4): N_A + N_B
+
+
+def test_natural_stream_is_aug_mode_only():
+    with pytest.raises(ValueError, match="AUG mode only"):
+        _setup("alt", 0, batchnorm=False, stream="natural")

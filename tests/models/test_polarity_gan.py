@@ -197,14 +197,16 @@ def test_uncertainty_report_and_recipe_on_long_tailed_digits():
     (x_train, y_train), (x_test, y_test) = datasets.load_digits()
     counts = datasets.long_tailed_counts(120, 10, 50)
     x, y = datasets.make_imbalanced(x_train, y_train, counts, seed=0)
-    recipe = recipes.get("polarity-gan", critic_steps=2)
+    recipe = recipes.get("polarity-gan", critic_steps=2, negative_weighting="target")
     assert recipe.split_epochs(10) == (2, 8) and recipe.split_epochs(1) == (1, 1)
+    assert recipe.get_config()["negative_weighting"] == "target" and recipe.get_config()["generated_weighting"] == "sampling"
 
     def backbone(shape, c):
         return applications.SmallCNN(shape, c, filters=(16, 32), dense_units=64)
 
     model = recipe.fit(backbone, x, y, epochs=10, batch_size=32, seed=0, optimizer=keras.optimizers.Adam(1e-3), num_classes=10)
     assert isinstance(model, PolarityGAN) and model.autoencoder_initialized
+    assert (model.negative_weighting, model.generated_weighting) == ("target", "sampling")  # the recipe's options reach the model
     report = metrics.classification_report(y_test, model.predict(x_test, verbose=0), 10)
     assert report["balanced_accuracy"] > 0.5, report["balanced_accuracy"]  # chance is 0.1
     grid, labels, value_range = recipe.sample_grid(model, 10, per_class=4)
@@ -214,6 +216,12 @@ def test_uncertainty_report_and_recipe_on_long_tailed_digits():
     for part in ("generated", "real"):
         assert set(result[part]) == {"least_confidence", "margin_of_confidence", "ratio_of_confidence", "entropy"}
         assert all(0.0 <= v <= 1.0 for v in result[part].values())
+    # compare's per-run report: generated vs real train vs real test of the generated classes
+    table = recipe.run_report(model, x, y, x_test, y_test, seed=0, per_class=10)["table"]
+    assert list(table) == ["generated", "real train", "real test", "generated - real train"]
+    for column, value in table["generated - real train"].items():
+        assert value == pytest.approx(table["generated"][column] - table["real train"][column])
+    assert table["real test"]["entropy"] == pytest.approx(result["real"]["entropy"], rel=1e-4)  # same samples, same C
 
 
 def test_bad_input_raises():
