@@ -38,7 +38,10 @@ def _tiny_compare(tmp_path, monkeypatch, methods=("erm", "gamo", "polarity-gan",
 
 
 def test_compare_trains_every_classifier_the_same_way(tmp_path, monkeypatch):
-    trained, results = _tiny_compare(tmp_path, monkeypatch)
+    # 8x8 digits are not augmented by default (compare.MIN_AUGMENTED_SIDE); an Augmentation given is applied to all.
+    from keras_imbalance import datasets
+
+    trained, results = _tiny_compare(tmp_path, monkeypatch, augment=datasets.Augmentation())
     opts = {m: _classifier_optimizer(model) for m, (_, model, _) in trained.items()}
     configs = {m: {k: v for k, v in o.get_config().items() if k != "name"} for m, o in opts.items()}
     assert {type(o).__name__ for o in opts.values()} == {"CoupledSGD"}
@@ -50,7 +53,7 @@ def test_compare_trains_every_classifier_the_same_way(tmp_path, monkeypatch):
     setup = results["setup"]["classifier_training"]
     assert setup["protocol"] == "shared" and setup["shared"]["optimizer"] == "sgd"
     assert setup["reference_baselines"] == {"gamo": "erm", "polarity-gan": "erm", "m2m": "drs"}
-    # Digits are grey 8 x 8 images: augmentation on by default, 1-pixel translation, no flips.
+    # Digits are grey 8 x 8 images: the given augmentation translates by 1 pixel, no flips.
     assert setup["augment"]["pad_pixels"] == 1 and setup["augment"]["flip"] is False and setup["select"] == "last"
     assert all(t.augment is not None for (_, _, t) in trained.values())
     report = open(os.path.join(tmp_path, "report.md")).read()
@@ -162,9 +165,14 @@ def test_paper_settings_refuse_another_classifier_optimizer(tmp_path):
                             log=lambda m: None)
     with pytest.raises(ValueError, match="select"):
         compare.run_compare(methods="erm", select="best", out=str(tmp_path), log=lambda m: None)
-    training = compare.classifier_training(recipes.get("gamo"), np.zeros((2, 8, 8, 3)), paper_settings=True)
+    training = compare.classifier_training(recipes.get("gamo"), np.zeros((2, 32, 32, 3)), paper_settings=True)
     assert training.augment.flip and training.get_config()["optimizer_class"] == "Adam"
     assert compare.classifier_training(recipes.get("erm"), np.zeros((2, 8, 8, 1)), augment=False).augment is None
+    # On by default from 16 x 16 (28x28 MNIST: yes; 8x8 digits: no), never for feature vectors.
+    assert compare.default_augmentation(np.zeros((2, 28, 28, 1))).pad_for((28, 28, 1)) >= 1
+    assert compare.default_augmentation(np.zeros((2, 16, 16, 1))) is not None
+    assert compare.default_augmentation(np.zeros((2, 15, 15, 1))) is None
+    assert compare.default_augmentation(np.zeros((2, 8, 8, 1))) is None and compare.default_augmentation(np.zeros((2, 64))) is None
 
 
 def test_auto_classifier_optimizer_follows_the_backbone():
