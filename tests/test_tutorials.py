@@ -9,9 +9,17 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TUTORIALS = sorted(glob.glob(os.path.join(ROOT, "docs", "tutorials", "*.py")))
+# The two longest (a comparison of several methods; a CycleGAN stage then the classifier): `make test-slow` runs them,
+# the default suite the others, which use the same models' fit, save and export paths.
+SLOW_TUTORIALS = ("choosing_a_method", "imbalance_cyclegan")
 
 
-@pytest.mark.parametrize("path", TUTORIALS, ids=[os.path.basename(p)[:-3] for p in TUTORIALS])
+def _tutorial_param(path):
+    name = os.path.basename(path)[:-3]
+    return pytest.param(path, id=name, marks=[pytest.mark.slow] if name in SLOW_TUTORIALS else [])
+
+
+@pytest.mark.parametrize("path", [_tutorial_param(p) for p in TUTORIALS])
 def test_tutorial_runs_in_fast_mode(path, tmp_path):
     env = {
         **os.environ,
