@@ -115,12 +115,11 @@ def _presets(args):
 
 def _load_model(path):
     """The model in the `.keras` file `path` (safe mode); CommandError naming the file when it does not load."""
-    import keras
-
     import keras_imbalance  # noqa: F401  (registers the model classes)
+    from keras_imbalance.model_files import load_keras_file
 
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        return load_keras_file(path, safe_mode=True)
     except Exception as error:  # zipfile.BadZipFile, ValueError, TypeError, ...: whatever Keras raises for a bad file
         raise CommandError(f"{path} does not load as a Keras model ({type(error).__name__}: {error})") from error
 
@@ -134,18 +133,12 @@ def _check_preset(presets, name, what):
 
 def _load_image_files(paths, shape):
     """The image files as raw uint8 pixels (B, H, W, C), resized to `shape`; the model scales them itself."""
-    import keras
-    import numpy as np
+    from keras_imbalance import datasets
 
-    h, w, c = shape
-    images = []
-    for p in paths:
-        try:
-            img = keras.utils.load_img(p, color_mode="grayscale" if c == 1 else "rgb", target_size=(h, w))
-        except (OSError, ValueError) as error:  # PIL.UnidentifiedImageError is an OSError: not an image Pillow reads
-            raise CommandError(f"{p} does not read as an image ({type(error).__name__}: {error})") from error
-        images.append(np.asarray(img, dtype=np.uint8).reshape(h, w, c))
-    return np.stack(images)
+    try:
+        return datasets.load_image_files(paths, shape, value_range=None)
+    except (OSError, ValueError) as error:  # the file is named in the message
+        raise CommandError(f"{error}") from error
 
 
 def _predict(args):

@@ -64,7 +64,7 @@ def test_compare_fit_export_predict(tmp_path, capsys):
     (tmp_path / "notes.png").write_text("not an image")
     assert cli.main(["predict", str(run / "model.keras"), images[0], str(tmp_path / "notes.png")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"keras-imbalance predict: error: {tmp_path / 'notes.png'} does not read as an image")
+    assert err.startswith(f"keras-imbalance predict: error: {tmp_path / 'notes.png'} is not a readable image")
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 

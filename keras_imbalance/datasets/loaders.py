@@ -349,7 +349,9 @@ def load_image_files(paths, image_shape, value_range=(0.0, 1.0)):
         paths: image file paths.
         image_shape: (H, W, C) with C = 1 (grayscale) or 3 (RGB); every image
             is converted and resized to it.
-        value_range: (low, high) the pixels 0..255 are mapped to linearly.
+        value_range: (low, high) the pixels 0..255 are mapped to linearly
+            (float32), or None for the raw pixels as uint8 (what a model that
+            carries its pixel range takes, `models.pixel_range`).
 
     Raises:
         FileNotFoundError: a path with no file ("no image file PATH").
@@ -369,8 +371,10 @@ def load_image_files(paths, image_shape, value_range=(0.0, 1.0)):
             img = keras.utils.load_img(path, color_mode="grayscale" if c == 1 else "rgb", target_size=(h, w))
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
             raise ValueError(f"{path} is not a readable image: {error}") from None
-        images.append(keras.utils.img_to_array(img) / 255.0)
+        images.append(np.asarray(img, dtype=np.uint8).reshape(h, w, c))
     if not images:
         raise ValueError("no image files given")
+    if value_range is None:
+        return np.stack(images)
     low, high = value_range
-    return (np.stack(images) * (high - low) + low).astype("float32")
+    return (np.stack(images) / 255.0 * (high - low) + low).astype("float32")

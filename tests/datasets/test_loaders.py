@@ -218,6 +218,8 @@ def test_load_image_files_the_predict_path(tmp_path):
     Image.fromarray(np.full((10, 12, 3), 255, "uint8")).save(good)  # white
     x = datasets.load_image_files([str(good)], (8, 8, 1), value_range=(-1.0, 1.0))
     assert x.shape == (1, 8, 8, 1) and x.dtype == np.float32 and np.allclose(x, 1.0)
+    raw = datasets.load_image_files([str(good)], (8, 8, 1), value_range=None)  # the raw pixels `predict` feeds
+    assert raw.dtype == np.uint8 and raw.shape == (1, 8, 8, 1) and np.all(raw == 255)
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
     with pytest.raises(ValueError, match=re.escape(str(text)) + " is not a readable image: not a PNG"):
