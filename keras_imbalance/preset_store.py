@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 
-import keras
+from keras_imbalance.model_files import load_keras_file
 
 METADATA = "metadata.json"
 _ENV_ROOT = "KERAS_IMBALANCE_PRESETS"
@@ -201,4 +201,4 @@ def load_verified(name, root=None, compile=True):
     keras_file = meta.get("keras_file", f"{name}.keras")
     if keras_file not in meta["files"]:
         raise PresetError(f"preset {name!r}: its model file {keras_file!r} is not in its manifest")
-    return keras.saving.load_model(confined_path(folder, keras_file, f"preset {name!r}"), compile=compile, safe_mode=True)
+    return load_keras_file(confined_path(folder, keras_file, f"preset {name!r}"), compile=compile, safe_mode=True)
