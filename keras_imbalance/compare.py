@@ -541,7 +541,7 @@ def run_compare(
     momentum 0.9, coupled L2 2e-4, warm-up + step decay) or "adam" (Adam
     1e-3, same schedule), with the same epochs and batch size; a method's
     own settings apply to its extra players only, so each method's row reads
-    against its `reference_baseline` (erm; ldam-drw for ldam-m2m), recorded
+    against its `reference_baseline` (erm; drs for m2m; ldam-drw for ldam-m2m), recorded
     in the set-up. `paper_settings=True` trains each classifier with its
     recipe's `paper_settings()` instead (e.g. GAMO's Adam 2e-4), as the
     papers did; the set-up records which was used.

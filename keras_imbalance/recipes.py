@@ -15,7 +15,7 @@ defaults it implements.
 Classifier training: `training` (a `baselines.ClassifierTraining`: the
 classifier's optimizer, LR schedule and augmentation) is what `compare`
 passes to every recipe, methods and baselines alike, so a method's row
-differs from its `reference_baseline` (erm; ldam-drw for ldam-m2m) by the
+differs from its `reference_baseline` (erm; drs for m2m; ldam-drw for ldam-m2m) by the
 method only. The method's own settings (`paper_settings()`, e.g. GAMO's
 Adam(2e-4, beta_1=0.5)) apply to its extra players, and to its classifier
 only when `training` is None (and `optimizer` None): the direct-use
