@@ -255,6 +255,9 @@ def build_parser():
     p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2],
                    help="Keras fit verbosity: 0 silent, 1 progress bars, 2 one line per epoch")
     p.add_argument("--no-plots", action="store_true", help="write no plots (default: plots are written)")
+    p.add_argument("--save-models", action="store_true",
+                   help="save each trained model to OUT/models/METHOD/seed_S.keras, taking raw uint8 pixels like "
+                        "`fit`'s model.keras (default: off, only the scores are kept)")
     p.add_argument("--fresh", action="store_true",
                    help="discard the runs already in --out (default: runs with the same settings are reused and "
                         "runs with other settings stop the command)")

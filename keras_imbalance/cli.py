@@ -32,7 +32,7 @@ def _compare(args):
         verbose=args.verbose, plots=not args.no_plots, fresh=args.fresh, log=lambda m: print(m, flush=True),
         classifier_optimizer=args.classifier_optimizer, paper_settings=args.paper_settings, augment=not args.no_augment,
         select=args.select, mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
-        tensorboard=args.tensorboard, classes=args.classes,
+        tensorboard=args.tensorboard, classes=args.classes, save_models=args.save_models,
     )
     _say(f"wrote {os.path.join(args.out, 'report.md')}, results.json and plots")
     return 0

@@ -526,6 +526,7 @@ def run_compare(
     jit_compile=False,
     tensorboard=None,
     classes=None,
+    save_models=False,
 ):
     """Train and score every method on the same split; write report.md, results.json, plots.
 
@@ -585,6 +586,14 @@ def run_compare(
     split with `select="best-val"`, else on the balanced test split; it is
     only displayed, never used to select or stop. A run reused from `out`
     writes nothing.
+
+    `save_models=True` saves each newly trained model to
+    `<out>/models/<method>/seed_<s>.keras`, carrying the pixel range of the
+    loaders, [0, 1] (`models.with_pixel_range`: raw uint8 pixels are scaled
+    inside), and records the path in the run file as `model_file`; a run
+    reused from `out` keeps the file it was saved with (none if it was
+    trained without). `saved_models/train_presets.py` builds the presets from
+    these files. Default False: nothing but the scores is kept.
 
     Returns the results dict written to `results.json`.
     """
@@ -696,6 +705,8 @@ def run_compare(
                                          training=trainings[m], mixed_precision=mixed_precision,
                                          jit_compile=jit_compile, callbacks=monitor)
             run["run_settings"] = settings
+            if save_models:
+                run["model_file"] = save_run_model(model, out, m, seed)
             if plots and m not in samples:
                 grid = recipes_[m].sample_grid(model, num_classes)
                 if grid is not None:
@@ -713,6 +724,22 @@ def run_compare(
         write_plots(results, runs, out, samples, counts)
     log(format_markdown(results, setup_lines=False))
     return results
+
+
+def save_run_model(model, out, method, seed):
+    """Save one comparison run's trained model as `<out>/models/<method>/seed_<seed>.keras`; returns the path.
+
+    The model is saved with the loaders' pixel range [0, 1]
+    (`models.with_pixel_range`; a baseline's plain classifier is wrapped in
+    a `PixelRangeClassifier`), so the file takes raw uint8 pixels as the
+    presets and `keras-imbalance predict` do. The path is relative to `out`.
+    """
+    from keras_imbalance.models import with_pixel_range
+
+    relative = os.path.join("models", method, f"seed_{seed}.keras")
+    os.makedirs(os.path.dirname(os.path.join(out, relative)), exist_ok=True)
+    with_pixel_range(model, (0.0, 1.0)).save(os.path.join(out, relative))
+    return relative
 
 
 def tensorboard_callbacks(log_dir, validation_data):

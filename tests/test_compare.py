@@ -6,7 +6,10 @@ import os
 import numpy as np
 import pytest
 
+import keras
+
 from keras_imbalance import compare
+from keras_imbalance import metrics
 from keras_imbalance import recipes
 from tests.test_tensorboard import _events
 
@@ -16,7 +19,7 @@ def test_compare_writes_report_results_and_plots_and_resumes(tmp_path):
     lines = []
     board = str(tmp_path / "tb")
     results = compare.run_compare(methods="erm,ts,gamo,m2m", seeds=[0], epochs=1, out=out, verbose=0, log=lines.append,
-                                  tensorboard=board)
+                                  tensorboard=board, save_models=True)
     for name in ("report.md", "results.json", "per_class_recall.png", "confusion_matrices.png", "samples_gamo.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     report = open(os.path.join(out, "report.md")).read()
@@ -39,6 +42,18 @@ def test_compare_writes_report_results_and_plots_and_resumes(tmp_path):
     image = _events(os.path.join(board, "gamo", "seed_0"))["samples"][0][1]
     assert image.ndim == 3 and image.shape[-1] == 1 and image.max() > image.min()
     assert "samples" not in _events(os.path.join(board, "erm", "seed_0"))  # a plain classifier has none
+    # save_models: each run's model, carrying [0, 1], scores what its run recorded (raw uint8 pixels too).
+    (_, _), (x_test, y_test), _, counts = compare.prepare_data(log=lambda m: None)
+    for m in ("erm", "gamo"):
+        run = saved["runs"][m][0]
+        assert run["model_file"] == os.path.join("models", m, "seed_0.keras")
+        model = keras.saving.load_model(os.path.join(out, run["model_file"]), safe_mode=True)
+        assert model.pixel_range == (0.0, 1.0)
+        report = metrics.classification_report(y_test, model.predict(x_test, verbose=0), 10, class_counts=counts)
+        assert report["balanced_accuracy"] == pytest.approx(run["report"]["balanced_accuracy"], abs=1e-9)
+        pixels = np.round(x_test * 255).astype(np.uint8)
+        assert (np.asarray(model.predict(pixels, verbose=0)).argmax(1) ==
+                np.asarray(model.predict(x_test, verbose=0)).argmax(1)).mean() > 0.98
 
     # An interrupted comparison: one run's file is gone; only that run trains again.
     os.remove(os.path.join(out, "runs", "ts", "seed_0.json"))

@@ -44,3 +44,18 @@ def test_bad_inputs():
         statistics.paired_difference([np.nan, 1], [1, 1])
     with pytest.raises(ValueError, match="no paired"):
         statistics.paired_difference([], [])
+
+
+@pytest.mark.parametrize("n", [2, 5, 9])
+def test_mean_interval_matches_scipy(n):
+    values = np.random.default_rng(n).uniform(0.6, 0.9, n)
+    m = statistics.mean_interval(values, confidence=0.95)
+    low, high = scipy_stats.t.interval(0.95, n - 1, loc=values.mean(), scale=scipy_stats.sem(values))
+    assert m["n"] == n and m["mean"] == pytest.approx(values.mean()) and m["std"] == pytest.approx(values.std(ddof=1))
+    assert (m["ci_low"], m["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    single = statistics.mean_interval([0.8])
+    assert single["mean"] == 0.8 and single["ci_low"] is None
+    with pytest.raises(ValueError, match="NaN"):
+        statistics.mean_interval([0.8, np.nan])
+    with pytest.raises(ValueError, match="no results"):
+        statistics.mean_interval([])

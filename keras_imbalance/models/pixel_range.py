@@ -156,7 +156,12 @@ def with_pixel_range(model, pixel_range=None):
     wrapped = PixelRangeClassifier(model, pixel_range, name=f"{model.name}_pixels")
     wrapped.build((None, *model.input_shape[1:]))
     if model.compiled:
-        wrapped.compile(optimizer=model.optimizer, loss=model.loss)
+        # A copy of the optimizer, built: sharing the classifier's instance saves its state once, under the
+        # classifier, and every load of the file then warned that the wrapper's optimizer variables were skipped.
+        # The classifier keeps its own optimizer and state; the wrapper's starts afresh.
+        optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
+        wrapped.compile(optimizer=optimizer, loss=model.loss)
+        optimizer.build(wrapped.trainable_variables)
     return wrapped
 
 

@@ -1,6 +1,8 @@
 """models.pixel_range: the range a model was trained in, carried by the model; uint8 input scaled inside it."""
 
 import keras
+import warnings
+
 import numpy as np
 import pytest
 
@@ -60,7 +62,11 @@ def test_with_pixel_range_wraps_a_plain_classifier_and_keeps_compile():
     plain.compile("adam", "mse")
     wrapped = with_pixel_range(plain, (-1, 1))
     assert isinstance(wrapped, PixelRangeClassifier) and wrapped.classifier is plain
-    assert wrapped.compiled and wrapped.optimizer is plain.optimizer
+    # Compiled with a built copy of the optimizer: the .keras file then holds both optimizers' variables and
+    # loads without Keras' "Skipping variable loading for optimizer" warning.
+    assert wrapped.compiled and type(wrapped.optimizer) is type(plain.optimizer)
+    assert wrapped.optimizer is not plain.optimizer and wrapped.optimizer.built
+    assert wrapped.optimizer.get_config()["learning_rate"] == plain.optimizer.get_config()["learning_rate"]
     assert with_pixel_range(wrapped) is wrapped and wrapped.pixel_range == (-1.0, 1.0)
     np.testing.assert_allclose(np.asarray(wrapped(PIXELS)), np.asarray(plain(PIXELS / 255.0 * 2 - 1)), atol=1e-6)
     # A plain model does not scale: raw pixels are scaled for it to the loaders' range.
@@ -68,3 +74,15 @@ def test_with_pixel_range_wraps_a_plain_classifier_and_keeps_compile():
     assert raw_pixel_input(wrapped, PIXELS) is PIXELS
     with pytest.raises(ValueError, match="not built"):
         with_pixel_range(keras.Sequential([keras.layers.Dense(2)]))
+
+
+def test_a_wrapped_trained_classifier_reloads_without_optimizer_warnings(tmp_path):
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    plain.compile("sgd", "mse")
+    plain.fit(np.ones((4, 3)), np.zeros((4, 2)), verbose=0)
+    path = str(tmp_path / "wrapped.keras")
+    with_pixel_range(plain, (0, 1)).save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reloaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(reloaded(np.ones((1, 3), "float32"))), np.asarray(plain(np.ones((1, 3)))), atol=1e-6)
