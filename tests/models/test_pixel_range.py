@@ -1,7 +1,7 @@
 """models.pixel_range: the range a model was trained in, carried by the model; uint8 input scaled inside it."""
 
-import keras
 import warnings
+import keras
 
 import numpy as np
 import pytest
