@@ -1,8 +1,8 @@
 """models.pixel_range: the range a model was trained in, carried by the model; uint8 input scaled inside it."""
 
 import warnings
-import keras
 
+import keras
 import numpy as np
 import pytest
 
