@@ -490,8 +490,8 @@ class XLACompile(keras.callbacks.Callback):
     Keras silently trains without XLA (a warning only) when a layer does not
     support it or TensorFlow op determinism is on; this callback raises a
     ValueError instead, so a run asked to use XLA never runs without it.
-    A recipe's inner fits without these callbacks (the CycleGAN pre-training
-    of ImbalanceCycleGAN, PolarityGAN's stage-1 autoencoder) are not reached.
+    The recipes pass it on to their inner fits too (the CycleGAN pre-training
+    of ImbalanceCycleGAN, PolarityGAN's stage-1 autoencoder).
     """
 
     def on_train_begin(self, logs=None):

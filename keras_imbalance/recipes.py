@@ -49,6 +49,7 @@ from keras_imbalance.baselines import register
 from keras_imbalance.baselines import registered_names
 from keras_imbalance.callbacks import DeferredResampling
 from keras_imbalance.callbacks import LinearLRDecay
+from keras_imbalance.callbacks import XLACompile
 from keras_imbalance.callbacks import scale_epoch
 from keras_imbalance.datasets.pipeline import to_dataset
 from keras_imbalance.datasets.validation import check_xy
@@ -107,6 +108,17 @@ def _fit_callbacks(recipe, training, epochs, fit_kwargs, player="classifier", nu
     recipe.selection_ = selection[0] if selection else None
     return (training.lr_callbacks(epochs, player=player) + training.augment_callbacks()
             + list(fit_kwargs.pop("callbacks", None) or []) + selection)
+
+
+def _inner_fit_callbacks(fit_kwargs):
+    """The callbacks of `fit_kwargs` that a recipe's inner fits (a pre-training stage) take too: `XLACompile`.
+
+    `compare --jit-compile` asks for XLA through a callback of the recipe's
+    fit; without this the CycleGAN pre-training of ImbalanceCycleGAN and
+    PolarityGAN's stage-1 autoencoder would run without it. The other
+    callbacks (schedules, TensorBoard, selection) are the classifier's.
+    """
+    return [cb for cb in fit_kwargs.get("callbacks") or [] if isinstance(cb, XLACompile)]
 
 
 def _fit_pipeline(recipe, model, data, epochs, verbose, callbacks, fit_kwargs):
@@ -461,7 +473,8 @@ class ImbalanceCycleGANRecipe(MethodRecipe):
         if gan_epochs > 0:
             constant = (gan_epochs + 1) // 2
             self.gan_history_ = cycle_gan.fit(a, b, batch_size=batch_size, epochs=gan_epochs, verbose=verbose,
-                                              shuffle_seed=int(seed), callbacks=[LinearLRDecay(constant, gan_epochs - constant)])
+                                              shuffle_seed=int(seed), callbacks=[LinearLRDecay(constant, gan_epochs - constant),
+                                                                                 *_inner_fit_callbacks(fit_kwargs)])
         keras.utils.set_random_seed(int(seed) + 1)
         model = ImbalanceCycleGAN(backbone_fn(shape, 2), cycle_gan, mode=self.mode, switch_every=self.switch_every,
                                   class_counts=counts, stream=self.stream, seed=int(seed))
@@ -574,7 +587,8 @@ class PolarityGANRecipe(MethodRecipe):
         ).adapt(x, y)
         model.compile(classifier_optimizer=training.make_optimizer())
         if stage1:
-            model.pretrain_autoencoder(epochs=stage1, batch_size=batch_size, verbose=verbose)
+            model.pretrain_autoencoder(epochs=stage1, batch_size=batch_size, verbose=verbose,
+                                       callbacks=_inner_fit_callbacks(fit_kwargs))
         callbacks = _fit_callbacks(self, training, stage2, fit_kwargs, num_classes=c)
         data = to_dataset(x, y, batch_size, seed=int(seed), num_classes=c, augment=training.augment)
         return _fit_pipeline(self, model, data, stage2, verbose, callbacks, fit_kwargs)

@@ -13,6 +13,7 @@ import pytest
 from keras_imbalance import applications
 from keras_imbalance import baselines
 from keras_imbalance import recipes
+from keras_imbalance.callbacks import XLACompile
 
 
 def _tiny_data():
@@ -85,3 +86,30 @@ def test_imbalance_cyclegan_natural_stream_and_best_validation_selection():
     assert selection.best_epoch == int(np.argmax(history)) and selection.score() == pytest.approx(selection.best_score)
     with pytest.raises(ValueError, match="AUG mode only"):
         recipes.get("imbalance-cyclegan-alt", stream="natural")
+
+
+class _SeenBy(XLACompile):
+    """An `XLACompile` that records which models it reached instead of compiling them (XLA tracing is slow on CPU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.models = []
+
+    def on_train_begin(self, logs=None):
+        self.models.append(self.model)
+
+
+def test_xla_reaches_the_inner_fits_of_polarity_gan_and_imbalance_cyclegan():
+    """`compare --jit-compile` asks through an `XLACompile` callback; the pre-training stages must get it too."""
+    x, y = _tiny_data()
+    seen = _SeenBy()
+    recipes.get("polarity-gan", latent_dim=4).fit(_dense_backbone, x, y, epochs=2, batch_size=16, callbacks=[seen],
+                                                  training=baselines.ClassifierTraining("adam"))
+    assert [m.name for m in seen.models] == ["polarity_autoencoder", "polarity_gan"], [m.name for m in seen.models]
+    pair = y < 2
+    seen = _SeenBy()
+    recipe = recipes.get("imbalance-cyclegan", gan_epochs=1, generator_filters=4, residual_blocks=0, discriminator_filters=4)
+    model = recipe.fit(_dense_backbone, x[pair], y[pair], epochs=1, batch_size=8, num_classes=2, callbacks=[seen],
+                       training=baselines.ClassifierTraining("sgd"))
+    assert seen.models == [model.cycle_gan, model]
+    assert recipes._inner_fit_callbacks({"callbacks": [keras.callbacks.History(), seen]}) == [seen]

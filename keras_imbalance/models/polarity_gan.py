@@ -288,7 +288,7 @@ class PolarityGAN(ConvexOversamplerBase):
         # np.asarray: float() of a MirroredVariable fails under tf.distribute.
         return self.generator is not None and float(np.asarray(self.convex_generator.initialized)) > 0
 
-    def pretrain_autoencoder(self, x=None, y=None, epochs=None, batch_size=32, optimizer=None, verbose=0):
+    def pretrain_autoencoder(self, x=None, y=None, epochs=None, batch_size=32, optimizer=None, verbose=0, callbacks=None):
         """Stage 1: train the autoencoder on all inputs, then initialize G from it (see the class docstring).
 
         Args:
@@ -298,6 +298,8 @@ class PolarityGAN(ConvexOversamplerBase):
             batch_size: autoencoder batch size.
             optimizer: default Adam(1e-3).
             verbose: passed to `fit`.
+            callbacks: Keras callbacks of the autoencoder's `fit` (e.g.
+                `callbacks.XLACompile`); default none.
 
         Returns:
             The autoencoder's `keras.callbacks.History`. Afterwards `encoder`
@@ -325,7 +327,8 @@ class PolarityGAN(ConvexOversamplerBase):
         inputs = keras.Input(self.input_sample_shape)
         autoencoder = _StageOneAutoencoder(inputs, decoder(encoder(inputs)), name="polarity_autoencoder")
         autoencoder.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), loss="mse")
-        history = autoencoder.fit(x, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=verbose)
+        history = autoencoder.fit(x, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=verbose,
+                                  callbacks=callbacks)
         self._stage1.history = history
 
         codes = np.asarray(encoder.predict(x, batch_size=256, verbose=0), "float64")
