@@ -34,8 +34,16 @@ GENERATE_SIGNATURE = "generate"
 
 
 def _classifier_of(model):
-    """A method model exports its classifier; a plain model exports itself."""
-    return getattr(model, "classifier", None) or model
+    """The images -> scores network a model serves: a method model's classifier, behind its feature extractor
+    when it classifies features (feature-space GAMO: M(F(x)), Sec. 3.3); a plain model itself."""
+    classifier = getattr(model, "classifier", None)
+    if classifier is None:
+        return model
+    extractor = getattr(model, "feature_extractor", None)
+    if extractor is None:
+        return classifier
+    images = keras.Input(tuple(extractor.input_shape[1:]))
+    return keras.Model(images, classifier(extractor(images)), name=f"{model.name}_on_images")
 
 
 def _image_shape(model, input_shape):
@@ -132,7 +140,13 @@ def export_for_serving(
     - `generate` (models with a `generator` player called as
       `generator([z, class_ids])` and a `latent_dim`, e.g. GAMO and
       PolarityGAN): inputs `class_ids` int32 (B,) and `seed` int32 scalar
-      (z ~ N(0, I) drawn statelessly from it); output `samples`.
+      (z ~ N(0, I) drawn statelessly from it); output `samples`. For
+      GAMO2Pix (`decode_samples`), `samples` are images: GAMO's feature
+      samples decoded by each class's VAE (z and the VAE noise both drawn
+      from `seed`); a GAMO2Pix, which has no classifier, serves it as its
+      `serving_default` too.
+    - A feature-space GAMO serves its classifier on images, M(F(x)), not
+      on features.
     - `translate_ab` / `translate_ba` (models with those methods, e.g.
       CycleGAN): input `images` float32; output `translated`. A model with
       translations and no `classifier` (a bare CycleGAN) serves
@@ -181,7 +195,8 @@ def export_for_serving(
     if not model.built:
         raise ValueError("the model is not built: call it on a batch (or fit it) before exporting")
     classifier = _classifier_of(model)
-    shape = _image_shape(classifier, input_shape)
+    image_sampler_only = callable(getattr(model, "decode_samples", None)) and getattr(model, "classifier", None) is None
+    shape = None if image_sampler_only else _image_shape(classifier, input_shape)  # a sampler takes no images
     archive = keras.export.ExportArchive()
     archive.track(model)
 
@@ -192,38 +207,23 @@ def export_for_serving(
         return {"probabilities": probabilities, "class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int64)}
 
     translators = [d for d in ("translate_ab", "translate_ba") if callable(getattr(model, d, None))]
-    # A pure translation model (CycleGAN) has no classifier: its default
-    # signature is the A -> B translation rather than a softmax over pixels.
-    translation_only = getattr(model, "classifier", None) is None and bool(translators)
-    if not translation_only:
+    image_sampler = callable(getattr(model, "decode_samples", None))
+    # A pure translation model (CycleGAN) or image sampler (GAMO2Pix) has no classifier: its default
+    # signature is the A -> B translation or the sampler rather than a softmax over pixels.
+    no_classifier = getattr(model, "classifier", None) is None
+    translation_only = no_classifier and bool(translators)
+    if not (translation_only or (no_classifier and image_sampler)):
         archive.add_endpoint(
             name=SERVING_SIGNATURE,
             fn=classify,
             input_signature=[tf.TensorSpec((None, *shape), tf.dtypes.as_dtype(input_dtype), name="images")],
         )
     generator, latent_dim = getattr(model, "generator", None), getattr(model, "latent_dim", None)
-    if generator is not None and latent_dim:
-        generated = generated_classes(model)
-        allowed = tf.constant(np.isin(np.arange(max(generated) + 1), generated))
-        refusal = f"class_ids must be classes the generator makes, {generated}"
+    if image_sampler and generator is not None:
+        _add_generate(archive, model, sampler=True, names=[GENERATE_SIGNATURE] + ([SERVING_SIGNATURE] if no_classifier else []))
+    elif generator is not None and latent_dim:
+        _add_generate(archive, model, sampler=False, names=[GENERATE_SIGNATURE])
 
-        # Stateless draws: the seed arrives as a tensor, and the same seed must
-        # give the same samples on every call. A class without a generator unit
-        # (the majority) or out of range is refused, as `model.sample` refuses
-        # it, instead of coming back as an all-zero image.
-        def generate(class_ids, seed):
-            inside = (class_ids >= 0) & (class_ids < tf.size(allowed, out_type=class_ids.dtype))
-            known = tf.gather(allowed, tf.clip_by_value(class_ids, 0, tf.size(allowed, out_type=class_ids.dtype) - 1))
-            check = tf.debugging.assert_equal(tf.reduce_all(inside & known), True, message=refusal)
-            with tf.control_dependencies([check]):
-                z = tf.random.stateless_normal((tf.shape(class_ids)[0], int(latent_dim)), seed=tf.stack([seed, 0]))
-            return {"samples": tf.cast(generator([z, class_ids], training=False), tf.float32)}
-
-        archive.add_endpoint(
-            name=GENERATE_SIGNATURE,
-            fn=generate,
-            input_signature=[tf.TensorSpec((None,), tf.int32, name="class_ids"), tf.TensorSpec((), tf.int32, name="seed")],
-        )
     def _translation(fn):
         # A closure, not a lambda with a default argument: tf.function would
         # take the default (a bound method) for an input it cannot encode.
@@ -249,6 +249,46 @@ def export_for_serving(
         shutil.rmtree(version_dir)
     os.replace(staging, version_dir)
     return version_dir
+
+
+def _add_generate(archive, model, sampler, names):
+    """The `generate` endpoint(s): (class_ids int32 (B,), seed int32) -> {"samples": float32}.
+
+    `sampler=False`: `generator([z, class_ids])` with z ~ N(0, I) of size
+    `model.latent_dim` (GAMO, PolarityGAN). `sampler=True`:
+    `model.decode_samples(z, class_ids, eps)` with z of size
+    `model.generator_latent_dim` and eps of size `model.latent_dim`
+    (GAMO2Pix's images). Stateless draws: the seed arrives as a tensor, and
+    the same seed must give the same samples on every call. A class without
+    a generator unit (the majority) or out of range is refused, as
+    `model.sample` refuses it, instead of coming back as an all-zero sample.
+    """
+    generated = generated_classes(model)
+    allowed = tf.constant(np.isin(np.arange(max(generated) + 1), generated))
+    refusal = f"class_ids must be classes the generator makes, {generated}"
+    z_dim = int(model.generator_latent_dim if sampler else model.latent_dim)
+
+    def make_generate():  # one function per endpoint name
+        def generate(class_ids, seed):
+            inside = (class_ids >= 0) & (class_ids < tf.size(allowed, out_type=class_ids.dtype))
+            known = tf.gather(allowed, tf.clip_by_value(class_ids, 0, tf.size(allowed, out_type=class_ids.dtype) - 1))
+            check = tf.debugging.assert_equal(tf.reduce_all(inside & known), True, message=refusal)
+            with tf.control_dependencies([check]):
+                batch = tf.shape(class_ids)[0]
+                z = tf.random.stateless_normal((batch, z_dim), seed=tf.stack([seed, 0]))
+            if sampler:
+                eps = tf.random.stateless_normal((batch, int(model.latent_dim)), seed=tf.stack([seed, 1]))
+                return {"samples": tf.cast(model.decode_samples(z, class_ids, eps), tf.float32)}
+            return {"samples": tf.cast(model.generator([z, class_ids], training=False), tf.float32)}
+
+        return generate
+
+    for name in names:
+        archive.add_endpoint(
+            name=name,
+            fn=make_generate(),
+            input_signature=[tf.TensorSpec((None,), tf.int32, name="class_ids"), tf.TensorSpec((), tf.int32, name="seed")],
+        )
 
 
 def write_models_config(models, path):

@@ -220,6 +220,43 @@ def test_gamo_exports_classifier_and_generate_signature(tmp_path):
     np.testing.assert_allclose(samples[2], x[y == 2][0], atol=1e-5)
 
 
+def test_feature_space_gamo_serves_its_classifier_on_images_and_gamo2pix_its_images(tmp_path):
+    """Feature-space GAMO: serving_default is M(F(x)) on images, not M on features. GAMO2Pix (no classifier): its
+    `generate` (and serving_default) gives images, GAMO's features decoded by each class's VAE."""
+    from keras_imbalance.models import GAMO, GAMO2Pix
+
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1, 2], [6, 3, 2])
+    x = rng.uniform(-1, 1, (len(y), 8, 8, 1)).astype("float32")
+    extractor = applications.GAMOFeatureExtractor((8, 8, 1), filters=4, feature_dim=6)
+    gamo = GAMO(applications.GAMOClassifier((6,), 3, hidden_units=(8,)), feature_extractor=extractor, latent_dim=4,
+                seed=0).adapt(x, y)
+    path = serving.export_for_serving(gamo, tmp_path / "gamo", input_dtype="float32")
+    served = tf.saved_model.load(path).signatures["serving_default"]
+    assert served.structured_input_signature[1]["images"].shape.as_list() == [None, 8, 8, 1]
+    probs = served(images=tf.constant(x))["probabilities"].numpy()
+    np.testing.assert_allclose(probs, tf.nn.softmax(np.asarray(gamo.predict(x, verbose=0))).numpy(), atol=1e-5)
+
+    pix = GAMO2Pix.from_gamo(gamo, latent_dim=3, filters=4, seed=0)
+    assert pix.generator_latent_dim == 4 and pix.latent_dim == 3 and pix.minority_classes == [1, 2]
+    path = serving.export_for_serving(pix, tmp_path / "pix")
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == {"serving_default", "generate"}
+    images = loaded.signatures["generate"](class_ids=tf.constant([1, 2, 2]), seed=tf.constant(5))["samples"].numpy()
+    assert images.shape == (3, 8, 8, 1) and images.dtype == np.float32
+    # The same computation in Python: z and eps drawn from the seed as the signature draws them.
+    z = tf.random.stateless_normal((3, 4), seed=[5, 0])
+    eps = tf.random.stateless_normal((3, 3), seed=[5, 1])
+    expected = np.asarray(pix.decode_samples(z, np.array([1, 2, 2]), eps))
+    np.testing.assert_allclose(images, expected, atol=1e-5)
+    # Sample i is decoded by the VAE of its own class.
+    feats = np.asarray(gamo.generator([z, tf.constant([1, 2, 2])], training=False))
+    mu, logvar = pix.vaes[2].mu_head(feats[2:3])
+    np.testing.assert_allclose(images[2:3], np.asarray(pix.vaes[2].decoder(mu + tf.exp(0.5 * logvar) * eps[2:3])), atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"classes the generator makes, \[1, 2\]"):
+        loaded.signatures["generate"](class_ids=tf.constant([0]), seed=tf.constant(0))
+
+
 def test_generate_signature_refuses_classes_without_a_generator(tmp_path):
     from keras_imbalance.models import GAMO
 

@@ -404,16 +404,52 @@ class GAMO2Pix(MultiPlayerModel):
         eps = keras.random.normal(ops.shape(mu), seed=seed if seed is not None else self.seed_generator)
         return np.asarray(self.vaes[k].decoder(mu + ops.exp(0.5 * logvar) * eps, training=False))
 
-    def generate_images(self, class_id, n, seed=None):
-        """n images of a minority class: GAMO feature samples decoded by that class's VAE."""
+    def _generator_layer(self):
         if self.generator is None:
             raise ValueError("GAMO2Pix has no generator; pass GAMO's generator (GAMO2Pix.from_gamo)")
-        layer = find_layer(self.generator, ConvexGenerator, role="generator")
+        return find_layer(self.generator, ConvexGenerator, role="generator")
+
+    @property
+    def generator_latent_dim(self):
+        """The size of GAMO's generator noise z (not `latent_dim`, the VAEs' code size)."""
+        return self._generator_layer().latent_dim
+
+    @property
+    def minority_classes(self):
+        """The classes GAMO's generator makes, so the classes `generate_images` takes."""
+        return list(self._generator_layer().minority_classes)
+
+    def decode_samples(self, z, class_ids, eps):
+        """GAMO samples as images, as tensors (traceable: the `generate` signature of `serving.export_for_serving`).
+
+        G([z, k]) (Sec. 3) gives a feature vector of class k, which class
+        k's VAE decodes from its sampled code mu + exp(logvar / 2) eps.
+
+        Args:
+            z: (B, generator_latent_dim) noise of GAMO's generator.
+            class_ids: (B,) int, classes in `minority_classes`.
+            eps: (B, latent_dim) noise of the VAEs' codes.
+
+        Returns:
+            (B, H, W, ch) images in [-1, 1], float32.
+        """
+        class_ids = ops.cast(ops.reshape(class_ids, (-1,)), "int32")
+        feats = self.generator([z, class_ids], training=False)
+        f = ops.reshape(feats, (ops.shape(feats)[0], -1))
+        decoded = []
+        for vae in self.vaes:  # every class's VAE, then each sample's own: C small decoders, one graph
+            mu, logvar = (ops.cast(t, "float32") for t in vae.mu_head(f))
+            decoded.append(ops.cast(vae.decoder(mu + ops.exp(0.5 * logvar) * eps, training=False), "float32"))
+        return tf.gather(ops.stack(decoded, axis=1), class_ids, batch_dims=1)
+
+    def generate_images(self, class_id, n, seed=None):
+        """n images of a minority class: GAMO feature samples decoded by that class's VAE, numpy (n, H, W, ch)."""
+        layer = self._generator_layer()
         if int(class_id) not in layer.minority_classes:
             raise ValueError(f"class {class_id} has no generator unit; minority classes are {layer.minority_classes}")
         z = keras.random.normal((int(n), layer.latent_dim), seed=seed if seed is not None else self.seed_generator)
-        feats = self.generator([z, ops.full((int(n),), int(class_id), dtype="int32")], training=False)
-        return self.decode(np.asarray(feats), class_id, seed=None if seed is None else seed + 1)
+        eps = keras.random.normal((int(n), self.latent_dim), seed=seed + 1 if seed is not None else self.seed_generator)
+        return np.asarray(self.decode_samples(z, ops.full((int(n),), int(class_id), dtype="int32"), eps))
 
     @classmethod
     def from_gamo(cls, gamo, **kwargs):
