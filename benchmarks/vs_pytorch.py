@@ -159,18 +159,41 @@ def keras_worker(cfg, conn):
                 "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)")}
     conn.send({"batch": (xb, yb), "pairs": (pair_a, pair_b), "class_counts": list(map(int, counts)),
                "params": params, "counts": counts_of, "versions": versions})
-    _serve(conn, runners)
+    _serve(conn, runners, profile=keras_profile)
 
 
-def _serve(conn, runners):
-    """Answers ("warmup", name, n) and ("time", name) until ("stop",)."""
+def keras_profile(run, steps):
+    """TensorFlow's profiler over `steps` steps: {op type: exclusive seconds per step} (`profile_step.op_breakdown`)."""
+    import tempfile
+
+    import tensorflow as tf
+    from profile_step import op_breakdown
+
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir, options=tf.profiler.experimental.ProfilerOptions(host_tracer_level=3))
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            run()
+        wall = (time.perf_counter() - t0) / steps
+        tf.profiler.experimental.stop()
+        per_type, _ = op_breakdown(logdir)
+    return {op: sec / steps for op, sec in per_type.items()}, wall
+
+
+def _serve(conn, runners, profile=None):
+    """Answers ("warmup", name, n), ("time", name) and ("profile", name, n) until ("stop",).
+
+    `profile(run, n)` -> ({op name: seconds per step}, wall seconds per step under the profiler).
+    """
     while True:
         msg = conn.recv()
         if msg[0] == "stop":
             conn.send(None)
             return
         run = runners[msg[1]]
-        if msg[0] == "warmup":
+        if msg[0] == "profile":
+            conn.send(profile(run, msg[2]))
+        elif msg[0] == "warmup":
             for _ in range(msg[2]):
                 run()
             conn.send(None)
@@ -229,7 +252,23 @@ def torch_worker(cfg, conn):
                                               "interop": torch.get_num_interop_threads(),
                                               "channels_last": bool(cfg["channels_last"]),
                                               "OMP_WAIT_POLICY": cfg["omp_wait_policy"]}})
-    _serve(conn, runners)
+    _serve(conn, runners, profile=torch_profile)
+
+
+def torch_profile(run, steps):
+    """torch.profiler over `steps` steps: {aten op: self CPU seconds per step}."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            run()
+        wall = (time.perf_counter() - t0) / steps
+    ops = {}
+    for event in prof.key_averages():
+        if event.self_cpu_time_total > 0:
+            ops[event.key] = ops.get(event.key, 0.0) + event.self_cpu_time_total * 1e-6 / steps
+    return ops, wall
 
 
 WORKERS = {"keras": keras_worker, "torch": torch_worker}
@@ -273,6 +312,10 @@ def main(argv=None):
                    help="OMP_WAIT_POLICY of the PyTorch process (passive: its threads sleep at barriers; "
                         "active spins, and is many times slower when other jobs share the cores)")
     p.add_argument("--attack-steps", type=int, default=10)
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="instead of timing: profile N steps of each step in both frameworks (TF profiler, "
+                        "torch.profiler) and print where the time goes, op by op and by kind of op")
+    p.add_argument("--top", type=int, default=15, help="ops listed per framework with --profile")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: ResNet-8, batch 8, 16x16 images, T=2, 2 repeats, 1 round")
     args = p.parse_args(argv)
@@ -304,6 +347,14 @@ def main(argv=None):
         for conn in workers.values():
             ask(conn, "warmup", name, args.warmup)
 
+    if args.profile:
+        for name in names:
+            profiles = {fw: ask(conn, "profile", name, args.profile) for fw, conn in workers.items()}
+            print_profile(name, profiles, args)
+        for conn in workers.values():
+            ask(conn, "stop")
+        return profiles
+
     results = []  # (round, name, keras times, torch times, load before, load after)
     for r in range(args.rounds):
         for name in names:
@@ -322,6 +373,52 @@ def main(argv=None):
         proc.join(timeout=30)
     print_table(results, kinfo, args)
     return results
+
+
+# Kinds of op, matched on the lower-cased op name of either framework (first match wins).
+OP_KINDS = (
+    ("convolution: forward, input and filter gradients, transposed", ("conv",)),
+    ("matmul / dense", ("matmul", "addmm", "aten::mm", "aten::bmm", "linear")),
+    ("normalization (batch / instance norm kernels)", ("batchnorm", "batch_norm", "instance_norm", "native_layer_norm")),
+    ("padding, slicing, gather and their gradients", ("pad", "slice", "gather", "segment", "index", "narrow", "select",
+                                                      "cat", "concat", "stack", "split", "crop", "transpose", "permute")),
+    ("optimizer updates", ("apply", "adam", "sgd", "foreach", "assignvariable", "assignsub", "assignadd")),
+    ("reductions", ("mean", "sum", "max", "min", "norm", "prod", "argmax")),
+)
+OTHER = "elementwise and everything else (activations, losses, copies, casts)"
+
+
+def op_kind(name):
+    lower = name.lower()
+    for kind, keys in OP_KINDS:
+        if any(k in lower for k in keys):
+            return kind
+    return OTHER
+
+
+def print_profile(name, profiles, args):
+    """Per framework: its wall time per step, op time, the top ops; then op time by kind side by side."""
+    print(f"\n## {name}: {args.profile} profiled steps per framework\n")
+    kinds = {}
+    for fw, (ops, wall) in profiles.items():
+        total = sum(ops.values())
+        print(f"{fw}: {wall * 1e3:.1f} ms per step under the profiler; op time {total * 1e3:.1f} ms per step "
+              f"(summed over threads)\n")
+        print(f"| {fw} op | kind | ms per step | % of op time |")
+        print("|---|---|---:|---:|")
+        for op, sec in sorted(ops.items(), key=lambda kv: -kv[1])[:args.top]:
+            print(f"| {op} | {op_kind(op).split(':')[0].split(' (')[0]} | {sec * 1e3:.2f} | {100 * sec / total:.1f} |")
+        print()
+        for op, sec in ops.items():
+            kinds.setdefault(op_kind(op), {}).setdefault(fw, 0.0)
+            kinds[op_kind(op)][fw] += sec
+    print("| kind of op | Keras ms | PyTorch ms | Keras / PyTorch |")
+    print("|---|---:|---:|---:|")
+    for kind in [k for k, _ in OP_KINDS] + [OTHER]:
+        k, t = kinds.get(kind, {}).get("keras", 0.0), kinds.get(kind, {}).get("torch", 0.0)
+        print(f"| {kind} | {k * 1e3:.1f} | {t * 1e3:.1f} | {k / t if t else float('nan'):.2f} |")
+    k_total, t_total = sum(profiles["keras"][0].values()), sum(profiles["torch"][0].values())
+    print(f"| all ops | {k_total * 1e3:.1f} | {t_total * 1e3:.1f} | {k_total / t_total:.2f} |")
 
 
 def print_table(results, kinfo, args):

