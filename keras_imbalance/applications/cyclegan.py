@@ -18,6 +18,7 @@ import keras
 from keras import layers
 
 from keras_imbalance.applications._utils import check_image_shape, check_num_classes, load_local_weights, output_dtype
+from keras_imbalance.layers.cropped_conv_transpose import CroppedConv2DTranspose
 from keras_imbalance.layers.instance_norm import InstanceNormalization
 from keras_imbalance.layers.reflection_padding import ReflectionPadding2D
 
@@ -41,10 +42,12 @@ def _upsample_conv(x, filters, name):
     """3x3 stride-2 transposed conv, (H, W) -> (2H, 2W), aligned like PyTorch's
     `ConvTranspose2d(k=3, stride=2, padding=1, output_padding=1)`: the full
     (2H + 1) output with its first row and column dropped. Keras's "same"
-    transposed conv keeps the first row instead (a one-pixel shift)."""
-    x = layers.Conv2DTranspose(filters, 3, strides=2, padding="valid", use_bias=True,
-                               kernel_initializer=_init(), name=f"{name}_conv")(x)
-    return layers.Cropping2D(((1, 0), (1, 0)), name=f"{name}_crop")(x)
+    transposed conv keeps the first row instead (a one-pixel shift). One
+    `CroppedConv2DTranspose`: the crop is the op's explicit padding (about 2x
+    faster forward and backward on CPU than the full output and a
+    `Cropping2D`; docs/performance.md)."""
+    return CroppedConv2DTranspose(filters, 3, strides=2, cropping=((1, 0), (1, 0)), use_bias=True,
+                                  kernel_initializer=_init(), name=f"{name}_conv")(x)
 
 
 def ResnetGenerator(
