@@ -7,6 +7,9 @@ tests call them with their own counts, shapes and names, and the model test
 case (`tests.harness.run_model_case`) copies the players it is given.
 """
 
+import importlib.util
+import os
+
 import numpy as np
 
 from keras_imbalance import applications
@@ -143,3 +146,12 @@ def cycle_gan(seed=0, **kwargs):
 
 def imbalance_cyclegan_classifier(shape=IMAGE_SHAPE):
     return applications.ImbalanceCycleGANClassifier(shape, 2, filters=4, num_layers=1, dense_units=(16, 8))
+
+
+def train_presets_script():
+    """`saved_models/train_presets.py` imported as a module (it is a script, not part of the package)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models", "train_presets.py")
+    spec = importlib.util.spec_from_file_location("train_presets", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,6 +1,5 @@
 """saved_models/train_presets.py: a preset from a comparison carries that comparison's seeds and statistics."""
 
-import importlib.util
 import json
 import os
 
@@ -9,15 +8,12 @@ import pytest
 
 import keras_imbalance as ki
 from keras_imbalance import statistics
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.fixtures import train_presets_script
 
 
 @pytest.fixture()
 def train_presets(monkeypatch):
-    spec = importlib.util.spec_from_file_location("train_presets", os.path.join(ROOT, "saved_models", "train_presets.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = train_presets_script()
     # A comparison small enough for the default suite: digits, 1 epoch, 2 seeds, two re-weighting baselines.
     monkeypatch.setattr(module, "COMPARISONS", {"tiny": {
         "dataset": "digits", "profile": "exp", "imbalance_ratio": 10.0, "test_per_class": 50, "seeds": 2,
