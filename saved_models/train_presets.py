@@ -3,6 +3,7 @@
     python saved_models/train_presets.py                 # every preset not yet present
     python saved_models/train_presets.py gamo-mnist-lt100 # one preset (and the comparison it comes from)
     python saved_models/train_presets.py --upgrade [NAME ...] # no training: see `upgrade`
+    python saved_models/train_presets.py --table          # the 28x28 presets as a Markdown table
 
 Two kinds of preset.
 
@@ -276,7 +277,37 @@ def upgrade(name):
           f"manifest rewritten", flush=True)
 
 
+def markdown_table(root=HERE):
+    """The 28x28 presets as a Markdown table (README, docs/results.md): scores, 5-seed interval, paired gain, size."""
+    lines = ["| preset | method | this model's balanced acc. / GM | balanced acc. over the 5 seeds, mean [95 % CI] "
+             "| paired difference vs its reference (balanced acc.) | size |", "|---|---|---|---|---|---:|"]
+    total = 0
+    for name in ki.presets.list_presets(root):
+        meta = ki.presets.metadata(name, root)
+        if "across_seeds" not in meta:
+            continue
+        across = meta["across_seeds"]["balanced_accuracy"]
+        rows = {row["reference"]: row for row in meta.get("paired_differences", [])}
+        # The reference the comparison reads the method against last: its trained-alike baseline or control.
+        reference = next((r for r in reversed(list(rows)) if r != meta["method"]), None)
+        if reference is None:
+            paired = "(reference)"
+        else:
+            d = rows[reference]["balanced_accuracy"]
+            paired = (f"vs {reference}: {d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], "
+                      f"{d['verdict']}")
+        total += meta["size_bytes"]
+        lines.append(f"| `{name}` | {meta['method']} | {meta['metrics']['balanced_accuracy']:.4f} / "
+                     f"{meta['metrics']['geometric_mean']:.4f} | {across['mean']:.4f} [{across['ci_low']:.4f}, "
+                     f"{across['ci_high']:.4f}] | {paired} | {meta['size_bytes'] / 2**20:.2f} MiB |")
+    lines.append(f"\nTotal size of these presets' model files: {total / 2**20:.2f} MiB.")
+    return "\n".join(lines)
+
+
 def main(argv):
+    if argv[:1] == ["--table"]:
+        print(markdown_table())
+        return
     if argv[:1] == ["--upgrade"]:
         for name in argv[1:] or ki.presets.list_presets(HERE):
             upgrade(name)

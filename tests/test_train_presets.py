@@ -54,6 +54,11 @@ def test_a_preset_is_seed_0_of_its_comparison_with_its_interval(train_presets, t
     with pytest.raises(FileExistsError, match="already exists"):
         train_presets.train_from_comparison("erm-tiny", "tiny", "erm", "erm", root=root, runs_root=runs)
     assert np.array_equal(ki.presets.test_split("erm-tiny", root)[1], y_test)
+    table = train_presets.markdown_table(root).splitlines()
+    best_row = next(line for line in table if line.startswith("| `best-tiny` |"))
+    d = meta["paired_differences"][0]["balanced_accuracy"]
+    assert f"vs erm: {d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], not shown (2 seeds < 5)" in best_row
+    assert "(reference)" in next(line for line in table if line.startswith("| `erm-tiny` |"))
 
 
 def test_test_split_refuses_an_unknown_loader(tmp_path, train_presets):
