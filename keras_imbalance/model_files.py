@@ -70,3 +70,33 @@ def load_keras_file(path, compile=True, safe_mode=True):
 
 
 __all__ = ["check_keras_file", "load_keras_file"]
+
+
+def _without_key(config, key):
+    if isinstance(config, dict):
+        return {k: _without_key(v, key) for k, v in config.items() if k != key}
+    if isinstance(config, list):
+        return [_without_key(v, key) for v in config]
+    return config
+
+
+def inference_copy(model):
+    """An uncompiled copy of `model` with the same weights: no optimizer, no optimizer state, nothing to train with.
+
+    For files meant for prediction and sampling (the presets in
+    `saved_models/`): a trained model's `.keras` file holds each compiled
+    optimizer's slots too (Adam: twice the weights, per player), which the
+    copy leaves out. Every "compile_config" in the serialized model (the
+    model's own and those of nested networks) is dropped before
+    deserializing, so no optimizer is rebuilt either. Compile the copy to
+    train it further.
+
+    Returns:
+        A built model of the same class whose `get_weights()` equal `model`'s.
+    """
+    config = _without_key(keras.saving.serialize_keras_object(model), "compile_config")
+    copy = keras.saving.deserialize_keras_object(config)
+    if not copy.built:
+        copy.build(model.input_shape)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -2,7 +2,9 @@
 
 Each preset is a folder `saved_models/<name>/` holding:
 
-- `<name>.keras`: the full model (all players and optimizer states), to
+- `<name>.keras`: the full model (all players; their optimizer states
+  unless the metadata says `"include_optimizer": false`, as for the 28x28
+  presets, which load uncompiled: compile them to train further), to
   continue training or to predict;
 - `<version>/`: the SavedModel written by `serving.export_for_serving`, to serve;
 - `metadata.json`: method, backbone, data set and imbalance profile, the
@@ -86,7 +88,7 @@ def load_generator(name, root=None):
     raise PresetError(f"preset {name!r} ({type(model).__name__}) has no generator")
 
 
-def save_preset(model, name, root, metadata_fields, export_version=1, value_range=None):
+def save_preset(model, name, root, metadata_fields, export_version=1, value_range=None, include_optimizer=True):
     """Write a preset folder: `.keras`, the SavedModel, and `metadata.json` with its manifest.
 
     The saved model carries its pixel range (`models.with_pixel_range`:
@@ -94,7 +96,10 @@ def save_preset(model, name, root, metadata_fields, export_version=1, value_rang
     classifier is saved wrapped in a `PixelRangeClassifier`), so the `.keras`
     file, the SavedModel and `keras-imbalance predict` take the same raw uint8
     pixels; the range is also recorded in the metadata as `pixel_range`.
-    Refuses to overwrite an existing preset folder. Returns the folder.
+    `include_optimizer=False` saves `model_files.inference_copy(model)`:
+    uncompiled, without optimizer states (a third of the file for one Adam
+    player; the 28x28 presets), recorded as `include_optimizer` in the
+    metadata. Refuses to overwrite an existing preset folder. Returns the folder.
     """
     from keras_imbalance import serving
     from keras_imbalance.models.pixel_range import with_pixel_range
@@ -103,10 +108,15 @@ def save_preset(model, name, root, metadata_fields, export_version=1, value_rang
     if os.path.exists(folder):
         raise FileExistsError(f"preset folder {folder} already exists; remove it first to replace the preset")
     model = with_pixel_range(model, value_range)
+    if not include_optimizer:
+        from keras_imbalance.model_files import inference_copy
+
+        model = inference_copy(model)
     os.makedirs(folder)
     keras_file = f"{name}.keras"
     model.save(os.path.join(folder, keras_file))
     serving.export_for_serving(model, folder, version=export_version)
     write_manifest(folder, {"name": name, **metadata_fields, "keras_file": keras_file,
-                            "serving_version": export_version, "pixel_range": list(model.pixel_range)})
+                            "serving_version": export_version, "pixel_range": list(model.pixel_range),
+                            "include_optimizer": bool(include_optimizer)})
     return folder

@@ -198,7 +198,8 @@ def export_for_serving(
     image_sampler_only = callable(getattr(model, "decode_samples", None)) and getattr(model, "classifier", None) is None
     shape = None if image_sampler_only else _image_shape(classifier, input_shape)  # a sampler takes no images
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # Not `archive.track(model)`: add_endpoint tracks the variables each endpoint uses, and tracking the model too
+    # stored every variable twice (as the Keras variable and as its tf.Variable): twice the SavedModel's size.
 
     def classify(images):
         x = scale_pixels(images, pixel_range)  # uint8 -> pixel_range; float32 as it is

@@ -195,7 +195,9 @@ def train_from_comparison(name, comparison, method, description, seed=0, root=HE
         **({"chosen_among": chosen_among} if chosen_among else {}),
         "keras_version": keras.__version__,
     }
-    folder = ki.presets.save_preset(model, name, root, meta)
+    # Without optimizer states: the presets are for prediction and sampling, and the states were two thirds of a
+    # file (Adam's two slots per weight); compile a loaded preset to train it further.
+    folder = ki.presets.save_preset(model, name, root, meta, include_optimizer=False)
     size = model_files_size(folder)
     write_manifest(folder, {**ki.presets.metadata(name, root), "size_bytes": size})
     print(f"[presets] wrote {folder} ({size / 2**20:.2f} MiB)", flush=True)
