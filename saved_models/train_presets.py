@@ -256,27 +256,49 @@ def upgrade(name):
     """Bring a shipped preset to the current format without retraining: its weights are not touched.
 
     Verifies the folder against its old manifest first (nothing tampered
-    with gets re-signed), re-saves the `.keras` file only if the model does
-    not carry its pixel range yet (a baseline's plain classifier, saved
-    before `PixelRangeClassifier` existed; a method model's old config
-    already loads with the default (0, 1), the range it was trained in),
-    then rewrites `metadata.json`: `pixel_range`, the saved `model_class`,
-    and a fresh manifest of every file.
+    with gets re-signed), then re-saves the model as an inference copy
+    carrying its pixel range (`models.with_pixel_range`: a baseline's plain
+    classifier saved before `PixelRangeClassifier` existed is wrapped; a
+    method model's old config already loads with the default (0, 1), the
+    range it was trained in; `model_files.inference_copy`: no optimizer
+    states) and exports its SavedModel again (each variable once), checks
+    that the re-saved weights and the served classes equal the shipped
+    ones, and rewrites `metadata.json`: `pixel_range`, the saved
+    `model_class`, `include_optimizer`, and a fresh manifest of every file.
     """
+    from keras_imbalance import serving
+    from keras_imbalance.model_files import inference_copy
+
     meta = ki.presets.verify(name, HERE)
     model = ki.presets.load(name, HERE)
+    x_test, _ = ki.presets.test_split(name, HERE)
+    expected = np.asarray(model.predict(x_test, verbose=0)).argmax(1)
     carried = with_pixel_range(model, meta.get("value_range", PIXEL_RANGE))
-    if carried is not model:
-        before = [w.copy() for w in model.get_weights()]
-        carried.save(os.path.join(HERE, name, meta["keras_file"]))
-        reloaded = keras.saving.load_model(os.path.join(HERE, name, meta["keras_file"]), safe_mode=True)
-        if not all(np.array_equal(a, b) for a, b in zip(before, reloaded.get_weights(), strict=True)):
-            raise RuntimeError(f"{name}: the re-saved weights differ from the shipped ones")
+    if meta.get("include_optimizer", True):
+        carried = inference_copy(carried)
+    folder = os.path.join(HERE, name)
+    before = [w.copy() for w in model.get_weights()]
+    carried.save(os.path.join(folder, meta["keras_file"]))
+    reloaded = keras.saving.load_model(os.path.join(folder, meta["keras_file"]), safe_mode=True)
+    if not all(np.array_equal(a, b) for a, b in zip(before, reloaded.get_weights(), strict=True)):
+        raise RuntimeError(f"{name}: the re-saved weights differ from the shipped ones")
+    version = meta["serving_version"]
+    serving.export_for_serving(reloaded, folder, version=version, overwrite=True)
+    import tensorflow as tf
+
+    served = tf.saved_model.load(os.path.join(folder, str(version))).signatures["serving_default"]
+    pixels = np.round(x_test * 255).astype(np.uint8)
+    if not np.array_equal(served(images=tf.constant(pixels))["class_id"].numpy(),
+                          np.asarray(reloaded.predict(pixels, verbose=0)).argmax(1)):
+        raise RuntimeError(f"{name}: the re-exported SavedModel disagrees with the .keras model")
+    if not np.array_equal(np.asarray(reloaded.predict(x_test, verbose=0)).argmax(1), expected):
+        raise RuntimeError(f"{name}: the re-saved model predicts other classes than the shipped one")
     meta = {k: v for k, v in meta.items() if k != "value_range"}  # renamed pixel_range, carried by the model
-    fields = {**meta, "pixel_range": list(carried.pixel_range), "model_class": type(carried).__name__}
-    write_manifest(os.path.join(HERE, name), fields)
-    print(f"[presets] {name}: {'re-saved as ' + type(carried).__name__ + ', ' if carried is not model else ''}"
-          f"manifest rewritten", flush=True)
+    fields = {**meta, "pixel_range": list(reloaded.pixel_range), "model_class": type(reloaded).__name__,
+              "include_optimizer": False}
+    write_manifest(folder, fields)
+    print(f"[presets] {name}: re-saved as an inference copy ({type(reloaded).__name__}), SavedModel re-exported, "
+          "manifest rewritten", flush=True)
 
 
 def markdown_table(root=HERE):

@@ -56,12 +56,12 @@ def test_preset_reproduces_its_recorded_metrics(name):
 
 
 def test_preset_sizes_stay_small():
-    # The repository carries every preset: each under 8 MiB (.keras and SavedModel), all of them under 40 MiB.
+    # The repository carries every preset: each under 10 MiB (.keras and SavedModel), all of them under 40 MiB.
     sizes = {}
     for name in NAMES:
         folder = os.path.join(presets.default_root(), name)
         sizes[name] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs)
-        assert sizes[name] < 8 * 2**20, f"{name} is {sizes[name] / 2**20:.1f} MiB"
+        assert sizes[name] < 10 * 2**20, f"{name} is {sizes[name] / 2**20:.1f} MiB"
     assert sum(sizes.values()) < 40 * 2**20, f"the presets take {sum(sizes.values()) / 2**20:.1f} MiB"
 
 
