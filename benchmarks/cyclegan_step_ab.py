@@ -25,6 +25,11 @@ one per input (before, `stack_generator_calls` and
 `stack_discriminator_calls` forced False); the padding and pool are the
 current ones in both.
 
+`--compare upsampling` instead times them with the generators' up-sampling
+layers built as a "valid" `Conv2DTranspose` and a `Cropping2D` (before)
+or as one `layers.CroppedConv2DTranspose` (after, session 5); the padding
+and pool are the current ones in both.
+
 `--alt-fit N` instead trains the `imbalance-cyclegan-alt` recipe (no
 pre-training, phase switch every epoch) for N epochs of batch 32 on the
 binary digits, once retracing at every switch (before) and once with the
@@ -33,6 +38,7 @@ kept functions (after), and prints the traces and the wall time of each fit.
 Usage:
     python benchmarks/cyclegan_step_ab.py [--backbone small_cnn|resnet32] [--repeats 20] [--batch-size 128]
     python benchmarks/cyclegan_step_ab.py --compare stacking [--backbone ...]
+    python benchmarks/cyclegan_step_ab.py --compare upsampling [--backbone ...]
     python benchmarks/cyclegan_step_ab.py --alt-fit 10
 """
 
@@ -52,10 +58,27 @@ from keras import ops  # noqa: E402
 
 from benchmarks.step_time import backbone_setup, binary_setup, build_model, make_runner, synthetic_iterator, timing_batch  # noqa: E402
 from keras_imbalance import applications, recipes  # noqa: E402
+from keras_imbalance.applications import cyclegan as cyclegan_networks  # noqa: E402
 from keras_imbalance.layers.reflection_padding import ReflectionPadding2D  # noqa: E402
 from keras_imbalance.models import ImageHistoryPool, ImbalanceCycleGAN  # noqa: E402
 
-CURRENT = {"pad": ReflectionPadding2D.call, "swap": ImageHistoryPool._swap}
+CURRENT = {"pad": ReflectionPadding2D.call, "swap": ImageHistoryPool._swap, "upsample": cyclegan_networks._upsample_conv}
+
+
+def upsample_before(x, filters, name):
+    """The up-sampling layer before session 5: the full "valid" transposed convolution, then the crop."""
+    x = keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="valid", use_bias=True,
+                                     kernel_initializer=cyclegan_networks._init(), name=f"{name}_conv")(x)
+    return keras.layers.Cropping2D(((1, 0), (1, 0)), name=f"{name}_crop")(x)
+
+
+def upsampling_runners(version, backbone_fn, data, batch_size):
+    """`runners_for` with the generators' up-sampling of `version`, every other layer the current one."""
+    cyclegan_networks._upsample_conv = upsample_before if version == "before" else CURRENT["upsample"]
+    try:
+        return runners_for("after", backbone_fn, data, batch_size)
+    finally:
+        cyclegan_networks._upsample_conv = CURRENT["upsample"]
 
 
 def pad_before(self, inputs):
@@ -175,7 +198,7 @@ def main():
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--alt-fit", type=int, default=0, metavar="EPOCHS")
-    p.add_argument("--compare", choices=("pad-pool", "stacking"), default="pad-pool")
+    p.add_argument("--compare", choices=("pad-pool", "stacking", "upsampling"), default="pad-pool")
     args = p.parse_args()
     if args.alt_fit:
         return alt_fit(args.alt_fit)
@@ -183,7 +206,7 @@ def main():
     data = binary_setup(args.backbone)
     runs = {}
     for version in ("before", "after"):
-        make = stacking_runners if args.compare == "stacking" else runners_for
+        make = {"stacking": stacking_runners, "upsampling": upsampling_runners}.get(args.compare, runners_for)
         runs.update({(name, version): run for name, run in make(version, backbone_fn, data, args.batch_size).items()})
     use("after")
     times = {key: [] for key in runs}
