@@ -12,10 +12,11 @@ import keras
 from keras import layers
 
 from keras_imbalance.applications._utils import check_image_shape, check_num_classes, load_local_weights, output_dtype
+from keras_imbalance.layers.fused_batch_norm import FusedBatchNormalization
 
 
 def _bn(x, name):
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)
+    return FusedBatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)
 
 
 def _conv(x, filters, kernel_size, strides, name):

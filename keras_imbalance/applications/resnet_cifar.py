@@ -14,6 +14,7 @@ from keras import layers
 
 from keras_imbalance.applications._utils import check_image_shape, check_num_classes, load_local_weights, output_dtype
 from keras_imbalance.layers.cosine_dense import CosineDense
+from keras_imbalance.layers.fused_batch_norm import FusedBatchNormalization
 from keras_imbalance.layers.shortcuts import SubsampleZeroPadShortcut
 
 # PyTorch's `kaiming_normal_` (fan-in, gain sqrt(2), untruncated); Keras's HeNormal is truncated.
@@ -40,7 +41,7 @@ def _conv3x3(x, filters, strides, name):
 
 def _bn(x, name):
     # PyTorch BatchNorm2d defaults: momentum 0.1 (Keras 0.9), epsilon 1e-5.
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)
+    return FusedBatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)
 
 
 def _basic_block(x, filters, strides, name):

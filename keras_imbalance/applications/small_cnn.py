@@ -8,6 +8,7 @@ import keras
 from keras import layers
 
 from keras_imbalance.applications._utils import dense_classifier_head
+from keras_imbalance.layers.fused_batch_norm import FusedBatchNormalization
 
 
 def SmallCNN(
@@ -43,7 +44,7 @@ def SmallCNN(
     x = inputs
     for i, f in enumerate(filters):
         x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{i + 1}")(x)
-        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"bn{i + 1}")(x)
+        x = FusedBatchNormalization(momentum=0.9, epsilon=1e-5, name=f"bn{i + 1}")(x)
         x = layers.ReLU(name=f"relu{i + 1}")(x)
         if i < len(filters) - 1:
             x = layers.MaxPooling2D(2, padding="same", name=f"pool{i + 1}")(x)

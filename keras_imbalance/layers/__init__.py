@@ -3,6 +3,7 @@
 from keras_imbalance.layers.convex_generator import ConvexGenerator
 from keras_imbalance.layers.cosine_dense import CosineDense
 from keras_imbalance.layers.cropped_conv_transpose import CroppedConv2DTranspose
+from keras_imbalance.layers.fused_batch_norm import FusedBatchNormalization
 from keras_imbalance.layers.instance_norm import InstanceNormalization
 from keras_imbalance.layers.logit_adjustment import LogitAdjustment
 from keras_imbalance.layers.logit_adjustment import logit_adjusted
