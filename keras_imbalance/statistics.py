@@ -21,6 +21,11 @@ from scipy import stats
 MIN_SEEDS = 5
 
 
+def _t_half_width(sd, n, confidence):
+    """Half-width t_{(1+c)/2, n-1} sd / sqrt(n) of the two-sided Student-t interval of a mean of n values."""
+    return float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * sd / math.sqrt(n)
+
+
 def paired_difference(values, reference, confidence=0.95):
     """Mean paired difference `values - reference` with its t confidence interval and p-value.
 
@@ -56,7 +61,7 @@ def paired_difference(values, reference, confidence=0.95):
     if sd == 0.0:
         result.update(ci_low=mean, ci_high=mean, p_value=0.0 if mean != 0.0 else 1.0)
         return result
-    half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * sd / math.sqrt(n)
+    half = _t_half_width(sd, n, confidence)
     t_value = mean / (sd / math.sqrt(n))
     result.update(ci_low=mean - half, ci_high=mean + half, p_value=float(2.0 * stats.t.sf(abs(t_value), n - 1)))
     return result
@@ -84,7 +89,7 @@ def mean_interval(values, confidence=0.95):
     result = {"n": n, "mean": mean, "std": None, "ci_low": None, "ci_high": None, "confidence": confidence}
     if n >= 2:
         sd = float(values.std(ddof=1))
-        half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * sd / math.sqrt(n)
+        half = _t_half_width(sd, n, confidence)
         result.update(std=sd, ci_low=mean - half, ci_high=mean + half)
     return result
 

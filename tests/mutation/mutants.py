@@ -72,8 +72,8 @@ MUTANTS = [
            ("tests/test_samplers.py::test_translation_sampler_follows_m2m_acceptance",)),
     # statistics.py / compare.py: what a comparison may claim.
     Mutant("stats-normal-interval", "keras_imbalance/statistics.py",
-           "half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1))",
-           "half = float(stats.norm.ppf(0.5 + confidence / 2.0))",
+           "return float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * sd / math.sqrt(n)",
+           "return float(stats.norm.ppf(0.5 + confidence / 2.0)) * sd / math.sqrt(n)",
            "the 95 % interval of a mean over a few seeds uses Student's t, not the normal quantile",
            ("tests/test_statistics.py",)),
     Mutant("stats-population-std", "keras_imbalance/statistics.py",
