@@ -42,6 +42,7 @@ import tensorflow as tf  # noqa: E402
 from benchmarks.step_time import backbone_setup, build_model, make_runner, synthetic_iterator, time_interleaved, timing_batch  # noqa: E402
 from keras_imbalance.applications import preact_resnet, resnet_cifar, small_cnn  # noqa: E402
 from keras_imbalance.layers.fused_batch_norm import FusedBatchNormalization  # noqa: E402
+from keras_imbalance.layers.instance_norm import InstanceNormalization  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # one small tf.function per timed layer: TF's retracing warning is expected here
 
@@ -99,11 +100,10 @@ def layer_runner(version, shape, batch_size):
 
 
 def instance_norm_runner(version, shape, batch_size):
-    """The CycleGAN networks' instance norm: `GroupNormalization(groups=-1)` ("before", the package's
-    `layers.InstanceNormalization`) or `instance_norm_by_fused_kernel` ("after", a candidate not adopted)."""
+    """The CycleGAN networks' instance norm: the package's `layers.InstanceNormalization` ("before", a
+    `GroupNormalization(groups=-1)`) or `instance_norm_by_fused_kernel` ("after", a candidate not adopted)."""
     if version == "before":
-        return _forward_backward_runner(
-            keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, center=False, scale=False), shape, batch_size)
+        return _forward_backward_runner(InstanceNormalization(), shape, batch_size)
     return _forward_backward_runner(instance_norm_by_fused_kernel, shape, batch_size)
 
 

@@ -195,8 +195,9 @@ def export_for_serving(
     if not model.built:
         raise ValueError("the model is not built: call it on a batch (or fit it) before exporting")
     classifier = _classifier_of(model)
-    image_sampler_only = callable(getattr(model, "decode_samples", None)) and getattr(model, "classifier", None) is None
-    shape = None if image_sampler_only else _image_shape(classifier, input_shape)  # a sampler takes no images
+    image_sampler = callable(getattr(model, "decode_samples", None))
+    no_classifier = getattr(model, "classifier", None) is None
+    shape = None if (image_sampler and no_classifier) else _image_shape(classifier, input_shape)  # a sampler takes no images
     archive = keras.export.ExportArchive()
     # Not `archive.track(model)`: add_endpoint tracks the variables each endpoint uses, and tracking the model too
     # stored every variable twice (as the Keras variable and as its tf.Variable): twice the SavedModel's size.
@@ -208,10 +209,8 @@ def export_for_serving(
         return {"probabilities": probabilities, "class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int64)}
 
     translators = [d for d in ("translate_ab", "translate_ba") if callable(getattr(model, d, None))]
-    image_sampler = callable(getattr(model, "decode_samples", None))
     # A pure translation model (CycleGAN) or image sampler (GAMO2Pix) has no classifier: its default
     # signature is the A -> B translation or the sampler rather than a softmax over pixels.
-    no_classifier = getattr(model, "classifier", None) is None
     translation_only = no_classifier and bool(translators)
     if not (translation_only or (no_classifier and image_sampler)):
         archive.add_endpoint(
