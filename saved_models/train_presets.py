@@ -43,6 +43,7 @@ import numpy as np
 import keras_imbalance as ki
 from keras_imbalance import compare
 from keras_imbalance import statistics
+from keras_imbalance.model_files import load_keras_file
 from keras_imbalance.models import with_pixel_range
 from keras_imbalance.preset_store import write_manifest
 
@@ -152,7 +153,7 @@ def train_from_comparison(name, comparison, method, description, seed=0, root=HE
     if "model_file" not in run:
         raise RuntimeError(f"{out}: the {method} run of seed {seed} was trained without --save-models; "
                            "retrain it (compare --fresh)")
-    model = keras.saving.load_model(os.path.join(out, run["model_file"]), safe_mode=True)
+    model = load_keras_file(os.path.join(out, run["model_file"]))
     setup = results["setup"]
     num_classes = len(setup["class_counts"])
     options = COMPARISONS[comparison]
@@ -279,7 +280,7 @@ def upgrade(name):
     folder = os.path.join(HERE, name)
     before = [w.copy() for w in model.get_weights()]
     carried.save(os.path.join(folder, meta["keras_file"]))
-    reloaded = keras.saving.load_model(os.path.join(folder, meta["keras_file"]), safe_mode=True)
+    reloaded = load_keras_file(os.path.join(folder, meta["keras_file"]))
     if not all(np.array_equal(a, b) for a, b in zip(before, reloaded.get_weights(), strict=True)):
         raise RuntimeError(f"{name}: the re-saved weights differ from the shipped ones")
     version = meta["serving_version"]
